@@ -1,0 +1,3 @@
+from prodsearch.cli import main
+
+main()

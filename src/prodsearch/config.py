@@ -1,0 +1,103 @@
+"""Settings from the environment (prefix ``PRODSEARCH_``) and an optional ``.env`` file.
+
+``DATABASE_URL`` is read without prefix too, as most tools expect it.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EncoderMode = Literal["exact", "bf16", "int8"]
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PRODSEARCH_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    home: Path = Field(
+        default=Path(".prodsearch"),
+        description="Database files (pg/), model cache (models/) and logs (logs/).",
+    )
+    database_url: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "PRODSEARCH_DATABASE_URL"),
+        description="External PostgreSQL with pgvector >= 0.8; unset = embedded server.",
+    )
+    model: str = Field(
+        default=DEFAULT_MODEL,
+        description="Bundled model name, or a local sentence-transformers model directory.",
+    )
+    mode: EncoderMode = Field(default="exact", description="Encoder precision: exact|bf16|int8.")
+    batch_size: int = Field(default=64, ge=1, le=4096, description="Texts per encoder batch.")
+    hnsw_m: int = Field(default=16, ge=2, le=100)
+    hnsw_ef_construction: int = Field(default=64, ge=4, le=1000)
+    ef_search: int = Field(default=40, ge=1, le=1000, description="hnsw.ef_search at query time.")
+    host: str = Field(default="127.0.0.1", description="API bind address.")
+    port: int = Field(default=8000, ge=1, le=65535, description="API port.")
+    api_key: SecretStr | None = Field(
+        default=None, description="When set, search endpoints require header X-API-Key."
+    )
+    text_fields: str = Field(
+        default="name,description",
+        description="Comma-separated source columns joined into the text that is embedded.",
+    )
+    max_chars: int = Field(default=2000, ge=16, description="Character cap on prepared text.")
+
+    @field_validator("database_url", "api_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def home_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def pg_dir(self) -> Path:
+        return self.home_dir / "pg"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home_dir / "models"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home_dir / "logs"
+
+    def masked(self) -> dict[str, Any]:
+        """Effective settings with secrets masked, for `prodsearch config`."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = _mask_url(value.get_secret_value()) if name == "database_url" else "****"
+            out[name] = str(value) if isinstance(value, Path) else value
+        out["home (resolved)"] = str(self.home_dir)
+        return out
+
+
+def _mask_url(url: str) -> str:
+    """Hide the password in a connection URL, keep the rest readable."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":****@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    return Settings()
