@@ -51,6 +51,18 @@ class Settings(BaseSettings):
         description="Comma-separated source columns joined into the text that is embedded.",
     )
     max_chars: int = Field(default=2000, ge=16, description="Character cap on prepared text.")
+    source_table: str = Field(
+        default="staging_marts.dim_product", description="Catalog table, schema-qualified."
+    )
+    source_id_column: str = Field(default="product_id", description="BIGINT id column.")
+    source_deleted: str = Field(
+        default="is_deleted",
+        description="Soft-delete predicate: COL, NOT COL, COL IS NULL, COL IS NOT NULL, or empty.",
+    )
+    filter_columns: str = Field(
+        default="category,brand,price,in_stock",
+        description="Source columns that search filters may use.",
+    )
 
     @field_validator("database_url", "api_key", mode="before")
     @classmethod

@@ -1,0 +1,1 @@
+"""The catalog: source table config, text preparation, demo generator, importers, stats."""
