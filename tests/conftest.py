@@ -88,3 +88,25 @@ def run_cli(
         timeout=timeout,
         input=input,
     )
+
+
+@pytest.fixture(scope="session")
+def models_dir(pg_root: Path) -> Path:
+    """One model cache (ONNX exports) for the whole session."""
+    return pg_root / "models"
+
+
+@pytest.fixture(scope="session")
+def encoders(models_dir: Path) -> dict[str, Any]:
+    """Real encoders, loaded once per session on first use."""
+    from prodsearch.embedding import load_encoder
+
+    cache: dict[str, Any] = {}
+
+    class Lazy(dict):  # type: ignore[type-arg]
+        def __missing__(self, mode: str) -> Any:
+            cache[mode] = load_encoder(mode, models_dir=models_dir)
+            self[mode] = cache[mode]
+            return cache[mode]
+
+    return Lazy()

@@ -23,6 +23,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The embedded PostgreSQL server.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+bench_app = typer.Typer(
+    help="Benchmarks that print figures and baseline ratios.", no_args_is_help=True
+)
+app.add_typer(bench_app, name="bench")
 catalog_app = typer.Typer(
     help="The product catalog: generate, import, stats.", no_args_is_help=True
 )
@@ -260,6 +264,53 @@ def catalog_import(
             out.print(f"  rejected rows with line numbers and reasons: {summary.rejects_path}")
     if not summary.balanced:  # a bug, never expected: say so loudly
         raise ProdsearchError("import counts do not add up; please report this")
+
+
+# ---------------------------------------------------------------- bench
+
+
+@bench_app.command("encode")
+def bench_encode(
+    texts: Annotated[int, typer.Option("--texts", min=64, help="Product texts to encode.")] = 2048,
+    modes: Annotated[str, typer.Option(help="Comma-separated modes.")] = "exact,bf16,int8",
+    rounds: Annotated[int, typer.Option(min=1, help="Timed rounds; medians reported.")] = 3,
+    recall_products: Annotated[
+        int, typer.Option(help="Also measure recall@10 vs exact on N products (0 = skip).")
+    ] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Encoder texts/s per mode vs sentence-transformers fp32 (batch 32), fidelity, latency."""
+    from prodsearch.bench import encode as bench
+
+    mode_list = [m.strip() for m in modes.split(",") if m.strip()]
+    log = (lambda msg: err.print(f"  {msg}", highlight=False)) if not as_json else (lambda _m: None)
+    result = bench.run(texts, mode_list, rounds, progress=log)
+    if recall_products:
+        result["recall"] = bench.recall_at_10(
+            recall_products, [m for m in mode_list if m != "exact"], progress=log
+        )
+    if as_json:
+        _print_json(result)
+        return
+    table = Table(
+        "method", "texts/s (median)", "ratio", "cos min", "cos mean", "query p50 ms",
+        "query p95 ms",
+        title=f"encode {result['texts']:,} product texts x {result['rounds']} rounds; "
+        f"{result['queries']} single queries",
+    )  # fmt: skip
+    for m in result["methods"]:
+        table.add_row(
+            m["method"], f"{m['texts_per_s']:.1f}", f"{m['ratio']:.2f}x", f"{m['cos_min']:.5f}",
+            f"{m['cos_mean']:.5f}", f"{m['query_p50_ms']:.2f}", f"{m['query_p95_ms']:.2f}",
+        )  # fmt: skip
+    out.print(table)
+    if "recall" in result:
+        rec = result["recall"]
+        for mode, r in rec["modes"].items():
+            out.print(
+                f"recall@10 vs exact, {rec['products']:,} products, {rec['queries']} queries — "
+                f"{mode}: {r['recall_at_10']:.4f} (worst query {r['min_query_recall']:.1f})"
+            )
 
 
 # ---------------------------------------------------------------- demo

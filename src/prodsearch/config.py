@@ -108,8 +108,19 @@ def _mask_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def quiet_model_libraries() -> None:
+    """Offline, and no download or loading progress bars from the model libraries."""
+    for key, value in {
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        "TRANSFORMERS_VERBOSITY": "error",
+        "TOKENIZERS_PARALLELISM": "true",
+    }.items():
+        os.environ.setdefault(key, value)
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    quiet_model_libraries()
     return Settings()

@@ -1,0 +1,132 @@
+"""``prodsearch bench encode``: encoder throughput, fidelity and latency vs the baseline.
+
+Baseline: sentence-transformers fp32, batch 32 — the original platform's encoder — on
+the same texts in the same run. Rounds interleave the baseline and every mode, so
+machine noise hits all alike; medians are reported.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from prodsearch.bench.queries import benchmark_queries
+from prodsearch.catalog.generate import COLUMNS, rows
+from prodsearch.catalog.text import prepare_text
+from prodsearch.embedding.encoder import MODES, load_encoder
+from prodsearch.embedding.model import resolve_model
+
+
+@dataclass
+class MethodResult:
+    name: str
+    rates: list[float] = field(default_factory=list)
+    cos_min: float | None = None
+    cos_mean: float | None = None
+    latency_ms: list[float] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return statistics.median(self.rates)
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.latency_ms, q)) if self.latency_ms else float("nan")
+
+
+def product_texts(n: int, seed: int = 2024) -> list[str]:
+    """``n`` distinct prepared product texts (duplicates removed, so no method gets free work)."""
+    unique = dict.fromkeys(
+        prepare_text(dict(zip(COLUMNS, r, strict=True))) for r in rows(int(n * 1.1) + 10, seed)
+    )
+    return list(unique)[:n]
+
+
+def _baseline() -> Callable[[Sequence[str]], np.ndarray]:
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(resolve_model().path), device="cpu")
+
+    def encode(texts: Sequence[str]) -> np.ndarray:
+        return np.asarray(model.encode(list(texts), batch_size=32, normalize_embeddings=True))
+
+    return encode
+
+
+def run(
+    n_texts: int = 2048,
+    modes: Sequence[str] = MODES,
+    rounds: int = 3,
+    n_queries: int = 200,
+    progress: Callable[[str], None] = lambda _msg: None,
+) -> dict[str, Any]:
+    texts = product_texts(n_texts)
+    queries = benchmark_queries()[:n_queries]
+    encoders: dict[str, Callable[[Sequence[str]], np.ndarray]] = {"baseline": _baseline()}
+    for mode in modes:
+        encoders[mode] = load_encoder(mode).encode
+    results = {name: MethodResult(name) for name in encoders}
+    vectors: dict[str, np.ndarray] = {}
+    for encode in encoders.values():  # warm-up: first calls allocate
+        encode(texts[:64])
+    for rnd in range(rounds):
+        for name, encode in encoders.items():
+            started = time.perf_counter()
+            vectors[name] = encode(texts)
+            results[name].rates.append(len(texts) / (time.perf_counter() - started))
+            progress(f"round {rnd + 1}/{rounds} {name}: {results[name].rates[-1]:.1f} texts/s")
+    for name, encode in encoders.items():
+        cos = np.sum(vectors[name] * vectors["baseline"], axis=1)
+        results[name].cos_min, results[name].cos_mean = float(cos.min()), float(cos.mean())
+        for q in queries:
+            started = time.perf_counter()
+            encode([q])
+            results[name].latency_ms.append((time.perf_counter() - started) * 1000)
+    base = results["baseline"].rate
+    tokens = [len(t.split()) for t in texts]
+    return {
+        "texts": len(texts),
+        "mean_words": round(float(np.mean(tokens)), 1),
+        "rounds": rounds,
+        "queries": len(queries),
+        "methods": [
+            {
+                "method": r.name,
+                "texts_per_s": round(r.rate, 1),
+                "all_rates": [round(x, 1) for x in r.rates],
+                "ratio": round(r.rate / base, 2),
+                "cos_min": round(r.cos_min or 0, 5),
+                "cos_mean": round(r.cos_mean or 0, 5),
+                "query_p50_ms": round(r.percentile(50), 2),
+                "query_p95_ms": round(r.percentile(95), 2),
+            }
+            for r in results.values()
+        ],
+    }
+
+
+def recall_at_10(
+    n_products: int = 10_000,
+    modes: Sequence[str] = ("bf16", "int8"),
+    progress: Callable[[str], None] = lambda _msg: None,
+) -> dict[str, Any]:
+    """Neighbour agreement: top-10 products per query in each mode vs exact mode."""
+    texts = product_texts(n_products, seed=10_000)
+    queries = benchmark_queries()
+    exact = load_encoder("exact")
+    progress(f"exact: encoding {len(texts):,} products")
+    ref_docs, ref_q = exact.encode(texts), exact.encode(queries)
+    ref_top = np.argsort(-(ref_q @ ref_docs.T), axis=1)[:, :10]
+    out: dict[str, Any] = {"products": len(texts), "queries": len(queries), "modes": {}}
+    for mode in modes:
+        enc = load_encoder(mode)
+        progress(f"{mode}: encoding {len(texts):,} products")
+        top = np.argsort(-(enc.encode(queries) @ enc.encode(texts).T), axis=1)[:, :10]
+        hits = [len(set(a) & set(b)) / 10 for a, b in zip(top, ref_top, strict=True)]
+        out["modes"][mode] = {"recall_at_10": round(float(np.mean(hits)), 4),
+                              "min_query_recall": round(float(np.min(hits)), 2)}  # fmt: skip
+    return out

@@ -1,0 +1,196 @@
+"""The encoder: one ``encode()`` contract over three precision modes.
+
+===========  =========================================  ===============================
+mode         backend                                    fidelity to sentence-transformers
+===========  =========================================  ===============================
+``exact``    ONNX Runtime, fp32                         identical (cosine ≥ 0.9999)
+``bf16``     PyTorch, bfloat16 weights and activations  cosine ≥ 0.995
+``int8``     ONNX Runtime, dynamic per-channel int8     mean cosine ≥ 0.985
+===========  =========================================  ===============================
+
+``encode(texts)`` returns float32 ``(n, dim)`` rows, L2-normalised, in input order.
+Identical texts are encoded once. Texts are tokenised (truncated at ``max_tokens``,
+256 for all-MiniLM-L6-v2), sorted by token length and batched under a token budget, so
+batches carry almost no padding. Inference runs on all cores and releases the GIL, so
+I/O threads keep working meanwhile. An empty text is an error (text preparation never
+produces one).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from prodsearch.config import EncoderMode, get_settings
+from prodsearch.embedding.model import ModelSource, resolve_model
+
+MODES: tuple[str, ...] = ("exact", "bf16", "int8")
+# Tokens per batch (batch size x padded length), measured best per backend on 2 cores.
+TOKEN_BUDGET = {"exact": 2048, "bf16": 4096, "int8": 1024}
+
+
+def cpu_threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class Backend(Protocol):
+    def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        """Pooled, un-normalised embeddings for one padded batch."""
+        ...
+
+
+class OnnxBackend:
+    def __init__(self, path: Path, threads: int) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        out = self.session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})
+        return np.asarray(out[0], dtype=np.float32)
+
+
+class TorchBf16Backend:
+    def __init__(self, source: ModelSource, threads: int) -> None:
+        import torch
+        from transformers import AutoModel
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        torch.set_num_threads(threads)
+        self.torch = torch
+        self.pooling = source.pooling
+        self.model = AutoModel.from_pretrained(str(source.path), dtype=torch.bfloat16).eval()
+
+    def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        torch = self.torch
+        with torch.inference_mode():
+            ids = torch.from_numpy(input_ids)
+            mask = torch.from_numpy(attention_mask)
+            hidden = self.model(
+                input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids)
+            ).last_hidden_state.float()
+            if self.pooling == "cls":
+                return hidden[:, 0].numpy()
+            weights = mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+            return pooled.numpy()
+
+
+@dataclass
+class Encoder:
+    """Text → L2-normalised float32 vectors. Build with :func:`load_encoder`."""
+
+    model_name: str
+    mode: str
+    dim: int
+    max_tokens: int
+    backend: Backend
+    tokenizer: Any
+    max_batch: int = 64
+    token_budget: int = 2048
+    stats: dict[str, int] = field(default_factory=lambda: {"texts": 0, "tokens": 0, "padded": 0})
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids per text (with [CLS]/[SEP], truncated at ``max_tokens``)."""
+        for i, text in enumerate(texts):
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(
+                    f"text {i} is empty: the encoder needs non-empty text "
+                    "(prepare_text guarantees it for valid products)"
+                )
+        return [enc.ids for enc in self.tokenizer.encode_batch(list(texts))]
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Encode texts; see the module docstring for the contract."""
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        position: dict[str, int] = {}
+        inverse = np.fromiter(
+            (position.setdefault(t, len(position)) for t in texts), dtype=np.int64, count=len(texts)
+        )
+        unique = list(position)
+        vectors = self.encode_ids(self.tokenize(unique))
+        return vectors if len(unique) == len(texts) else vectors[inverse]
+
+    def encode_ids(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
+        """Encode pre-tokenised texts (length-sorted, token-budget batches)."""
+        out = np.empty((len(ids), self.dim), dtype=np.float32)
+        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+        order = np.argsort(lengths, kind="stable")
+        start = 0
+        while start < len(order):
+            end = start + 1
+            while end < len(order) and end - start < self.max_batch:
+                if (end - start + 1) * lengths[order[end]] > self.token_budget:
+                    break
+                end += 1
+            batch = order[start:end]
+            width = int(lengths[batch[-1]])
+            input_ids = np.zeros((len(batch), width), dtype=np.int64)
+            mask = np.zeros((len(batch), width), dtype=np.int64)
+            for row, idx in enumerate(batch):
+                seq = ids[idx]
+                input_ids[row, : len(seq)] = seq
+                mask[row, : len(seq)] = 1
+            out[batch] = self.backend.run(input_ids, mask)
+            self.stats["texts"] += len(batch)
+            self.stats["tokens"] += int(lengths[batch].sum())
+            self.stats["padded"] += len(batch) * width
+            start = end
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        np.maximum(norms, 1e-12, out=norms)
+        out /= norms
+        return out
+
+
+def load_encoder(
+    mode: EncoderMode | str = "exact",
+    model: str | None = None,
+    *,
+    models_dir: Path | None = None,
+    max_batch: int | None = None,
+    threads: int | None = None,
+) -> Encoder:
+    """Load the encoder for ``mode`` (exporting the ONNX model on first use)."""
+    if mode not in MODES:
+        raise ValueError(f"unknown encoder mode {mode!r}: use one of {', '.join(MODES)}")
+    settings = get_settings()
+    source = resolve_model(model or settings.model)
+    threads = threads or cpu_threads()
+    backend: Backend
+    if mode == "bf16":
+        backend = TorchBf16Backend(source, threads)
+    else:
+        from prodsearch.embedding.export import onnx_model
+
+        backend = OnnxBackend(onnx_model(source, mode, models_dir or settings.models_dir), threads)
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(source.path / "tokenizer.json"))
+    tokenizer.enable_truncation(source.max_tokens)
+    tokenizer.no_padding()
+    return Encoder(
+        model_name=source.name,
+        mode=mode,
+        dim=source.dim,
+        max_tokens=source.max_tokens,
+        backend=backend,
+        tokenizer=tokenizer,
+        max_batch=max_batch or settings.batch_size,
+        token_budget=TOKEN_BUDGET[mode],
+    )

