@@ -27,12 +27,14 @@ bench_app = typer.Typer(
     help="Benchmarks that print figures and baseline ratios.", no_args_is_help=True
 )
 app.add_typer(bench_app, name="bench")
+index_app = typer.Typer(help="The HNSW index idx_product_embeddings_hnsw.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
 catalog_app = typer.Typer(
     help="The product catalog: generate, import, stats.", no_args_is_help=True
 )
 app.add_typer(catalog_app, name="catalog")
 
-out = Console()
+out = Console(soft_wrap=True)
 err = Console(stderr=True)
 _state: dict[str, bool] = {"debug": False}
 
@@ -266,6 +268,183 @@ def catalog_import(
         raise ProdsearchError("import counts do not add up; please report this")
 
 
+# ---------------------------------------------------------------- embed / index
+
+
+@app.command()
+def embed(
+    mode: Annotated[
+        str | None, typer.Option(help="exact | bf16 | int8 (default: PRODSEARCH_MODE).")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Texts per encoder batch.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Embed at most N products.")] = None,
+    full_refresh: Annotated[
+        bool, typer.Option("--full-refresh", help="Re-embed everything, stored hashes ignored.")
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Say what would be embedded and deleted; change nothing."),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    chunk_size: Annotated[
+        int, typer.Option(min=1, help="Unique texts per committed chunk.")
+    ] = 1024,
+) -> None:
+    """Sync embeddings with the catalog: embed new and changed products, remove deleted ones."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from prodsearch.embedding.sync import SyncOptions, sync
+
+    settings = get_settings()
+    opts = SyncOptions(
+        mode=mode or settings.mode,
+        batch_size=batch_size,
+        limit=limit,
+        full_refresh=full_refresh,
+        dry_run=dry_run,
+        chunk_size=chunk_size,
+    )
+    show = err.is_terminal and not (quiet or as_json)
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} products/s"),
+        TimeRemainingColumn(),
+        console=err,
+        disable=not show,
+        transient=True,
+    )
+    task = bar.add_task("planning", total=None, rate="-")
+
+    def on_progress(event: str, done: int, total: int) -> None:
+        speed = bar.tasks[task].speed
+        if event == "embed":
+            bar.update(
+                task,
+                description="embedding",
+                completed=done,
+                total=total,
+                rate=f"{speed:,.0f}" if speed else "-",
+            )
+        elif event == "index":
+            bar.update(task, description="building HNSW index", total=None)
+        else:
+            bar.update(task, description="embedding", completed=0, total=total)
+
+    with bar:
+        result = sync(settings, opts, progress=on_progress)
+    if as_json:
+        _print_json(result.as_dict())
+        return
+    if result.dry_run:
+        out.print(
+            f"dry run ({result.mode}): {result.to_embed:,} products would be embedded "
+            f"({result.embedded:,} unique texts, {result.deduplicated:,} duplicates), "
+            f"{result.deleted:,} embeddings would be deleted, "
+            f"{result.skipped_unchanged:,} unchanged, {result.failed:,} without text"
+        )
+        return
+    t = result.timings
+    total = t.get("total_s", 0.0)
+    rate = result.written / t["pipeline_s"] if t.get("pipeline_s") else 0.0
+    table = Table(
+        "eligible",
+        "embedded",
+        "rows written",
+        "unchanged",
+        "deduplicated",
+        "deleted",
+        "failed",
+        title=f"embed run {result.run_id} ({result.mode}) — {result.status}",
+    )
+    table.add_row(
+        *(
+            f"{n:,}"
+            for n in (
+                result.eligible,
+                result.embedded,
+                result.written,
+                result.skipped_unchanged,
+                result.deduplicated,
+                result.deleted,
+                result.failed,
+            )
+        )
+    )
+    out.print(table)
+    write_share = 100 * t.get("write_s", 0) / total if total else 0
+    out.print(
+        f"total {total:.1f} s, {rate:,.1f} products/s while embedding; index {result.index}"
+        + (f" in {t['index_s']:.1f} s" if "index_s" in t else "")
+        + f"; writing took {write_share:.1f}% of wall time"
+    )
+    out.print(f"log: {settings.logs_dir / 'embedding_pipeline.log'}")
+
+
+@index_app.command("build")
+def index_build() -> None:
+    """(Re)build the HNSW index (m, ef_construction and type from settings)."""
+    from prodsearch.embedding import index
+
+    settings = get_settings()
+    with _open_db() as conn:
+        seconds = index.build(
+            conn, settings.index_type, settings.hnsw_m, settings.hnsw_ef_construction
+        )
+        st = index.status(conn)
+    out.print(
+        f"built {st['name']} ({st['type']}, m={st['m']}, "
+        f"ef_construction={st['ef_construction']}) in {seconds:.1f} s — {st['size']}"
+    )
+
+
+@index_app.command("drop")
+def index_drop() -> None:
+    """Drop the HNSW index (search falls back to exact scans)."""
+    from prodsearch.embedding import index
+
+    with _open_db() as conn:
+        existed = index.drop(conn)
+    out.print(f"dropped {index.INDEX_NAME}" if existed else "no index to drop")
+
+
+@index_app.command("status")
+def index_status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Size, m, ef_construction, valid/ready and rows of the HNSW index."""
+    from prodsearch.embedding import index
+
+    with _open_db() as conn:
+        st = index.status(conn)
+    if as_json:
+        _print_json(st)
+        return
+    if not st["exists"]:
+        out.print(f"{st['name']}: not built (run `prodsearch index build` or `prodsearch embed`)")
+        return
+    table = Table("name", "type", "size", "m", "ef_construction", "valid", "ready", "rows")
+    table.add_row(
+        st["name"],
+        st["type"],
+        st["size"],
+        str(st["m"]),
+        str(st["ef_construction"]),
+        str(st["valid"]),
+        str(st["ready"]),
+        f"{st['rows'] or 0:,}",
+    )
+    out.print(table)
+
+
 # ---------------------------------------------------------------- bench
 
 
@@ -293,16 +472,26 @@ def bench_encode(
         _print_json(result)
         return
     table = Table(
-        "method", "texts/s (median)", "ratio", "cos min", "cos mean", "query p50 ms",
+        "method",
+        "texts/s (median)",
+        "ratio",
+        "cos min",
+        "cos mean",
+        "query p50 ms",
         "query p95 ms",
         title=f"encode {result['texts']:,} product texts x {result['rounds']} rounds; "
         f"{result['queries']} single queries",
-    )  # fmt: skip
+    )
     for m in result["methods"]:
         table.add_row(
-            m["method"], f"{m['texts_per_s']:.1f}", f"{m['ratio']:.2f}x", f"{m['cos_min']:.5f}",
-            f"{m['cos_mean']:.5f}", f"{m['query_p50_ms']:.2f}", f"{m['query_p95_ms']:.2f}",
-        )  # fmt: skip
+            m["method"],
+            f"{m['texts_per_s']:.1f}",
+            f"{m['ratio']:.2f}x",
+            f"{m['cos_min']:.5f}",
+            f"{m['cos_mean']:.5f}",
+            f"{m['query_p50_ms']:.2f}",
+            f"{m['query_p95_ms']:.2f}",
+        )
     out.print(table)
     if "recall" in result:
         rec = result["recall"]

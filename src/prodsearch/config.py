@@ -40,7 +40,15 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=64, ge=1, le=4096, description="Texts per encoder batch.")
     hnsw_m: int = Field(default=16, ge=2, le=100)
     hnsw_ef_construction: int = Field(default=64, ge=4, le=1000)
+    index_type: Literal["vector", "halfvec"] = Field(
+        default="halfvec",
+        description="HNSW over the stored vectors, or over a halfvec expression (half the size).",
+    )
     ef_search: int = Field(default=40, ge=1, le=1000, description="hnsw.ef_search at query time.")
+    rrf_k: int = Field(default=60, ge=1, le=1000, description="Reciprocal rank fusion k.")
+    lexical_weight: float = Field(
+        default=1.0, ge=0, le=10, description="Weight of the full-text leg in hybrid fusion."
+    )
     host: str = Field(default="127.0.0.1", description="API bind address.")
     port: int = Field(default=8000, ge=1, le=65535, description="API port.")
     api_key: SecretStr | None = Field(
@@ -58,6 +66,14 @@ class Settings(BaseSettings):
     source_deleted: str = Field(
         default="is_deleted",
         description="Soft-delete predicate: COL, NOT COL, COL IS NULL, COL IS NOT NULL, or empty.",
+    )
+    search_fields: str = Field(
+        default="name,polish_name,description,polish_description",
+        description="Columns indexed for full-text (hybrid) search; those that exist are used.",
+    )
+    code_columns: str = Field(
+        default="sku,part_number",
+        description="Product-code columns for exact-match lookup; those that exist are used.",
     )
     filter_columns: str = Field(
         default="category,brand,price,in_stock",

@@ -27,7 +27,7 @@ FIRST_ID = 100_001
 _BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 
 COLUMNS: tuple[str, ...] = (
-    "product_id", "sku", "name", "polish_name", "description", "polish_description",
+    "product_id", "sku", "part_number", "name", "polish_name", "description", "polish_description",
     "category", "category_path", "brand", "price", "currency", "stock_qty", "in_stock",
     "is_deleted", "updated_at",
 )  # fmt: skip
@@ -128,7 +128,7 @@ def rows(count: int, seed: int = 42) -> Iterator[tuple[Any, ...]]:
         stock = 0 if rng.random() < 0.12 else 1 + int(rng.lognormvariate(2.5, 1.0))
         price = Decimal(str(round(pt.price * rng.lognormvariate(0, 0.35), 2)))
         yield (
-            FIRST_ID + i, sku, name, polish_name, description, polish_description,
+            FIRST_ID + i, sku, part_no, name, polish_name, description, polish_description,
             pt.category, f"{vocab.PARENT_OF[pt.category]} > {pt.category}", brand, price,
             "PLN", stock, stock > 0, rng.random() < DELETED_SHARE,
             _BASE_TIME - timedelta(seconds=rng.randrange(365 * 86400)),

@@ -38,7 +38,7 @@ from prodsearch.errors import ProdsearchError
 
 TABLE = ("staging_marts", "dim_product")
 TEXT_COLUMNS = (
-    "sku", "name", "polish_name", "description", "polish_description",
+    "sku", "part_number", "name", "polish_name", "description", "polish_description",
     "category", "category_path", "brand", "currency",
 )  # fmt: skip
 TARGETS = ("product_id", *TEXT_COLUMNS, "price", "stock_qty", "in_stock", "is_deleted")

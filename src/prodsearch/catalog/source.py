@@ -37,6 +37,13 @@ class Source:
     deleted: str  # the configured predicate text ('' = no soft delete)
     filter_columns: tuple[str, ...]
     columns: dict[str, str]  # every column of the table -> data type
+    search_columns: tuple[str, ...] = ()  # full-text fields (those configured that exist)
+    code_columns: tuple[str, ...] = ()  # product codes for exact match (those that exist)
+
+    @property
+    def hash_columns(self) -> tuple[str, ...]:
+        """Columns whose change must refresh a stored row (text, full-text and codes)."""
+        return tuple(dict.fromkeys(self.text_columns + self.search_columns + self.code_columns))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Source:
@@ -49,6 +56,8 @@ class Source:
             deleted=settings.source_deleted.strip(),
             filter_columns=_split(settings.filter_columns),
             columns={},
+            search_columns=_split(settings.search_fields),
+            code_columns=_split(settings.code_columns),
         )
 
     @property
@@ -102,7 +111,11 @@ class Source:
                 )
         if not self.text_columns:
             raise ConfigError("PRODSEARCH_TEXT_FIELDS names no column")
-        return Source(**{**self.__dict__, "columns": found})
+        search = tuple(c for c in self.search_columns if c in found) or self.text_columns
+        codes = tuple(c for c in self.code_columns if c in found)
+        return Source(
+            **{**self.__dict__, "columns": found, "search_columns": search, "code_columns": codes}
+        )
 
     def deleted_sql(self) -> sql.Composable:
         """SQL that is true for soft-deleted rows (FALSE when there is no soft delete)."""

@@ -1,0 +1,197 @@
+"""The FastAPI app: search endpoints, health, metrics, the web page.
+
+The model loads once at start-up; database access goes through an async pool.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, ORJSONResponse, PlainTextResponse, Response
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from prodsearch.api.metrics import Metrics
+from prodsearch.api.models import FilteredRequest, HybridRequest, SemanticRequest
+from prodsearch.config import Settings, get_settings
+from prodsearch.search.service import Searcher, SearchError, SearchResponse
+
+log = logging.getLogger("prodsearch.api")
+
+
+class State:
+    settings: Settings
+    pool: AsyncConnectionPool
+    searcher: Searcher
+    metrics: Metrics
+    database_url: str
+
+
+def _validation_message(errors: list[Any]) -> str:
+    parts = []
+    for err in errors:
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+async def _startup(state: State) -> None:
+    from pgvector.psycopg import register_vector_async
+
+    from prodsearch.catalog.source import load_source
+    from prodsearch.db import connect, database_url, migrate
+    from prodsearch.embedding import index, load_encoder
+
+    settings = state.settings
+    state.database_url = database_url(settings)
+    with connect(state.database_url) as conn:
+        migrate(conn)
+        source = load_source(conn, settings)
+        index_type = index.current_type(conn)
+    encoder = load_encoder(settings.mode, settings.model, models_dir=settings.models_dir)
+    encoder.encode(["warm up"])
+
+    async def configure(conn: Any) -> None:
+        await register_vector_async(conn)
+        await conn.set_autocommit(False)
+
+    state.pool = AsyncConnectionPool(
+        state.database_url, min_size=2, max_size=16, open=False, configure=configure,
+        kwargs={"connect_timeout": 5}, timeout=5,
+    )  # fmt: skip
+    await state.pool.open(wait=True, timeout=30)
+    state.searcher = Searcher(settings, encoder, source, index_type)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    state = State()
+    state.settings = settings or get_settings()
+    state.metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await _startup(state)
+        try:
+            yield
+        finally:
+            await state.pool.close()
+
+    app = FastAPI(
+        title="prodsearch", version="0.1.0", lifespan=lifespan,
+        default_response_class=ORJSONResponse,
+        description="Semantic, filtered, hybrid and similar-product search over PostgreSQL.",
+    )  # fmt: skip
+    app.state.prodsearch = state
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_req: Request, exc: RequestValidationError) -> ORJSONResponse:
+        errors = exc.errors()
+        return ORJSONResponse(
+            status_code=422,
+            content={"error": _validation_message(list(errors)),
+                     "detail": json.loads(json.dumps(list(errors), default=str))},
+        )  # fmt: skip
+
+    @app.exception_handler(SearchError)
+    async def _search_error(_req: Request, exc: SearchError) -> ORJSONResponse:
+        return ORJSONResponse(
+            status_code=404 if exc.not_found else 422, content={"error": str(exc)}
+        )
+
+    @app.exception_handler(PoolTimeout)
+    async def _db_down(_req: Request, exc: PoolTimeout) -> ORJSONResponse:
+        return ORJSONResponse(status_code=503, content={"error": f"database unavailable: {exc}"})
+
+    @app.middleware("http")
+    async def _observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        elapsed = time.perf_counter() - started
+        route = request.scope.get("route")
+        endpoint = getattr(route, "path", None) or "unmatched"
+        state.metrics.observe(endpoint, request.method, response.status_code, elapsed)
+        log.info("%s %s %d %.1f ms", request.method, request.url.path, response.status_code,
+                 elapsed * 1000)  # fmt: skip
+        return response
+
+    def require_key(x_api_key: str | None = Header(default=None)) -> None:
+        expected = state.settings.api_key
+        if expected is not None and x_api_key != expected.get_secret_value():
+            raise HTTPException(status_code=401, detail="missing or wrong X-API-Key header")
+
+    guarded = [Depends(require_key)]
+
+    def _json(resp: SearchResponse) -> dict[str, Any]:
+        return resp.as_dict()
+
+    @app.post("/search/semantic", dependencies=guarded)
+    async def semantic(body: SemanticRequest) -> dict[str, Any]:
+        async with state.pool.connection() as conn:
+            return _json(await state.searcher.semantic(conn, body.query, body.limit, body.offset))
+
+    @app.post("/search/filtered", dependencies=guarded)
+    async def filtered(body: FilteredRequest) -> dict[str, Any]:
+        async with state.pool.connection() as conn:
+            return _json(await state.searcher.semantic(conn, body.query, body.limit, body.offset,
+                                                       body.filters))  # fmt: skip
+
+    @app.post("/search/hybrid", dependencies=guarded)
+    async def hybrid(body: HybridRequest) -> dict[str, Any]:
+        async with state.pool.connection() as conn:
+            return _json(await state.searcher.hybrid(conn, body.query, body.limit, body.offset,
+                                                     body.filters, body.rrf_k))  # fmt: skip
+
+    @app.get("/search/similar/{product_id}", dependencies=guarded)
+    async def similar(
+        product_id: int,
+        limit: int = Query(20, ge=1, le=100),
+        offset: int = Query(0, ge=0, le=10_000),
+    ) -> dict[str, Any]:
+        async with state.pool.connection() as conn:
+            return _json(await state.searcher.similar(conn, product_id, limit, offset))
+
+    @app.get("/search/filters", dependencies=guarded)
+    async def filter_values() -> dict[str, Any]:
+        """Allowed filter keys, and the values of the text ones (for the web page)."""
+        from prodsearch.search.facets import facet_values
+
+        async with state.pool.connection() as conn:
+            return await facet_values(conn, state.searcher.source)
+
+    @app.get("/health")
+    async def health() -> ORJSONResponse:
+        from prodsearch.api.health import health_report
+
+        report = await health_report(state)
+        return ORJSONResponse(
+            status_code=200 if report["database"] == "ok" else 503, content=report
+        )
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    async def metrics() -> PlainTextResponse:
+        s = state.searcher
+        extra = {
+            "embed_seconds_total": round(s.stats["embed_s"], 6),
+            "search_seconds_total": round(s.stats["search_s"], 6),
+            "query_cache_hits_total": s.cache.hits,
+            "query_cache_misses_total": s.cache.misses,
+        }
+        return PlainTextResponse(
+            state.metrics.render(extra), media_type="text/plain; version=0.0.4"
+        )
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> HTMLResponse:
+        html = (resources.files("prodsearch.api") / "static" / "index.html").read_text("utf-8")
+        return HTMLResponse(html)
+
+    return app

@@ -1,0 +1,28 @@
+"""Request bodies: strict types (no silent coercion), unknown fields rejected."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from prodsearch.search.service import MAX_LIMIT, MAX_OFFSET, MAX_QUERY_CHARS
+
+
+class SemanticRequest(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="Search text.")
+    limit: int = Field(default=20, ge=1, le=MAX_LIMIT)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
+
+
+class FilteredRequest(SemanticRequest):
+    filters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="category, brand (string or list), price_min, price_max, in_stock.",
+    )
+
+
+class HybridRequest(FilteredRequest):
+    rrf_k: int | None = Field(default=None, ge=1, le=1000, description="RRF k (default 60).")

@@ -1,0 +1,114 @@
+"""The HNSW index ``idx_product_embeddings_hnsw`` (cosine): build, drop, status.
+
+Two shapes under the same name: ``vector`` indexes the stored float32 vectors;
+``halfvec`` indexes the expression ``embedding::halfvec(dim)`` — half the size, built
+faster, with the same recall at this dimension (see docs/BENCHMARKS.md). Queries must use
+the same expression to use the index: :func:`order_expression` gives it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from prodsearch.embedding.store import EMBEDDINGS, embedding_dim
+
+INDEX_NAME = "idx_product_embeddings_hnsw"
+INDEX_SCHEMA = "analytics_features"
+
+
+def status(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+    row = conn.execute(
+        "SELECT pg_relation_size(i.indexrelid), pg_size_pretty(pg_relation_size(i.indexrelid)), "
+        "c.reloptions, i.indisvalid, i.indisready, pg_get_indexdef(i.indexrelid), "
+        "(SELECT reltuples FROM pg_class WHERE oid = i.indrelid) "
+        "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = %s",
+        (INDEX_SCHEMA, INDEX_NAME),
+    ).fetchone()
+    table_bytes = conn.execute(
+        "SELECT pg_total_relation_size('analytics_features.product_embeddings')"
+    ).fetchone()
+    if row is None:
+        return {
+            "name": INDEX_NAME,
+            "exists": False,
+            "table_total_bytes": table_bytes[0] if table_bytes else None,
+        }
+    size, pretty, options, valid, ready, definition, reltuples = row
+    opts = dict(o.split("=", 1) for o in (options or []))
+    return {
+        "name": INDEX_NAME,
+        "exists": True,
+        "type": "halfvec" if "halfvec" in definition else "vector",
+        "size_bytes": int(size),
+        "size": pretty,
+        "m": int(opts.get("m", 16)),
+        "ef_construction": int(opts.get("ef_construction", 64)),
+        "valid": bool(valid),
+        "ready": bool(ready),
+        "rows": int(reltuples) if reltuples and reltuples > 0 else None,
+        "definition": definition,
+        "table_total_bytes": table_bytes[0] if table_bytes else None,
+    }
+
+
+def current_type(conn: psycopg.Connection[Any]) -> str | None:
+    st = status(conn)
+    return st["type"] if st["exists"] else None
+
+
+def order_expression(index_type: str | None, dim: int) -> sql.Composable:
+    """Cosine distance to the query vector ``%(q)s``, in the shape the index serves."""
+    if index_type == "halfvec":
+        return sql.SQL("e.embedding::halfvec({d}) <=> %(q)s::halfvec({d})").format(
+            d=sql.Literal(dim)
+        )
+    return sql.SQL("e.embedding <=> %(q)s::vector({d})").format(d=sql.Literal(dim))
+
+
+def drop(conn: psycopg.Connection[Any]) -> bool:
+    existed = status(conn)["exists"]
+    conn.execute(
+        sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(INDEX_SCHEMA, INDEX_NAME))
+    )
+    conn.commit()
+    return bool(existed)
+
+
+def build(
+    conn: psycopg.Connection[Any],
+    index_type: str = "halfvec",
+    m: int = 16,
+    ef_construction: int = 64,
+    workers: int = 2,
+) -> float:
+    """(Re)build the index with generous maintenance memory and parallel workers; seconds."""
+    dim = embedding_dim(conn)
+    column = (
+        sql.SQL("(embedding::halfvec({})) halfvec_cosine_ops").format(sql.Literal(dim))
+        if index_type == "halfvec"
+        else sql.SQL("embedding vector_cosine_ops")
+    )
+    started = time.perf_counter()
+    conn.execute("SET maintenance_work_mem = '1GB'")
+    conn.execute(sql.SQL("SET max_parallel_maintenance_workers = {}").format(sql.Literal(workers)))
+    conn.execute(
+        sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(INDEX_SCHEMA, INDEX_NAME))
+    )
+    conn.execute(
+        sql.SQL("CREATE INDEX {name} ON {table} USING hnsw ({column}) "
+                "WITH (m = {m}, ef_construction = {efc})").format(
+            name=sql.Identifier(INDEX_NAME), table=EMBEDDINGS, column=column,
+            m=sql.Literal(m), efc=sql.Literal(ef_construction),
+        )
+    )  # fmt: skip
+    conn.execute(sql.SQL("ANALYZE {}").format(EMBEDDINGS))
+    conn.commit()
+    conn.execute("RESET maintenance_work_mem")
+    conn.execute("RESET max_parallel_maintenance_workers")
+    return time.perf_counter() - started

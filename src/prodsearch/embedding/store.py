@@ -1,0 +1,262 @@
+"""SQL for the embeddings table and the runs table — one place for the sync's statements."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import psycopg
+from pgvector.psycopg import register_vector
+from psycopg import sql
+
+from prodsearch.catalog.source import Source
+
+EMBEDDINGS = sql.Identifier("analytics_features", "product_embeddings")
+RUNS = sql.Identifier("analytics_features", "embedding_runs")
+SYNC_LOCK_KEY = 0x656D6264  # 'embd': one sync at a time per database
+
+
+def source_hash_sql(source: Source) -> sql.Composable:
+    """md5 over the raw text, search and code columns (ROW()::text keeps NULL and '' apart)
+    plus the text-preparation signature."""
+    cols = sql.SQL(", ").join(sql.Identifier("s", c) for c in source.hash_columns)
+    return sql.SQL("md5(%(sig)s || ROW({cols})::text)").format(cols=cols)
+
+
+def search_tsv_sql(source: Source) -> sql.Composable:
+    """tsvector over the search fields ('simple': no stemming, fine for PL and EN); fields
+    named like *name* weigh A, others B; HTML tags dropped."""
+    parts = [
+        sql.SQL(
+            "setweight(to_tsvector('simple', regexp_replace(coalesce(s.{c}::text, ''), "
+            "'<[^>]*>', ' ', 'g')), {w})"
+        ).format(c=sql.Identifier(c), w=sql.Literal("A" if "name" in c else "B"))
+        for c in source.search_columns
+    ]
+    return sql.SQL(" || ").join(parts)
+
+
+def code_key_sql(value: sql.Composable) -> sql.Composable:
+    """A product code normalised for matching: lower case, letters and digits only."""
+    return sql.SQL("nullif(lower(regexp_replace({}, '[^[:alnum:]]', '', 'g')), '')").format(value)
+
+
+def code_keys_sql(source: Source) -> sql.Composable:
+    if not source.code_columns:
+        return sql.SQL("NULL::text[]")
+    keys = [
+        code_key_sql(sql.SQL("s.{}::text").format(sql.Identifier(c))) for c in source.code_columns
+    ]
+    return sql.SQL("array_remove(ARRAY[{}], NULL)").format(sql.SQL(", ").join(keys))
+
+
+def embedding_dim(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute(
+        "SELECT atttypmod FROM pg_attribute "
+        "WHERE attrelid = %s::regclass AND attname = 'embedding'",
+        ("analytics_features.product_embeddings",),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def set_embedding_dim(conn: psycopg.Connection[Any], dim: int) -> None:
+    """Empty the table and change the vector dimension (a full refresh follows)."""
+    conn.execute(sql.SQL("TRUNCATE {}").format(EMBEDDINGS))
+    conn.execute(
+        sql.SQL("ALTER TABLE {} ALTER COLUMN embedding TYPE vector({})").format(
+            EMBEDDINGS, sql.Literal(dim)
+        )
+    )
+
+
+def count_eligible(conn: psycopg.Connection[Any], source: Source) -> int:
+    query = sql.SQL("SELECT count(*) FROM {t} AS s WHERE {eligible}").format(
+        t=source.qualified, eligible=source.eligible_sql()
+    )
+    row = conn.execute(query).fetchone()
+    return int(row[0]) if row else 0
+
+
+def count_embeddings(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(EMBEDDINGS)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def candidates(
+    conn: psycopg.Connection[Any],
+    source: Source,
+    signature: str,
+    model: str,
+    mode: str,
+    full_refresh: bool,
+) -> Iterator[tuple[Any, ...]]:
+    """Eligible rows whose raw text, model or mode differ from what is stored (or all).
+
+    Yields ``(id, source_hash, stored_content_hash, *text columns)`` in id order, streamed
+    through a server-side cursor.
+    """
+    text_cols = sql.SQL(", ").join(sql.Identifier("s", c) for c in source.text_columns)
+    shash = source_hash_sql(source)
+    query = sql.SQL(
+        "SELECT s.{id}, {shash}, e.content_hash, {text_cols} "
+        "FROM {t} AS s LEFT JOIN {emb} AS e ON e.product_id = s.{id} "
+        "WHERE {eligible} AND (%(full)s OR e.product_id IS NULL "
+        "OR e.source_hash IS DISTINCT FROM {shash} "
+        "OR e.model_name <> %(model)s OR e.mode <> %(mode)s) "
+        "ORDER BY s.{id}"
+    ).format(
+        id=sql.Identifier(source.id_column), shash=shash, text_cols=text_cols,
+        t=source.qualified, emb=EMBEDDINGS, eligible=source.eligible_sql(),
+    )  # fmt: skip
+    params = {"sig": signature, "full": full_refresh, "model": model, "mode": mode}
+    with conn.cursor(name="prodsearch_candidates") as cur:
+        cur.itersize = 5000
+        cur.execute(query, params)
+        yield from cur
+
+
+def refresh_source_hashes(
+    conn: psycopg.Connection[Any], source: Source, ids: Sequence[int], hashes: Sequence[str]
+) -> None:
+    """Rows whose raw columns changed but whose prepared text did not: record the new raw
+    hash and refresh the full-text and code columns, keep the vector."""
+    if ids:
+        conn.execute(
+            sql.SQL(
+                "UPDATE {emb} AS e SET source_hash = v.h, search_tsv = {tsv}, code_keys = {codes}, "
+                "updated_at = now() FROM unnest(%s::bigint[], %s::text[]) AS v(id, h) "
+                "JOIN {t} AS s ON s.{id} = v.id WHERE e.product_id = v.id"
+            ).format(
+                emb=EMBEDDINGS,
+                tsv=search_tsv_sql(source),
+                codes=code_keys_sql(source),
+                t=source.qualified,
+                id=sql.Identifier(source.id_column),
+            ),
+            (list(ids), list(hashes)),
+        )
+
+
+def orphans_sql(source: Source) -> sql.Composed:
+    return sql.SQL(
+        "FROM {emb} AS e WHERE NOT EXISTS (SELECT 1 FROM {t} AS s "
+        "WHERE s.{id} = e.product_id AND {eligible})"
+    ).format(
+        emb=EMBEDDINGS, t=source.qualified, id=sql.Identifier(source.id_column),
+        eligible=source.eligible_sql(),
+    )  # fmt: skip
+
+
+def count_orphans(conn: psycopg.Connection[Any], source: Source) -> int:
+    row = conn.execute(sql.SQL("SELECT count(*) ") + orphans_sql(source)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def delete_orphans(conn: psycopg.Connection[Any], source: Source) -> int:
+    """Remove embeddings of products that are soft-deleted or gone from the source."""
+    return conn.execute(sql.SQL("DELETE ") + orphans_sql(source)).rowcount
+
+
+class Writer:
+    """Writes embedded chunks: binary COPY into a temp table, one upsert, one commit."""
+
+    def __init__(self, conn: psycopg.Connection[Any], dim: int, source: Source) -> None:
+        self.conn = conn
+        self.upsert = sql.SQL(
+            "INSERT INTO {emb} AS e (product_id, embedding, content_hash, source_hash, "
+            "model_name, mode, search_tsv, code_keys) "
+            "SELECT st.product_id, st.embedding, st.content_hash, st.source_hash, %s, %s, "
+            "{tsv}, {codes} FROM _embed_stage AS st JOIN {t} AS s ON s.{id} = st.product_id "
+            "ON CONFLICT (product_id) DO UPDATE SET "
+            "embedding = EXCLUDED.embedding, content_hash = EXCLUDED.content_hash, "
+            "source_hash = EXCLUDED.source_hash, model_name = EXCLUDED.model_name, "
+            "mode = EXCLUDED.mode, search_tsv = EXCLUDED.search_tsv, "
+            "code_keys = EXCLUDED.code_keys, updated_at = now()"
+        ).format(
+            emb=EMBEDDINGS,
+            tsv=search_tsv_sql(source),
+            codes=code_keys_sql(source),
+            t=source.qualified,
+            id=sql.Identifier(source.id_column),
+        )
+        register_vector(conn)
+        conn.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS _embed_stage (product_id bigint, "
+            f"embedding vector({int(dim)}), content_hash text, source_hash text)"
+        )
+        conn.commit()
+
+    def write(
+        self,
+        ids: Sequence[int],
+        vectors: np.ndarray,
+        content_hashes: Sequence[str],
+        source_hashes: Sequence[str],
+        model: str,
+        mode: str,
+    ) -> int:
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.execute("TRUNCATE _embed_stage")
+            with cur.copy(
+                "COPY _embed_stage (product_id, embedding, content_hash, source_hash) "
+                "FROM STDIN WITH (FORMAT BINARY)"
+            ) as copy:
+                copy.set_types(["int8", "vector", "text", "text"])
+                for row in zip(ids, vectors, content_hashes, source_hashes, strict=True):
+                    copy.write_row(row)
+            cur.execute(self.upsert, (model, mode))
+            return cur.rowcount
+
+
+# ---------------------------------------------------------------- runs
+
+
+def start_run(
+    conn: psycopg.Connection[Any], mode: str, model: str, settings: dict[str, Any]
+) -> int:
+    """Mark runs left 'running' by a killed process as interrupted, then open a new one."""
+    conn.execute(
+        sql.SQL(
+            "UPDATE {} SET status = 'interrupted', finished_at = coalesce(finished_at, now()), "
+            "error = coalesce(error, 'process ended before the run finished') "
+            "WHERE status = 'running'"
+        ).format(RUNS)
+    )
+    row = conn.execute(
+        sql.SQL(
+            "INSERT INTO {} (mode, model_name, settings, pid) VALUES (%s, %s, %s, "
+            "pg_backend_pid()) RETURNING run_id"
+        ).format(RUNS),
+        (mode, model, json.dumps(settings)),
+    ).fetchone()
+    conn.commit()
+    assert row is not None
+    return int(row[0])
+
+
+def update_run(conn: psycopg.Connection[Any], run_id: int, **fields: Any) -> None:
+    """Set counts/status/timings on a run (jsonb for dicts); commits."""
+    sets = []
+    values = []
+    for key, value in fields.items():
+        sets.append(sql.SQL("{} = %s").format(sql.Identifier(key)))
+        values.append(json.dumps(value) if isinstance(value, dict) else value)
+    if fields.get("status") and fields["status"] != "running":
+        sets.append(sql.SQL("finished_at = now()"))
+    conn.execute(
+        sql.SQL("UPDATE {} SET {} WHERE run_id = %s").format(RUNS, sql.SQL(", ").join(sets)),
+        (*values, run_id),
+    )
+    conn.commit()
+
+
+def last_run(conn: psycopg.Connection[Any]) -> dict[str, Any] | None:
+    cur = conn.execute(sql.SQL("SELECT * FROM {} ORDER BY run_id DESC LIMIT 1").format(RUNS))
+    row = cur.fetchone()
+    if row is None:
+        return None
+    assert cur.description is not None
+    return {d.name: v for d, v in zip(cur.description, row, strict=True)}

@@ -1,0 +1,369 @@
+"""The sync pipeline: make ``product_embeddings`` match the catalog, fast and resumably.
+
+1. **Plan** — one SQL pass picks eligible rows whose raw text (``source_hash``), model or
+   mode differ from what is stored; their text is prepared and hashed
+   (``content_hash``). Rows whose prepared text is unchanged only get their raw hash
+   refreshed. Identical texts are grouped: each is embedded once per run.
+2. **Delete** embeddings of products that are soft-deleted or gone.
+3. **Embed** — unique texts sorted by length flow through three stages on bounded
+   queues: tokenise (thread) → encode (main thread; inference releases the GIL) →
+   write (thread, own connection: binary COPY into a temp table, one
+   ``INSERT … ON CONFLICT DO UPDATE``, commit). Each committed chunk is durable: a killed
+   run loses at most the chunks in flight, and a rerun picks up exactly what is missing
+   or stale, because the hashes stored beside the vectors say what is done.
+4. **Index** — a bulk load into an empty table drops the HNSW index first and builds it
+   once at the end; incremental runs keep it live.
+
+Each run is recorded in ``analytics_features.embedding_runs``; per-chunk log lines go
+to ``$PRODSEARCH_HOME/logs/embedding_pipeline.log``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from prodsearch.catalog.source import Source, load_source
+from prodsearch.catalog.text import content_hash, prepare_text
+from prodsearch.config import Settings
+from prodsearch.db import connect, database_url, migrate
+from prodsearch.embedding import index, store
+from prodsearch.embedding.encoder import Encoder, load_encoder
+from prodsearch.errors import ProdsearchError
+
+log = logging.getLogger("prodsearch.sync")
+PREP_VERSION = 1
+
+
+@dataclass
+class SyncOptions:
+    mode: str = "exact"
+    batch_size: int | None = None
+    limit: int | None = None
+    full_refresh: bool = False
+    dry_run: bool = False
+    chunk_size: int = 1024  # unique texts per committed chunk
+
+
+@dataclass
+class SyncResult:
+    run_id: int | None = None
+    status: str = "running"
+    mode: str = ""
+    model: str = ""
+    eligible: int = 0
+    scanned: int = 0  # rows examined in Python (raw text, model or mode changed)
+    to_embed: int = 0  # rows to write this run
+    embedded: int = 0  # unique texts encoded
+    written: int = 0  # rows upserted
+    skipped_unchanged: int = 0
+    deduplicated: int = 0
+    deleted: int = 0
+    failed: int = 0
+    dry_run: bool = False
+    index: str = "kept"
+    timings: dict[str, float] = field(default_factory=dict)
+    embeddings_after: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Work:
+    """One unique prepared text and the products that carry it."""
+
+    text: str
+    chash: str
+    ids: list[int] = field(default_factory=list)
+    shashes: list[str] = field(default_factory=list)
+
+
+Progress = Callable[[str, int, int], None]  # (event, done, total)
+
+
+def prep_signature(source: Source, settings: Settings) -> str:
+    return (
+        f"v{PREP_VERSION}|{','.join(source.text_columns)}|{','.join(source.search_columns)}|"
+        f"{','.join(source.code_columns)}|{settings.max_chars}|"
+    )
+
+
+def _plan(
+    conn: Any, source: Source, settings: Settings, encoder: Encoder, opts: SyncOptions,
+    result: SyncResult,
+) -> tuple[list[_Work], list[int], list[str]]:  # fmt: skip
+    groups: dict[str, _Work] = {}
+    refresh_ids: list[int] = []
+    refresh_hashes: list[str] = []
+    fields = source.text_columns
+    rows_to_write = 0
+    for pid, shash, stored, *texts in store.candidates(
+        conn, source, prep_signature(source, settings), encoder.model_name, encoder.mode,
+        opts.full_refresh,
+    ):  # fmt: skip
+        result.scanned += 1
+        text = prepare_text(dict(zip(fields, texts, strict=True)), fields, settings.max_chars)
+        if not text:
+            result.failed += 1
+            log.warning("product %s has no text after preparation: not embedded", pid)
+            continue
+        chash = content_hash(text, encoder.model_name, encoder.mode)
+        if chash == stored and not opts.full_refresh:
+            refresh_ids.append(pid)
+            refresh_hashes.append(shash)
+            continue
+        if opts.limit is not None and rows_to_write >= opts.limit:
+            continue
+        work = groups.get(chash)
+        if work is None:
+            work = groups[chash] = _Work(text, chash)
+        work.ids.append(pid)
+        work.shashes.append(shash)
+        rows_to_write += 1
+    result.to_embed = rows_to_write
+    result.deduplicated = rows_to_write - len(groups)
+    result.skipped_unchanged = result.eligible - result.failed - rows_to_write
+    # Length-sorted, so every batch holds texts of similar length (little padding).
+    return sorted(groups.values(), key=lambda w: len(w.text)), refresh_ids, refresh_hashes
+
+
+def _pipeline(
+    work: list[_Work], encoder: Encoder, url: str, source: Source, opts: SyncOptions,
+    result: SyncResult, progress: Progress | None,
+) -> None:  # fmt: skip
+    """tokenise (thread) → encode (this thread) → write (thread), bounded queues."""
+    chunks = [work[i : i + opts.chunk_size] for i in range(0, len(work), opts.chunk_size)]
+    to_encode: queue.Queue[Any] = queue.Queue(maxsize=2)
+    to_write: queue.Queue[Any] = queue.Queue(maxsize=2)
+    failure: list[BaseException] = []
+    stop = threading.Event()
+    busy = {"tokenize": 0.0, "encode": 0.0, "write": 0.0}
+    started = time.perf_counter()
+
+    def put(q: queue.Queue[Any], item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def tokenizer() -> None:
+        try:
+            for chunk in chunks:
+                t0 = time.perf_counter()
+                ids = encoder.tokenize([w.text for w in chunk])
+                busy["tokenize"] += time.perf_counter() - t0
+                if not put(to_encode, (chunk, ids)):
+                    return
+            put(to_encode, None)
+        except BaseException as exc:  # handed to the main thread
+            failure.append(exc)
+            stop.set()
+
+    def writer() -> None:
+        try:
+            with connect(url) as conn:
+                out = store.Writer(conn, encoder.dim, source)
+                number = 0
+                while True:
+                    try:
+                        item = to_write.get(timeout=0.2)
+                    except queue.Empty:
+                        if stop.is_set():
+                            return
+                        continue
+                    if item is None:
+                        return
+                    chunk, vectors = item
+                    t0 = time.perf_counter()
+                    ids = [pid for w in chunk for pid in w.ids]
+                    rows = np.repeat(vectors, [len(w.ids) for w in chunk], axis=0)
+                    chashes = [w.chash for w in chunk for _ in w.ids]
+                    shashes = [h for w in chunk for h in w.shashes]
+                    written = out.write(ids, rows, chashes, shashes, encoder.model_name,
+                                        encoder.mode)  # fmt: skip
+                    busy["write"] += time.perf_counter() - t0
+                    number += 1
+                    result.written += written
+                    result.embedded += len(chunk)
+                    elapsed = time.perf_counter() - started
+                    log.info(
+                        "run %s batch %d: product ids %d..%d, %d rows upserted (%d texts), "
+                        "%d/%d rows, elapsed %.1f s, %.1f rows/s",
+                        result.run_id, number, min(ids), max(ids), written, len(chunk),
+                        result.written, result.to_embed, elapsed, result.written / elapsed,
+                    )  # fmt: skip
+                    if progress is not None:
+                        progress("embed", result.written, result.to_embed)
+        except BaseException as exc:  # handed to the main thread
+            failure.append(exc)
+            stop.set()
+
+    threads = [threading.Thread(target=tokenizer, name="tokenize", daemon=True),
+               threading.Thread(target=writer, name="write", daemon=True)]  # fmt: skip
+    for t in threads:
+        t.start()
+    try:
+        while not stop.is_set():
+            try:
+                item = to_encode.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if item is None:
+                put(to_write, None)
+                break
+            chunk, ids = item
+            t0 = time.perf_counter()
+            vectors = encoder.encode_ids(ids)
+            busy["encode"] += time.perf_counter() - t0
+            if not put(to_write, (chunk, vectors)):
+                break
+        threads[1].join()
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    if failure:
+        raise failure[0]
+    result.timings.update({f"{k}_s": round(v, 3) for k, v in busy.items()})
+    result.timings["pipeline_s"] = round(time.perf_counter() - started, 3)
+
+
+def _attach_log_file(settings: Settings) -> logging.Handler:
+    settings.logs_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(settings.logs_dir / "embedding_pipeline.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    return handler
+
+
+def sync(
+    settings: Settings,
+    opts: SyncOptions,
+    progress: Progress | None = None,
+    encoder: Encoder | None = None,
+) -> SyncResult:
+    """Run one sync; see the module docstring. Raises ProdsearchError on expected failures."""
+    t_start = time.perf_counter()
+    handler = _attach_log_file(settings)
+    url = database_url(settings)
+    conn = connect(url)
+    result = SyncResult(mode=opts.mode, dry_run=opts.dry_run)
+    try:
+        migrate(conn)
+        source = load_source(conn, settings)
+        got = conn.execute("SELECT pg_try_advisory_lock(%s)", (store.SYNC_LOCK_KEY,)).fetchone()
+        if not got or not got[0]:
+            raise ProdsearchError("another embed run is in progress on this database; wait for it")
+        conn.commit()
+        t0 = time.perf_counter()
+        encoder = encoder or load_encoder(
+            opts.mode, settings.model, models_dir=settings.models_dir, max_batch=opts.batch_size
+        )
+        result.model = encoder.model_name
+        result.timings["model_load_s"] = round(time.perf_counter() - t0, 3)
+        table_dim = store.embedding_dim(conn)
+        if table_dim != encoder.dim:
+            if not opts.full_refresh:
+                raise ProdsearchError(
+                    f"the model makes {encoder.dim}-d vectors but the embeddings table holds "
+                    f"{table_dim}-d ones: run `prodsearch embed --full-refresh` to re-embed "
+                    "everything with the new dimension (the table is emptied first)"
+                )
+            if not opts.dry_run:
+                index.drop(conn)
+                store.set_embedding_dim(conn, encoder.dim)
+                conn.commit()
+        if not opts.dry_run:
+            result.run_id = store.start_run(conn, encoder.mode, encoder.model_name, {
+                "batch_size": encoder.max_batch, "limit": opts.limit,
+                "full_refresh": opts.full_refresh, "chunk_size": opts.chunk_size,
+                "text_fields": list(source.text_columns), "max_chars": settings.max_chars,
+                "source": source.name, "index_type": settings.index_type,
+            })  # fmt: skip
+            log.info("run %s started: mode %s, model %s", result.run_id, encoder.mode,
+                     encoder.model_name)  # fmt: skip
+        t0 = time.perf_counter()
+        result.eligible = store.count_eligible(conn, source)
+        work, refresh_ids, refresh_hashes = _plan(conn, source, settings, encoder, opts, result)
+        conn.commit()
+        result.timings["plan_s"] = round(time.perf_counter() - t0, 3)
+        if progress is not None:
+            progress("plan", result.to_embed, result.to_embed)
+        if opts.dry_run:
+            result.deleted = store.count_orphans(conn, source)
+            result.embedded = len(work)
+            result.status = "dry-run"
+            return result
+        t0 = time.perf_counter()
+        result.deleted = store.delete_orphans(conn, source)
+        store.refresh_source_hashes(conn, source, refresh_ids, refresh_hashes)
+        conn.commit()
+        result.timings["delete_s"] = round(time.perf_counter() - t0, 3)
+        if result.deleted:
+            log.info("run %s: removed %d embeddings of deleted or missing products",
+                     result.run_id, result.deleted)  # fmt: skip
+        idx = index.status(conn)
+        empty = store.count_embeddings(conn) == 0
+        if work and idx["exists"] and (empty or opts.full_refresh):
+            index.drop(conn)  # bulk load: build once at the end instead of per row
+            result.index = "rebuilt"
+        run_id = result.run_id
+        assert run_id is not None
+        store.update_run(conn, run_id, eligible=result.eligible, scanned=result.scanned)
+        if work:
+            _pipeline(work, encoder, url, source, opts, result, progress)
+        if not index.status(conn)["exists"]:
+            if progress is not None:
+                progress("index", 0, 1)
+            result.timings["index_s"] = round(
+                index.build(conn, settings.index_type, settings.hnsw_m,
+                            settings.hnsw_ef_construction),
+                3,
+            )  # fmt: skip
+            result.index = "built"
+            log.info("run %s: built %s in %.1f s", result.run_id, index.INDEX_NAME,
+                     result.timings["index_s"])  # fmt: skip
+        result.embeddings_after = store.count_embeddings(conn)
+        result.timings["total_s"] = round(time.perf_counter() - t_start, 3)
+        result.status = "succeeded"
+        store.update_run(
+            conn, run_id, status="succeeded", embedded=result.embedded,
+            skipped_unchanged=result.skipped_unchanged, deduplicated=result.deduplicated,
+            deleted=result.deleted, failed=result.failed, timings=result.timings,
+        )  # fmt: skip
+        log.info("run %s succeeded: %s", result.run_id, result.as_dict())
+        return result
+    except BaseException as exc:
+        result.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        if result.run_id is not None:
+            try:
+                conn.rollback()
+                result.timings["total_s"] = round(time.perf_counter() - t_start, 3)
+                store.update_run(
+                    conn, result.run_id, status=result.status, error=str(exc) or type(exc).__name__,
+                    embedded=result.embedded, deleted=result.deleted, failed=result.failed,
+                    timings=result.timings,
+                )  # fmt: skip
+            except Exception:  # the original error matters more
+                log.exception("could not record the failed run")
+            log.error("run %s %s: %s", result.run_id, result.status, exc)
+        raise
+    finally:
+        conn.close()
+        log.removeHandler(handler)
+        handler.close()

@@ -1,0 +1,34 @@
+"""Distinct values of the text filter columns (for building filter controls)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from prodsearch.catalog.source import Source
+from prodsearch.search.filters import allowed_keys
+
+
+async def facet_values(conn: psycopg.AsyncConnection[Any], source: Source, cap: int = 200
+                       ) -> dict[str, Any]:  # fmt: skip
+    keys = allowed_keys(source)
+    values: dict[str, list[str]] = {}
+    for key, (col, kind) in keys.items():
+        if kind != "any":
+            continue
+        cur = await conn.execute(
+            sql.SQL(
+                "SELECT DISTINCT {c}::text FROM {t} AS s WHERE {c} IS NOT NULL AND {e} "
+                "ORDER BY 1 LIMIT {n}"
+            ).format(
+                c=sql.Identifier(col),
+                t=source.qualified,
+                e=source.eligible_sql(),
+                n=sql.Literal(cap),
+            )
+        )
+        values[key] = [r[0] for r in await cur.fetchall()]
+    await conn.commit()
+    return {"keys": {k: kind for k, (_c, kind) in keys.items()}, "values": values}

@@ -1,0 +1,76 @@
+"""Search filters over the configured filterable columns, typed by the source table.
+
+For each filterable column: a text column ``c`` takes ``"c": str | [str]`` (any of);
+a numeric column takes ``"c_min"`` / ``"c_max"`` (inclusive); a boolean column takes
+``"c": bool``. With the default catalog: ``category``, ``brand``, ``price_min``,
+``price_max``, ``in_stock``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import sql
+
+from prodsearch.catalog.source import Source
+
+_NUMERIC = {"numeric", "integer", "bigint", "smallint", "real", "double precision"}
+
+
+class FilterError(ValueError):
+    """A filter the caller got wrong; the message names what is allowed."""
+
+
+def allowed_keys(source: Source) -> dict[str, tuple[str, str]]:
+    """filter key -> (column, kind) where kind is one of any, min, max, bool."""
+    keys: dict[str, tuple[str, str]] = {}
+    for col in source.filter_columns:
+        dtype = source.columns.get(col, "text")
+        if dtype == "boolean":
+            keys[col] = (col, "bool")
+        elif dtype in _NUMERIC:
+            keys[f"{col}_min"] = (col, "min")
+            keys[f"{col}_max"] = (col, "max")
+        else:
+            keys[col] = (col, "any")
+    return keys
+
+
+def build(source: Source, filters: dict[str, Any] | None) -> tuple[sql.Composable, dict[str, Any]]:
+    """SQL condition (on alias ``s``) and its parameters; raises FilterError on bad input."""
+    if not filters:
+        return sql.SQL("TRUE"), {}
+    allowed = allowed_keys(source)
+    unknown = sorted(set(filters) - set(allowed))
+    if unknown:
+        raise FilterError(
+            f"unknown filter key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}"
+        )
+    parts: list[sql.Composable] = []
+    params: dict[str, Any] = {}
+    for i, (key, value) in enumerate(filters.items()):
+        if value is None:
+            continue
+        col, kind = allowed[key]
+        name = f"f{i}"
+        ident = sql.Identifier("s", col)
+        if kind == "any":
+            values = value if isinstance(value, list) else [value]
+            if not values or not all(isinstance(v, str) for v in values):
+                raise FilterError(f"filter {key} takes a string or a list of strings")
+            parts.append(sql.SQL("{}::text = ANY({})").format(ident, sql.Placeholder(name)))
+            params[name] = values
+        elif kind == "bool":
+            if not isinstance(value, bool):
+                raise FilterError(f"filter {key} takes true or false")
+            parts.append(sql.SQL("{} = {}").format(ident, sql.Placeholder(name)))
+            params[name] = value
+        else:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise FilterError(f"filter {key} takes a number")
+            op = sql.SQL(">=" if kind == "min" else "<=")
+            parts.append(sql.SQL("{} {} {}").format(ident, op, sql.Placeholder(name)))
+            params[name] = value
+    if not parts:
+        return sql.SQL("TRUE"), {}
+    return sql.SQL(" AND ").join(parts), params

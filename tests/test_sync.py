@@ -1,0 +1,290 @@
+"""Issue #5: the sync pipeline against a real database and the real model."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+from pgvector.psycopg import register_vector
+
+from prodsearch.catalog import generate
+from prodsearch.catalog.source import load_source
+from prodsearch.catalog.text import content_hash, prepare_text
+from prodsearch.config import Settings
+from prodsearch.embedding import index
+from prodsearch.embedding.sync import SyncOptions, sync
+from prodsearch.errors import ProdsearchError
+from tests.conftest import run_cli
+
+
+def expected_state(
+    conn: psycopg.Connection[Any], settings: Settings, model: str, mode: str
+) -> dict[int, str]:
+    """product_id -> content hash that a complete sync must have stored."""
+    source = load_source(conn, settings)
+    rows = conn.execute(
+        "SELECT product_id, name, description FROM staging_marts.dim_product WHERE NOT is_deleted"
+    ).fetchall()
+    out = {}
+    for pid, name, desc in rows:
+        text = prepare_text({"name": name, "description": desc}, source.text_columns)
+        out[pid] = content_hash(text, model, mode)
+    return out
+
+
+def stored_state(conn: psycopg.Connection[Any]) -> dict[int, str]:
+    return dict(
+        conn.execute(
+            "SELECT product_id, content_hash FROM analytics_features.product_embeddings"
+        ).fetchall()
+    )
+
+
+def assert_in_sync(conn: psycopg.Connection[Any], settings: Settings, mode: str) -> None:
+    model = "sentence-transformers/all-MiniLM-L6-v2"
+    assert stored_state(conn) == expected_state(conn, settings, model, mode)
+    (modes,) = conn.execute(
+        "SELECT array_agg(DISTINCT mode) FROM analytics_features.product_embeddings"
+    ).fetchone()
+    assert modes == [mode]
+
+
+def test_full_then_incremental(
+    conn: psycopg.Connection[Any], settings: Settings, encoders: dict[str, Any]
+) -> None:
+    generate.load(conn, 800, seed=5)
+    enc = encoders["int8"]
+    first = sync(settings, SyncOptions(mode="int8", chunk_size=128), encoder=enc)
+    conn.commit()
+    assert first.status == "succeeded" and first.index == "built"
+    assert first.written == first.eligible == first.embedded + first.deduplicated
+    assert first.deduplicated > 0  # the generator repeats texts across variants
+    assert_in_sync(conn, settings, "int8")
+    st = index.status(conn)
+    assert st["exists"] and st["valid"] and (st["m"], st["ef_construction"]) == (16, 64)
+    run = conn.execute(
+        "SELECT status, embedded, deduplicated, eligible, timings FROM "
+        "analytics_features.embedding_runs WHERE run_id = %s",
+        (first.run_id,),
+    ).fetchone()
+    assert run[0] == "succeeded" and run[1] == first.embedded and run[3] == first.eligible
+    assert {"plan_s", "encode_s", "write_s", "index_s", "total_s"} <= set(run[4])
+
+    # change 5, soft-delete 3, hard-delete 2, add 4, whitespace-only change 1
+    ids = [
+        r[0]
+        for r in conn.execute(
+            "SELECT product_id FROM staging_marts.dim_product "
+            "WHERE NOT is_deleted ORDER BY 1 LIMIT 15"
+        )
+    ]
+    conn.execute(
+        "UPDATE staging_marts.dim_product SET description = 'Changed text ' || product_id "
+        "WHERE product_id = ANY(%s)",
+        (ids[:5],),
+    )
+    conn.execute(
+        "UPDATE staging_marts.dim_product SET is_deleted = true WHERE product_id = ANY(%s)",
+        (ids[5:8],),
+    )
+    conn.execute("DELETE FROM staging_marts.dim_product WHERE product_id = ANY(%s)", (ids[8:10],))
+    conn.execute(
+        "UPDATE staging_marts.dim_product SET name = '  ' || name || '  ' WHERE product_id = %s",
+        (ids[10],),
+    )
+    conn.execute(
+        "INSERT INTO staging_marts.dim_product (product_id, name, description) VALUES "
+        "(1, 'New pads A', 'd'), (2, 'New pads B', NULL), (3, 'New pads A', 'd'), (4, 'Disc', 'x')"
+    )
+    conn.commit()
+    second = sync(settings, SyncOptions(mode="int8"), encoder=enc)
+    conn.commit()
+    assert (second.written, second.embedded, second.deduplicated) == (9, 8, 1)
+    assert second.deleted == 5 and second.index == "kept"
+    assert second.skipped_unchanged == second.eligible - 9
+    assert second.scanned == 10  # 5 changed + 1 whitespace + 4 new; the rest skipped in SQL
+    assert_in_sync(conn, settings, "int8")
+    register_vector(conn)
+    a, b = (
+        r[0]
+        for r in conn.execute(
+            "SELECT embedding FROM analytics_features.product_embeddings "
+            "WHERE product_id IN (1, 3) ORDER BY product_id"
+        )
+    )
+    assert np.array_equal(a, b)
+    third = sync(settings, SyncOptions(mode="int8"), encoder=enc)
+    assert (third.scanned, third.written, third.deleted) == (0, 0, 0)
+    log = (settings.logs_dir / "embedding_pipeline.log").read_text()
+    assert f"run {first.run_id} batch 1: product ids" in log and "rows upserted" in log
+
+
+def test_mode_change_dry_run_and_limit(
+    conn: psycopg.Connection[Any], settings: Settings, encoders: dict[str, Any]
+) -> None:
+    generate.load(conn, 300, seed=6)
+    part = sync(settings, SyncOptions(mode="int8", limit=100), encoder=encoders["int8"])
+    assert part.written == 100
+    dry = sync(settings, SyncOptions(mode="exact", dry_run=True), encoder=encoders["exact"])
+    conn.commit()
+    assert dry.status == "dry-run" and dry.run_id is None
+    assert dry.to_embed == dry.eligible  # a mode change re-embeds everything
+    assert len(stored_state(conn)) == 100  # nothing changed
+    full = sync(settings, SyncOptions(mode="exact"), encoder=encoders["exact"])
+    conn.commit()
+    assert full.written == full.eligible
+    assert_in_sync(conn, settings, "exact")
+
+
+def test_dimension_change_needs_full_refresh(
+    conn: psycopg.Connection[Any], settings: Settings, encoders: dict[str, Any]
+) -> None:
+    generate.load(conn, 50, seed=8)
+    conn.execute(
+        "ALTER TABLE analytics_features.product_embeddings ALTER COLUMN embedding TYPE vector(8)"
+    )
+    conn.commit()
+    with pytest.raises(ProdsearchError, match="--full-refresh"):
+        sync(settings, SyncOptions(mode="int8"), encoder=encoders["int8"])
+    res = sync(settings, SyncOptions(mode="int8", full_refresh=True), encoder=encoders["int8"])
+    conn.commit()
+    assert res.written == res.eligible
+    assert_in_sync(conn, settings, "int8")
+
+
+def _embeddings(url: str) -> int:
+    with psycopg.connect(url) as c:
+        return c.execute("SELECT count(*) FROM analytics_features.product_embeddings").fetchone()[0]
+
+
+def test_resume_after_sigkill(
+    conn: psycopg.Connection[Any], settings: Settings, db_url: str, pg_root: Path
+) -> None:
+    generate.load(conn, 2500, seed=9)
+    conn.commit()
+    env = {**os.environ, "DATABASE_URL": db_url, "PRODSEARCH_HOME": str(pg_root)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "prodsearch",
+        "embed",
+        "--mode",
+        "int8",
+        "--quiet",
+        "--chunk-size",
+        "64",
+    ]
+    eligible = len(expected_state(conn, settings, "m", "int8"))
+    kill_points = [
+        ("during start-up/plan", lambda: time.sleep(2.0)),
+        ("mid-embedding", lambda: _wait_for(lambda: _embeddings(db_url) >= 600)),
+        ("late embedding", lambda: _wait_for(lambda: _embeddings(db_url) >= eligible - 300)),
+    ]
+    for label, wait in kill_points:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            wait()
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        assert proc.returncode == -signal.SIGKILL, label
+    done = subprocess.run([*cmd, "--json"], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == "succeeded"
+    assert result["written"] < eligible  # it resumed: earlier chunks were kept
+    assert_in_sync(conn, settings, "int8")
+    assert index.status(conn)["valid"]
+    statuses = [
+        r[0]
+        for r in conn.execute(
+            "SELECT status FROM analytics_features.embedding_runs ORDER BY run_id"
+        )
+    ]
+    assert statuses[-1] == "succeeded" and "interrupted" in statuses
+    assert "running" not in statuses
+
+
+def _wait_for(predicate: Any, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not reached")
+
+
+def test_search_works_during_embed(
+    conn: psycopg.Connection[Any],
+    settings: Settings,
+    db_url: str,
+    pg_root: Path,
+    encoders: dict[str, Any],
+) -> None:
+    generate.load(conn, 2500, seed=10)
+    conn.commit()
+    sync(settings, SyncOptions(mode="int8", limit=500), encoder=encoders["int8"])
+    env = {**os.environ, "DATABASE_URL": db_url, "PRODSEARCH_HOME": str(pg_root)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "prodsearch",
+            "embed",
+            "--mode",
+            "int8",
+            "--quiet",
+            "--chunk-size",
+            "64",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    query = encoders["int8"].encode(["front brake pads"])[0]
+    register_vector(conn)
+    answered = 0
+    try:
+        _wait_for(lambda: _embeddings(db_url) > 600)
+        while proc.poll() is None and answered < 50:
+            rows = conn.execute(
+                "SELECT product_id FROM analytics_features.product_embeddings "
+                "ORDER BY embedding::halfvec(384) <=> %s::halfvec(384) LIMIT 10",
+                (query,),
+            ).fetchall()
+            conn.commit()
+            assert len(rows) == 10
+            answered += 1
+            time.sleep(0.05)
+    finally:
+        _, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr
+    assert answered >= 5
+    assert_in_sync(conn, settings, "int8")
+
+
+def test_cli_embed_json_and_index_commands(
+    db_url: str, pg_root: Path, conn: psycopg.Connection[Any]
+) -> None:
+    generate.load(conn, 200, seed=11)
+    conn.commit()
+    env = {"DATABASE_URL": db_url, "PRODSEARCH_HOME": str(pg_root)}
+    dry = run_cli("embed", "--mode", "int8", "--dry-run", env=env)
+    assert dry.returncode == 0 and "would be embedded" in dry.stdout
+    res = run_cli("embed", "--mode", "int8", env=env)
+    assert res.returncode == 0, res.stderr
+    assert "writing took" in res.stdout and "index built" in res.stdout
+    st = json.loads(run_cli("index", "status", "--json", env=env).stdout)
+    assert st["exists"] and st["name"] == "idx_product_embeddings_hnsw" and st["valid"]
+    assert run_cli("index", "drop", env=env).stdout.startswith("dropped")
+    assert "not built" in run_cli("index", "status", env=env).stdout
+    assert "built idx_product_embeddings_hnsw" in run_cli("index", "build", env=env).stdout
