@@ -110,3 +110,26 @@ def encoders(models_dir: Path) -> dict[str, Any]:
             return cache[mode]
 
     return Lazy()
+
+
+@pytest.fixture(scope="module")
+def search_db(pg_url: str, encoders: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+              ) -> Iterator[str]:  # fmt: skip
+    """A module-wide database: 1,500 generated products, embedded (int8), indexed."""
+    from prodsearch.catalog import generate
+    from prodsearch.embedding.sync import SyncOptions, sync
+
+    name = f"s_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        c.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")
+    url = make_conninfo(pg_url, dbname=name)
+    try:
+        with psycopg.connect(url) as c:
+            generate.load(c, 1500, seed=21)
+        home = tmp_path_factory.mktemp("search-home")
+        sync(Settings(home=home, database_url=url), SyncOptions(mode="int8"),
+             encoder=encoders["int8"])  # fmt: skip
+        yield url
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as c:
+            c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -114,3 +114,21 @@ def test_db_start_psql_stop_status(tmp_path: Path) -> None:
     assert stop.returncode == 0 and "stopped" in stop.stdout
     res = run_cli("db", "status", env={**env, **env_no_url})
     assert res.stdout.startswith("stopped")
+
+
+def test_demo_runs_every_step_without_serving(db_url: str, pg_root: Path) -> None:
+    env = {"DATABASE_URL": db_url, "PRODSEARCH_HOME": str(pg_root), "PRODSEARCH_MODE": "int8"}
+    res = run_cli("demo", "--products", "300", "--no-serve", env=env)
+    assert res.returncode == 0, res.stderr
+    for step in (
+        "[1/5] database running",
+        "[2/5] schema ready",
+        "[3/5] demo catalog generated",
+        "[4/5] embedding",
+        "index built",
+        "[5/5] not serving",
+    ):
+        assert step in res.stdout, step
+    again = run_cli("demo", "--products", "300", "--no-serve", env=env)
+    assert "catalog already holds 300 products (kept)" in again.stdout
+    assert "unchanged" in again.stdout

@@ -445,6 +445,212 @@ def index_status(
     out.print(table)
 
 
+# ---------------------------------------------------------------- search / serve
+
+
+def _parse_filters(pairs: list[str], source: Any) -> dict[str, Any]:
+    """``["category=Brake Pads", "price_max=200", "in_stock=true"]`` → typed filters."""
+    from prodsearch.search.filters import allowed_keys
+
+    allowed = allowed_keys(source)
+    filters: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or key not in allowed:
+            raise ProdsearchError(
+                f"--filter {pair!r}: use KEY=VALUE with KEY one of {', '.join(allowed)}"
+            )
+        kind = allowed[key][1]
+        if kind == "bool":
+            if value.strip().lower() not in ("true", "false"):
+                raise ProdsearchError(f"--filter {pair!r}: {key} takes true or false")
+            filters[key] = value.strip().lower() == "true"
+        elif kind in ("min", "max"):
+            try:
+                filters[key] = float(value)
+            except ValueError:
+                raise ProdsearchError(f"--filter {pair!r}: {key} takes a number") from None
+        else:
+            filters.setdefault(key, []).append(value)
+    return filters
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    mode: Annotated[str, typer.Option(help="semantic | filtered | hybrid")] = "semantic",
+    filters: Annotated[
+        list[str] | None,
+        typer.Option("--filter", help="KEY=VALUE, repeatable: category=Brake Pads, price_max=200."),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Search the catalog through the same code as the API, without HTTP."""
+    import asyncio
+
+    import psycopg
+    from pgvector.psycopg import register_vector_async
+
+    from prodsearch.catalog.source import load_source
+    from prodsearch.db import database_url
+    from prodsearch.embedding import index, load_encoder
+    from prodsearch.search import Searcher, SearchError
+
+    if mode not in ("semantic", "filtered", "hybrid"):
+        raise ProdsearchError(f"--mode {mode!r}: use semantic, filtered or hybrid")
+    settings = get_settings()
+    with _open_db() as conn:
+        source = load_source(conn, settings)
+        index_type = index.current_type(conn)
+    parsed = _parse_filters(filters or [], source)
+    encoder = load_encoder(settings.mode, settings.model, models_dir=settings.models_dir)
+    searcher = Searcher(settings, encoder, source, index_type)
+
+    async def run() -> Any:
+        async with await psycopg.AsyncConnection.connect(database_url(settings)) as aconn:
+            await register_vector_async(aconn)
+            if mode == "hybrid":
+                return await searcher.hybrid(aconn, query, limit, 0, parsed)
+            return await searcher.semantic(aconn, query, limit, 0, parsed)
+
+    try:
+        resp = asyncio.run(run())
+    except SearchError as exc:
+        raise ProdsearchError(str(exc)) from exc
+    if as_json:
+        _print_json(resp.as_dict())
+        return
+    table = Table(
+        "#",
+        "score",
+        "id",
+        "name",
+        "category",
+        "brand",
+        "price",
+        "stock",
+        title=f"{mode}: {query!r} — {resp.count} results in {resp.execution_time_ms:.1f} ms "
+        f"(embed {resp.timings['embed_ms']:.1f} ms, search {resp.timings['search_ms']:.1f} ms)",
+    )
+    for i, r in enumerate(resp.results, 1):
+        table.add_row(
+            str(i),
+            f"{r['score']:.4f}",
+            str(r["product_id"]),
+            r["name"] or "",
+            r["category"] or "",
+            r["brand"] or "",
+            "" if r["price"] is None else f"{r['price']:.2f}",
+            "yes" if r["in_stock"] else "no",
+        )
+    out.print(table)
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Bind address (default PRODSEARCH_HOST).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default PRODSEARCH_PORT).")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Serve the search API and the web page (model loaded once per worker)."""
+    import uvicorn
+
+    from prodsearch.db import database_url
+
+    settings = get_settings()
+    database_url(settings)  # start the embedded server before workers fork
+    host = host or settings.host
+    port = port or settings.port
+    out.print(f"serving on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
+    uvicorn.run(
+        "prodsearch.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+# ---------------------------------------------------------------- status / verify
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Eligible products, embeddings, coverage, stale rows, last run, index, database size."""
+    from prodsearch.catalog.source import load_source
+    from prodsearch.ops.status import report
+
+    settings = get_settings()
+    with _open_db() as conn:
+        rep = report(conn, load_source(conn, settings), settings)
+    if as_json:
+        _print_json(rep)
+        return
+    table = Table("", "", title=f"prodsearch status — {rep['source']}", show_header=False)
+    table.add_row("eligible products", f"{rep['eligible_products']:,}")
+    table.add_row("embeddings", f"{rep['embeddings']:,}")
+    table.add_row("coverage", f"{rep['coverage_percent']:.2f}%")
+    table.add_row(
+        "missing / stale / orphaned",
+        f"{rep['missing']:,} / {rep['stale']:,} / {rep['orphans']:,} "
+        f"(stale = text, model or mode changed; configured mode {rep['configured_mode']})",
+    )
+    run = rep["last_run"]
+    table.add_row(
+        "last run",
+        "none"
+        if run is None
+        else f"#{run['run_id']} {run['status']} ({run['mode']}) at {run['started_at']}, "
+        f"{run['duration_s']} s: {run['embedded']:,} embedded, "
+        f"{run['skipped_unchanged']:,} unchanged, {run['deleted']:,} deleted, "
+        f"{run['failed']:,} failed" + (f" — {run['error']}" if run["error"] else ""),
+    )
+    idx = rep["index"]
+    table.add_row(
+        "index",
+        f"{idx['name']}: not built"
+        if not idx["exists"]
+        else f"{idx['name']} ({idx['type']}) {idx['size']}, m={idx['m']}, "
+        f"ef_construction={idx['ef_construction']}, valid={idx['valid']}, "
+        f"ready={idx['ready']}",
+    )
+    table.add_row("database size", str(rep["database_size"]))
+    out.print(table)
+
+
+@app.command()
+def verify(
+    sample: Annotated[int, typer.Option(min=1, help="Rows re-encoded for self-consistency.")] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Check count parity, vector integrity, hashes, self-consistency and index recall."""
+    from prodsearch.catalog.source import load_source
+    from prodsearch.ops import verify as checks
+
+    settings = get_settings()
+    with _open_db() as conn:
+        results = checks.run(conn, load_source(conn, settings), settings, sample)
+    failed = [c.name for c in results if not c.ok]
+    if as_json:
+        _print_json({"ok": not failed, "failed": failed, "checks": [c.as_dict() for c in results]})
+    else:
+        table = Table("check", "result", "detail", title="prodsearch verify")
+        for c in results:
+            table.add_row(c.name, "[green]pass[/]" if c.ok else "[red]FAIL[/]", c.detail)
+        out.print(table)
+    if failed:
+        err.print(f"verify failed: {', '.join(failed)}")
+        raise typer.Exit(1)
+
+
 # ---------------------------------------------------------------- bench
 
 
@@ -502,6 +708,105 @@ def bench_encode(
             )
 
 
+@bench_app.command("embed")
+def bench_embed(
+    products: Annotated[int, typer.Option(min=100, help="Catalog size.")] = 20_000,
+    modes: Annotated[str, typer.Option(help="Comma-separated modes.")] = "exact,bf16,int8",
+    baseline: Annotated[bool, typer.Option(help="Run the original method too.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """End-to-end embed products/s per mode vs the original method, and the 1%-changed rerun."""
+    from prodsearch.bench import embed as bench
+
+    log = (lambda msg: err.print(f"  {msg}", highlight=False)) if not as_json else (lambda _m: None)
+    mode_list = [m.strip() for m in modes.split(",") if m.strip()]
+    result = bench.run(get_settings(), products, mode_list, baseline, progress=log)
+    if as_json:
+        _print_json(result)
+        return
+    table = Table(
+        "method",
+        "seconds",
+        "products/s",
+        "vs baseline",
+        "write share",
+        "1% rerun s",
+        "full / rerun",
+        title=f"embed {result['eligible']:,} products end to end (source → vectors → index ready)",
+    )
+    for m in result["methods"]:
+        table.add_row(
+            m["method"],
+            f"{m['seconds']:.1f}",
+            f"{m['products_per_s']:.1f}",
+            f"{m['ratio']:.2f}x" if m.get("ratio") else "-",
+            f"{100 * m['write_share']:.1f}%" if "write_share" in m else "-",
+            f"{m['incremental_s']:.2f}" if "incremental_s" in m else "-",
+            f"{m['incremental_speedup']:.0f}x" if "incremental_speedup" in m else "-",
+        )
+    out.print(table)
+
+
+@bench_app.command("search")
+def bench_search(
+    url: Annotated[
+        str | None, typer.Option(help="A served API; default: start one on a free local port.")
+    ] = None,
+    concurrency: Annotated[str, typer.Option(help="Comma-separated levels.")] = "1,8",
+    endpoints: Annotated[
+        str, typer.Option(help="Comma-separated.")
+    ] = "semantic,filtered,hybrid,similar",
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """API latency p50/p95/p99 and requests/s per endpoint, recall@10, vs the original path."""
+    from prodsearch.bench import search as bench
+
+    log = (lambda msg: err.print(f"  {msg}", highlight=False)) if not as_json else (lambda _m: None)
+    result = bench.run(
+        get_settings(),
+        url,
+        tuple(int(c) for c in concurrency.split(",")),
+        tuple(e.strip() for e in endpoints.split(",") if e.strip()),
+        progress=log,
+    )
+    if as_json:
+        _print_json(result)
+        return
+    table = Table(
+        "endpoint",
+        "concurrency",
+        "requests",
+        "errors",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "req/s",
+        title=f"search API over HTTP — {result['embeddings']:,} products, "
+        f"{result['queries']} queries, mode {result['mode']}",
+    )
+    for r in result["endpoints"]:
+        table.add_row(
+            r["endpoint"],
+            str(r["concurrency"]),
+            str(r["requests"]),
+            str(r["errors"]),
+            f"{r['p50_ms']:.2f}",
+            f"{r['p95_ms']:.2f}",
+            f"{r['p99_ms']:.2f}",
+            f"{r['rps']:.1f}",
+        )
+    out.print(table)
+    b = result["baseline"]
+    out.print(
+        f"recall@10 vs exact search: {result['recall_at_10']:.4f} tie-aware, "
+        f"{result['recall_at_10_ids']:.4f} by ids ({result['recall_queries']} queries)"
+    )
+    out.print(
+        f"baseline ({b['method']}): p50 {b['p50_ms']} ms, p95 {b['p95_ms']} ms — "
+        f"semantic p50 is {b['ratio_p50']}x faster"
+    )
+
+
 # ---------------------------------------------------------------- demo
 
 
@@ -510,26 +815,47 @@ def demo(
     products: Annotated[
         int, typer.Option("--products", "-n", min=1, help="Demo catalog size.")
     ] = 20_000,
+    serve_api: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Serve the API at the end.")
+    ] = True,
 ) -> None:
-    """Start the database, create the schema, build the demo catalog, and what exists after."""
+    """Start the database, build the demo catalog, embed it, index it, serve the API and page."""
     from prodsearch.catalog.generate import load
     from prodsearch.db import connect, database_url, migrate
 
     settings = get_settings()
     out.rule("prodsearch demo")
     url = database_url(settings)
-    out.print(f"[1] database running: {url}")
+    out.print(f"[1/5] database running: {url}")
     with connect(url) as conn:
         applied = migrate(conn)
-        out.print(f"[2] schema ready ({len(applied)} migration(s) applied now)")
+        out.print(f"[2/5] schema ready ({len(applied)} migration(s) applied now)")
         row = conn.execute("SELECT count(*) FROM staging_marts.dim_product").fetchone()
         existing = row[0] if row else 0
         if existing:
-            out.print(f"[3] catalog already holds {existing:,} products (kept)")
+            out.print(f"[3/5] catalog already holds {existing:,} products (kept)")
         else:
             load(conn, products)
-            out.print(f"[3] demo catalog generated: {products:,} products")
-    out.print("[4] not there yet: embedding, index and API (issues #4–#6); nothing more to run")
+            out.print(f"[3/5] demo catalog generated: {products:,} products")
+    out.print(f"[4/5] embedding ({settings.mode} mode) and indexing — reruns skip unchanged rows")
+    embed(
+        mode=None,
+        batch_size=None,
+        limit=None,
+        full_refresh=False,
+        dry_run=False,
+        as_json=False,
+        quiet=False,
+        chunk_size=1024,
+    )
+    if not serve_api:
+        out.print("[5/5] not serving (--no-serve); run `prodsearch serve` to start the API")
+        return
+    out.print(
+        f"[5/5] open http://{settings.host}:{settings.port}/ — Ctrl+C stops the server "
+        "(the database keeps running: `prodsearch db stop`)"
+    )
+    serve(host=None, port=None, workers=1)
 
 
 def main() -> None:

@@ -44,10 +44,13 @@ class Settings(BaseSettings):
         default="halfvec",
         description="HNSW over the stored vectors, or over a halfvec expression (half the size).",
     )
-    ef_search: int = Field(default=40, ge=1, le=1000, description="hnsw.ef_search at query time.")
+    ef_search: int = Field(default=100, ge=1, le=1000, description="hnsw.ef_search at query time.")
+    query_cache_size: int = Field(
+        default=4096, ge=0, description="LRU of query embeddings in the API (0 disables)."
+    )
     rrf_k: int = Field(default=60, ge=1, le=1000, description="Reciprocal rank fusion k.")
     lexical_weight: float = Field(
-        default=1.0, ge=0, le=10, description="Weight of the full-text leg in hybrid fusion."
+        default=2.0, ge=0, le=10, description="Weight of the full-text leg in hybrid fusion."
     )
     host: str = Field(default="127.0.0.1", description="API bind address.")
     port: int = Field(default=8000, ge=1, le=65535, description="API port.")

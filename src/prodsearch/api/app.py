@@ -13,9 +13,10 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
 
+import orjson
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, ORJSONResponse, PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from prodsearch.api.metrics import Metrics
@@ -24,6 +25,13 @@ from prodsearch.config import Settings, get_settings
 from prodsearch.search.service import Searcher, SearchError, SearchResponse
 
 log = logging.getLogger("prodsearch.api")
+
+
+class ORJSONResponse(JSONResponse):
+    """JSON rendered by orjson (numpy-aware)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 class State:

@@ -167,14 +167,16 @@ class Writer:
         self.conn = conn
         self.upsert = sql.SQL(
             "INSERT INTO {emb} AS e (product_id, embedding, content_hash, source_hash, "
-            "model_name, mode, search_tsv, code_keys) "
+            "model_name, mode, search_tsv, code_keys, embedding_md5) "
             "SELECT st.product_id, st.embedding, st.content_hash, st.source_hash, %s, %s, "
-            "{tsv}, {codes} FROM _embed_stage AS st JOIN {t} AS s ON s.{id} = st.product_id "
+            "{tsv}, {codes}, md5(st.embedding::text) "
+            "FROM _embed_stage AS st JOIN {t} AS s ON s.{id} = st.product_id "
             "ON CONFLICT (product_id) DO UPDATE SET "
             "embedding = EXCLUDED.embedding, content_hash = EXCLUDED.content_hash, "
             "source_hash = EXCLUDED.source_hash, model_name = EXCLUDED.model_name, "
             "mode = EXCLUDED.mode, search_tsv = EXCLUDED.search_tsv, "
-            "code_keys = EXCLUDED.code_keys, updated_at = now()"
+            "code_keys = EXCLUDED.code_keys, embedding_md5 = EXCLUDED.embedding_md5, "
+            "updated_at = now()"
         ).format(
             emb=EMBEDDINGS,
             tsv=search_tsv_sql(source),

@@ -78,6 +78,8 @@ class QueryCache:
             return vec
 
     def put(self, key: str, vec: np.ndarray) -> None:
+        if self.size <= 0:
+            return
         with self._lock:
             self._data[key] = vec
             self._data.move_to_end(key)
@@ -117,7 +119,7 @@ class Searcher:
         self.settings = settings
         self.encoder = encoder
         self.source = source
-        self.cache = QueryCache()
+        self.cache = QueryCache(settings.query_cache_size)
         self.set_index_type(index_type)
         self.filter_keys = list(flt.allowed_keys(source))
         self.rrf_k = settings.rrf_k

@@ -1,0 +1,246 @@
+"""``prodsearch bench search``: latency, throughput and recall of the HTTP API.
+
+Runs the 480 WANDS queries plus catalog-domain queries (English and Polish) against a
+served API — a server this command starts on a free local port (query-embedding cache
+off, so every request pays for its embedding), or ``--url`` — at concurrency 1 and 8,
+per endpoint. Recall@10 compares the API's semantic results with exact (brute-force)
+search of the same query vector. The baseline, measured in the same run, is the
+original platform's path: sentence-transformers encoding of the query plus an exact
+scan (no index).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import numpy as np
+import psycopg
+from pgvector.psycopg import register_vector
+
+from prodsearch.bench.queries import benchmark_queries
+from prodsearch.config import Settings
+from prodsearch.db import connect, database_url
+from prodsearch.embedding.encoder import load_encoder
+
+FILTERS: tuple[dict[str, Any], ...] = (
+    {"category": "Brake Pads"},
+    {"in_stock": True, "price_max": 200},
+    {"brand": ["Bosch", "TRW"]},
+    {"category": "Spark Plugs", "brand": "NGK"},
+    {"category": ["Oil Filters", "Air Filters"], "price_min": 30},
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LocalServer:
+    """`prodsearch serve` in a subprocess on a free port; always stopped on exit."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {
+            **os.environ,
+            "PRODSEARCH_QUERY_CACHE_SIZE": "0",
+            "PRODSEARCH_MODE": settings.mode,
+            "PRODSEARCH_HOME": str(settings.home_dir),
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "prodsearch", "serve", "--port", str(self.port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+
+    def __enter__(self) -> LocalServer:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+            try:
+                if httpx.get(self.url + "/health", timeout=2).status_code in (200, 503):
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError("server did not start within 180 s")
+
+    def __exit__(self, *_exc: object) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def _requests(endpoint: str, queries: list[str], ids: list[int]) -> list[tuple[str, str, Any]]:
+    if endpoint == "similar":
+        return [("GET", f"/search/similar/{pid}?limit=10", None) for pid in ids]
+    reqs = []
+    for i, q in enumerate(queries):
+        body: dict[str, Any] = {"query": q, "limit": 10}
+        if endpoint == "filtered":
+            body["filters"] = FILTERS[i % len(FILTERS)]
+        reqs.append(("POST", f"/search/{endpoint}", body))
+    return reqs
+
+
+async def _load(
+    base: str, reqs: list[tuple[str, str, Any]], concurrency: int
+) -> tuple[list[float], float, int]:
+    latencies: list[float] = []
+    errors = 0
+    todo = iter(reqs)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+
+        async def worker() -> None:
+            nonlocal errors
+            for method, path, body in todo:
+                t0 = time.perf_counter()
+                res = await client.request(method, path, json=body)
+                latencies.append((time.perf_counter() - t0) * 1000)
+                errors += res.status_code != 200
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - started
+    return latencies, wall, errors
+
+
+def _pct(values: list[float], q: float) -> float:
+    return round(float(np.percentile(values, q)), 2)
+
+
+def _exact_top(conn: psycopg.Connection[Any], vec: np.ndarray) -> list[tuple[int, float]]:
+    return conn.execute(
+        "SELECT e.product_id, e.embedding <=> %s FROM analytics_features.product_embeddings e "
+        "JOIN staging_marts.dim_product s ON s.product_id = e.product_id "
+        "WHERE NOT s.is_deleted ORDER BY 2 LIMIT 10",
+        (vec,),
+    ).fetchall()
+
+
+def run(
+    settings: Settings,
+    url: str | None = None,
+    concurrencies: tuple[int, ...] = (1, 8),
+    endpoints: tuple[str, ...] = ("semantic", "filtered", "hybrid", "similar"),
+    recall_queries: int = 200,
+    baseline_queries: int = 30,
+    progress: Callable[[str], None] = lambda _m: None,
+) -> dict[str, Any]:
+    queries = benchmark_queries()
+    db = database_url(settings)
+    with connect(db) as conn:
+        products = conn.execute(
+            "SELECT count(*) FROM analytics_features.product_embeddings"
+        ).fetchone()[0]  # type: ignore[index]
+        ids = [
+            r[0]
+            for r in conn.execute(
+                "SELECT product_id FROM analytics_features.product_embeddings "
+                "ORDER BY md5(product_id::text) LIMIT %s",
+                (len(queries),),
+            )
+        ]
+    result: dict[str, Any] = {
+        "embeddings": products,
+        "queries": len(queries),
+        "mode": settings.mode,
+        "endpoints": [],
+    }
+    server = None if url else LocalServer(settings)
+    try:
+        if server is not None:
+            server.__enter__()
+            url = server.url
+        assert url is not None
+        for endpoint in endpoints:
+            reqs = _requests(endpoint, queries, ids)
+            asyncio.run(_load(url, reqs[:20], 2))  # warm-up
+            for conc in concurrencies:
+                lat, wall, errors = asyncio.run(_load(url, reqs, conc))
+                row = {
+                    "endpoint": endpoint,
+                    "concurrency": conc,
+                    "requests": len(lat),
+                    "errors": errors,
+                    "p50_ms": _pct(lat, 50),
+                    "p95_ms": _pct(lat, 95),
+                    "p99_ms": _pct(lat, 99),
+                    "rps": round(len(lat) / wall, 1),
+                }
+                result["endpoints"].append(row)
+                progress(
+                    f"{endpoint} c={conc}: p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms, "
+                    f"{row['rps']} req/s"
+                )
+        # recall@10 of the API's semantic results against exact search of the same vector
+        enc = load_encoder(settings.mode, settings.model, models_dir=settings.models_dir)
+        sample = queries[:: max(1, len(queries) // recall_queries)][:recall_queries]
+        id_hits = tie_hits = 0
+        with connect(db) as conn, httpx.Client(base_url=url, timeout=30) as client:
+            register_vector(conn)
+            for q in sample:
+                got = client.post("/search/semantic", json={"query": q, "limit": 10}).json()
+                exact = _exact_top(conn, enc.encode([q])[0])
+                kth = exact[-1][1]
+                id_hits += len({r["product_id"] for r in got["results"]} & {e[0] for e in exact})
+                tie_hits += sum(1 - r["score"] <= kth + 2e-3 for r in got["results"])
+        result["recall_at_10"] = round(tie_hits / (10 * len(sample)), 4)
+        result["recall_at_10_ids"] = round(id_hits / (10 * len(sample)), 4)
+        result["recall_queries"] = len(sample)
+        progress(
+            f"recall@10 {result['recall_at_10']} (tie-aware), {result['recall_at_10_ids']} (ids)"
+        )
+    finally:
+        if server is not None:
+            server.__exit__(None, None, None)
+    result["baseline"] = _baseline(db, queries[:baseline_queries], progress)
+    sem = next(
+        r for r in result["endpoints"] if r["endpoint"] == "semantic" and r["concurrency"] == 1
+    )
+    result["baseline"]["ratio_p50"] = round(result["baseline"]["p50_ms"] / sem["p50_ms"], 1)
+    return result
+
+
+def _baseline(db: str, queries: list[str], progress: Callable[[str], None]) -> dict[str, Any]:
+    """Original path: sentence-transformers query encoding + exact scan, in-process."""
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    from prodsearch.embedding.model import resolve_model
+
+    hf_logging.disable_progress_bar()
+    model = SentenceTransformer(str(resolve_model().path), device="cpu")
+    lat = []
+    with connect(db) as conn:
+        register_vector(conn)
+        conn.execute("SET enable_indexscan = off")
+        for q in queries:
+            t0 = time.perf_counter()
+            vec = model.encode([q], normalize_embeddings=True)[0]
+            _exact_top(conn, vec)
+            lat.append((time.perf_counter() - t0) * 1000)
+    out = {
+        "method": "sentence-transformers + exact scan",
+        "queries": len(lat),
+        "p50_ms": round(statistics.median(lat), 1),
+        "p95_ms": _pct(lat, 95),
+    }
+    progress(f"baseline: p50 {out['p50_ms']} ms")
+    return out

@@ -1,0 +1,1 @@
+"""Operations: status and verify — one command for each question an operator asks."""

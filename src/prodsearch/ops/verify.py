@@ -1,0 +1,169 @@
+"""``prodsearch verify``: checks that fail loudly, each named.
+
+- **count parity** — every eligible product has an embedding and no embedding is orphaned;
+- **hashes** — on a sample, the stored content hash equals the hash of today's text;
+- **self-consistency** — on a sample, stored vectors vs a fresh encode of the same text
+  in the stored mode (mean cosine ≥ 0.999 exact, ≥ 0.995 bf16, ≥ 0.98 int8: int8
+  activation scales depend on the batch a text was encoded in);
+- **index recall** — HNSW top-10 vs exact search for sample queries (tie-aware ≥ 0.95).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import psycopg
+from pgvector.psycopg import register_vector
+from psycopg import sql
+
+from prodsearch.bench.queries import benchmark_queries
+from prodsearch.catalog.source import Source
+from prodsearch.catalog.text import content_hash, prepare_text
+from prodsearch.config import Settings
+from prodsearch.embedding import index, load_encoder, store
+from prodsearch.ops.status import freshness
+
+COSINE_MIN = {"exact": 0.999, "bf16": 0.995, "int8": 0.98}
+RECALL_MIN = 0.95
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    value: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"check": self.name, "ok": self.ok, "detail": self.detail, "value": self.value}
+
+
+def run(
+    conn: psycopg.Connection[Any], source: Source, settings: Settings, sample: int = 200
+) -> list[Check]:
+    register_vector(conn)
+    checks: list[Check] = []
+    eligible = store.count_eligible(conn, source)
+    fresh = freshness(conn, source, settings)
+    ok = fresh["missing"] == 0 and fresh["orphans"] == 0
+    checks.append(
+        Check(
+            "count parity",
+            ok,
+            f"{eligible:,} eligible products, {store.count_embeddings(conn):,} "
+            f"embeddings, {fresh['missing']:,} missing, {fresh['orphans']:,} orphaned",
+        )
+    )
+    (altered,) = conn.execute(
+        sql.SQL(
+            "SELECT count(*) FROM {} WHERE embedding_md5 IS DISTINCT FROM md5(embedding::text)"
+        ).format(store.EMBEDDINGS)
+    ).fetchone() or (0,)
+    checks.append(
+        Check(
+            "integrity",
+            altered == 0,
+            f"{altered:,} stored vectors differ from the checksum written with them "
+            "(altered outside prodsearch embed; rerun with --full-refresh)",
+        )
+    )
+    cols = sql.SQL(", ").join(sql.Identifier("s", c) for c in source.text_columns)
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT e.product_id, e.embedding, e.content_hash, e.model_name, e.mode, {cols} "
+            "FROM {emb} AS e JOIN {src} AS s ON s.{id} = e.product_id "
+            "ORDER BY md5(e.product_id::text) LIMIT %s"
+        ).format(
+            cols=cols,
+            emb=store.EMBEDDINGS,
+            src=source.qualified,
+            id=sql.Identifier(source.id_column),
+        ),
+        (sample,),
+    ).fetchall()
+    if not rows:
+        checks.append(Check("self-consistency", False, "no embeddings to check"))
+        return checks
+    texts = [
+        prepare_text(
+            dict(zip(source.text_columns, r[5:], strict=True)),
+            source.text_columns,
+            settings.max_chars,
+        )
+        for r in rows
+    ]
+    bad_hash = sum(content_hash(t, r[3], r[4]) != r[2] for t, r in zip(texts, rows, strict=True))
+    checks.append(
+        Check(
+            "hashes",
+            bad_hash == 0,
+            f"{bad_hash} of {len(rows)} sampled rows have a stale content hash",
+        )
+    )
+    mode = rows[0][4]
+    encoder = load_encoder(mode, settings.model, models_dir=settings.models_dir)
+    fresh_vecs = encoder.encode([t or "-" for t in texts])
+    stored = np.stack([np.asarray(_array(r[1]), dtype=np.float32) for r in rows])
+    cos = np.sum(fresh_vecs * stored, axis=1) / np.linalg.norm(stored, axis=1)
+    threshold = COSINE_MIN.get(mode, 0.999)
+    row_floor = threshold - 0.05  # one vector far off fails even when the mean holds
+    checks.append(
+        Check(
+            "self-consistency",
+            float(cos.mean()) >= threshold and float(cos.min()) >= row_floor,
+            f"mean cosine {cos.mean():.5f} (min {cos.min():.5f}) between {len(rows)} stored "
+            f"vectors and a fresh {mode} encode; needs mean ≥ {threshold}, "
+            f"each ≥ {row_floor:.3f}",
+            round(float(cos.mean()), 5),
+        )
+    )
+    checks.append(_recall(conn, source, encoder, settings))
+    return checks
+
+
+def _array(value: Any) -> Any:
+    return value.to_numpy() if hasattr(value, "to_numpy") else value
+
+
+def _recall(
+    conn: psycopg.Connection[Any], source: Source, encoder: Any, settings: Settings
+) -> Check:
+    idx_type = index.current_type(conn)
+    if idx_type is None:
+        return Check("index recall", False, f"{index.INDEX_NAME} does not exist")
+    dim = encoder.dim
+    order = index.order_expression(idx_type, dim)
+    base = sql.SQL(
+        "SELECT {order} FROM {emb} AS e JOIN {src} AS s ON s.{id} = e.product_id "
+        "WHERE {eligible} ORDER BY 1 LIMIT 10"
+    ).format(
+        order=order,
+        emb=store.EMBEDDINGS,
+        src=source.qualified,
+        id=sql.Identifier(source.id_column),
+        eligible=source.eligible_sql(),
+    )
+    queries = benchmark_queries()[::11][:50]
+    hits = 0
+    for q in queries:
+        vec = encoder.encode([q])[0]
+        with conn.transaction():
+            conn.execute("SET LOCAL enable_indexscan = off")
+            exact = conn.execute(base, {"q": vec}).fetchall()
+        with conn.transaction():
+            conn.execute(
+                sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(settings.ef_search))
+            )
+            approx = conn.execute(base, {"q": vec}).fetchall()
+        kth = exact[-1][0] if exact else 0.0
+        hits += sum(d[0] <= kth + 1e-4 for d in approx)
+    recall = hits / (10 * len(queries))
+    return Check(
+        "index recall",
+        recall >= RECALL_MIN,
+        f"recall@10 {recall:.4f} of {index.INDEX_NAME} vs exact search over "
+        f"{len(queries)} queries (ef_search {settings.ef_search}); needs ≥ {RECALL_MIN}",
+        round(recall, 4),
+    )
