@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install browser-deps clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11"; exit 1; }
@@ -21,7 +21,17 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/prodsearch demo
 
-test: $(STAMP)
+# The browser test drives Debian's chromium through chromium-driver (no browser download).
+browser-deps:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; else \
+	  echo "installing Debian packages chromium + chromium-driver for the browser test"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  ($$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	     chromium chromium-driver >/dev/null) \
+	  || { echo "could not install chromium + chromium-driver (Debian packages, needs root)"; exit 1; }; \
+	fi
+
+test: $(STAMP) browser-deps
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -807,6 +807,43 @@ def bench_search(
     )
 
 
+@bench_app.command("index")
+def bench_index(
+    queries: Annotated[int, typer.Option(min=10, help="Queries for recall and latency.")] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """vector vs halfvec HNSW: build time, size, recall@10 and latency per ef_search."""
+    from prodsearch.bench import index as bench
+
+    log = (lambda msg: err.print(f"  {msg}", highlight=False)) if not as_json else (lambda _m: None)
+    result = bench.run(get_settings(), n_queries=queries, progress=log)
+    if as_json:
+        _print_json(result)
+        return
+    table = Table(
+        "index",
+        "build s",
+        "size",
+        "ef_search",
+        "recall@10",
+        "p50 ms",
+        "p95 ms",
+        title=f"HNSW shapes over {result['rows']:,} vectors, {result['queries']} queries",
+    )
+    for shape in result["shapes"]:
+        for row in shape["by_ef"]:
+            table.add_row(
+                shape["shape"],
+                f"{shape['build_s']:.1f}",
+                shape["size"],
+                str(row["ef_search"]),
+                f"{row['recall_at_10']:.4f}",
+                f"{row['p50_ms']:.2f}",
+                f"{row['p95_ms']:.2f}",
+            )
+    out.print(table)
+
+
 # ---------------------------------------------------------------- demo
 
 

@@ -118,6 +118,17 @@ def candidates(
         yield from cur
 
 
+def _derived_parts(source: Source) -> dict[str, sql.Composable]:
+    """SQL pieces shared by the statements that write full-text and code columns."""
+    return {
+        "emb": EMBEDDINGS,
+        "tsv": search_tsv_sql(source),
+        "codes": code_keys_sql(source),
+        "t": source.qualified,
+        "id": sql.Identifier(source.id_column),
+    }
+
+
 def refresh_source_hashes(
     conn: psycopg.Connection[Any], source: Source, ids: Sequence[int], hashes: Sequence[str]
 ) -> None:
@@ -129,13 +140,7 @@ def refresh_source_hashes(
                 "UPDATE {emb} AS e SET source_hash = v.h, search_tsv = {tsv}, code_keys = {codes}, "
                 "updated_at = now() FROM unnest(%s::bigint[], %s::text[]) AS v(id, h) "
                 "JOIN {t} AS s ON s.{id} = v.id WHERE e.product_id = v.id"
-            ).format(
-                emb=EMBEDDINGS,
-                tsv=search_tsv_sql(source),
-                codes=code_keys_sql(source),
-                t=source.qualified,
-                id=sql.Identifier(source.id_column),
-            ),
+            ).format(**_derived_parts(source)),
             (list(ids), list(hashes)),
         )
 
@@ -177,13 +182,7 @@ class Writer:
             "mode = EXCLUDED.mode, search_tsv = EXCLUDED.search_tsv, "
             "code_keys = EXCLUDED.code_keys, embedding_md5 = EXCLUDED.embedding_md5, "
             "updated_at = now()"
-        ).format(
-            emb=EMBEDDINGS,
-            tsv=search_tsv_sql(source),
-            codes=code_keys_sql(source),
-            t=source.qualified,
-            id=sql.Identifier(source.id_column),
-        )
+        ).format(**_derived_parts(source))
         register_vector(conn)
         conn.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS _embed_stage (product_id bigint, "

@@ -212,9 +212,6 @@ class Searcher:
         started = time.perf_counter()
         check_page(limit, offset)
         where, fparams = self._filters(filters)
-        from pgvector.psycopg import register_vector_async
-
-        await register_vector_async(conn)
         cur = await conn.execute(queries.stored_vector(), (product_id,))
         row = await cur.fetchone()
         await conn.commit()

@@ -1,0 +1,158 @@
+"""Issue #7: the web page, driven in real headless Chromium (Debian chromium + chromedriver).
+
+`make test` installs both. The test starts `prodsearch serve` on a free local port
+against a real embedded catalog, and always stops it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="module")
+def server(search_db: str, pg_root: Path) -> Iterator[str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "DATABASE_URL": search_db,
+        "PRODSEARCH_HOME": str(pg_root),
+        "PRODSEARCH_MODE": "int8",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prodsearch", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
+            try:
+                if httpx.get(url + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        pytest.fail(
+            "Debian chromium and chromium-driver are needed: `make test` installs them "
+            "(apt-get install chromium chromium-driver)"
+        )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    profile = tempfile.mkdtemp(prefix="prodsearch-chromium-")
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1200,1400",
+        f"--user-data-dir={profile}",
+    ):
+        opts.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_search_filter_and_similar_in_a_real_browser(server: str, browser: object) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    driver = browser
+    wait = WebDriverWait(driver, 20)
+    driver.get(server + "/")  # type: ignore[attr-defined]
+    box = wait.until(ec.element_to_be_clickable((By.ID, "q")))
+    box.send_keys("front brake pads", Keys.ENTER)  # keyboard only
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "li.result"))
+    status = driver.find_element(By.ID, "status").text  # type: ignore[attr-defined]
+    assert "results for" in status and " ms" in status
+    first = driver.find_elements(By.CSS_SELECTOR, "li.result .category")  # type: ignore[attr-defined]
+    assert first[0].text == "Brake Pads"
+    assert driver.find_elements(By.CSS_SELECTOR, "li.result .score")  # type: ignore[attr-defined]
+
+    # a filter is honoured: every result is in the chosen category
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#category option")) > 10)
+    Select(driver.find_element(By.ID, "category")).select_by_visible_text("Spark Plugs")  # type: ignore[attr-defined]
+    driver.find_element(By.ID, "in_stock").click()  # type: ignore[attr-defined]
+    driver.find_element(By.ID, "go").click()  # type: ignore[attr-defined]
+    wait.until(
+        lambda d: (
+            d.find_elements(By.CSS_SELECTOR, "li.result")
+            and all(
+                e.text == "Spark Plugs"
+                for e in d.find_elements(By.CSS_SELECTOR, "li.result .category")
+            )
+        )
+    )
+    stock = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "li.result .stock")]  # type: ignore[attr-defined]
+    assert stock and all(s == "in stock" for s in stock)
+    shot = os.environ.get("PRODSEARCH_SCREENSHOT")
+    if shot:
+        driver.save_screenshot(shot)  # type: ignore[attr-defined]
+
+    # follow "similar products" of the first result
+    item = driver.find_element(By.CSS_SELECTOR, "li.result")  # type: ignore[attr-defined]
+    pid = item.get_attribute("data-product-id")
+    item.find_element(By.CSS_SELECTOR, "a.similar").click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "similar to"))
+    ids = [
+        e.get_attribute("data-product-id")
+        for e in driver.find_elements(By.CSS_SELECTOR, "li.result")
+    ]  # type: ignore[attr-defined]
+    assert len(ids) == 20 and pid not in ids
+
+    # hybrid mode with a Polish query
+    driver.find_element(By.CSS_SELECTOR, "input[value=hybrid]").click()  # type: ignore[attr-defined]
+    Select(driver.find_element(By.ID, "category")).select_by_index(0)  # type: ignore[attr-defined]
+    driver.find_element(By.ID, "in_stock").click()  # type: ignore[attr-defined]
+    box = driver.find_element(By.ID, "q")  # type: ignore[attr-defined]
+    box.clear()
+    box.send_keys("klocki hamulcowe", Keys.ENTER)
+    wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "(hybrid)"))
+    pl = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "li.result .pl")][:5]  # type: ignore[attr-defined]
+    assert pl and all(t.startswith("Klocki hamulcowe") for t in pl)
