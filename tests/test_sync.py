@@ -25,6 +25,10 @@ from prodsearch.embedding.sync import SyncOptions, sync
 from prodsearch.errors import ProdsearchError
 from tests.conftest import run_cli
 
+# `prodsearch embed` in a subprocess, small chunks so that kills land between commits
+EMBED_INT8 = [sys.executable, "-m", "prodsearch", "embed", "--mode", "int8", "--quiet",
+              "--chunk-size", "64"]  # fmt: skip
+
 
 def expected_state(
     conn: psycopg.Connection[Any], settings: Settings, model: str, mode: str
@@ -172,17 +176,7 @@ def test_resume_after_sigkill(
     generate.load(conn, 2500, seed=9)
     conn.commit()
     env = {**os.environ, "DATABASE_URL": db_url, "PRODSEARCH_HOME": str(pg_root)}
-    cmd = [
-        sys.executable,
-        "-m",
-        "prodsearch",
-        "embed",
-        "--mode",
-        "int8",
-        "--quiet",
-        "--chunk-size",
-        "64",
-    ]
+    cmd = EMBED_INT8
     eligible = len(expected_state(conn, settings, "m", "int8"))
     kill_points = [
         ("during start-up/plan", lambda: time.sleep(2.0)),
@@ -235,17 +229,7 @@ def test_search_works_during_embed(
     sync(settings, SyncOptions(mode="int8", limit=500), encoder=encoders["int8"])
     env = {**os.environ, "DATABASE_URL": db_url, "PRODSEARCH_HOME": str(pg_root)}
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "prodsearch",
-            "embed",
-            "--mode",
-            "int8",
-            "--quiet",
-            "--chunk-size",
-            "64",
-        ],
+        EMBED_INT8,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
