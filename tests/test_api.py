@@ -211,6 +211,7 @@ def test_recall_against_exact_search(
         register_vector(conn)
         for q, vec in zip(queries, vectors, strict=True):
             got = client.post("/search/semantic", json={"query": q, "limit": 10}).json()["results"]
+            conn.execute("SET enable_indexscan = off")  # brute force, whatever the index
             exact = conn.execute(
                 "SELECT e.embedding <=> %s FROM analytics_features.product_embeddings e "
                 "JOIN staging_marts.dim_product s ON s.product_id = e.product_id "

@@ -126,12 +126,15 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def _exact_top(conn: psycopg.Connection[Any], vec: np.ndarray) -> list[tuple[int, float]]:
-    return conn.execute(
-        "SELECT e.product_id, e.embedding <=> %s FROM analytics_features.product_embeddings e "
-        "JOIN staging_marts.dim_product s ON s.product_id = e.product_id "
-        "WHERE NOT s.is_deleted ORDER BY 2 LIMIT 10",
-        (vec,),
-    ).fetchall()
+    """Brute force: index scans off, so no HNSW index (of either shape) can answer."""
+    with conn.transaction():
+        conn.execute("SET LOCAL enable_indexscan = off")
+        return conn.execute(
+            "SELECT e.product_id, e.embedding <=> %s FROM analytics_features.product_embeddings e "
+            "JOIN staging_marts.dim_product s ON s.product_id = e.product_id "
+            "WHERE NOT s.is_deleted ORDER BY 2 LIMIT 10",
+            (vec,),
+        ).fetchall()
 
 
 def run(
@@ -230,7 +233,6 @@ def _baseline(db: str, queries: list[str], progress: Callable[[str], None]) -> d
     lat = []
     with connect(db) as conn:
         register_vector(conn)
-        conn.execute("SET enable_indexscan = off")
         for q in queries:
             t0 = time.perf_counter()
             vec = model.encode([q], normalize_embeddings=True)[0]
