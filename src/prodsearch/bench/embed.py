@@ -23,13 +23,13 @@ from pgvector.psycopg import register_vector
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import SecretStr
 
+from prodsearch.bench.baseline import sentence_transformer
 from prodsearch.catalog import generate
 from prodsearch.catalog.text import content_hash, prepare_text
 from prodsearch.config import Settings
 from prodsearch.db import connect, database_url, migrate
 from prodsearch.embedding import index
 from prodsearch.embedding.encoder import load_encoder
-from prodsearch.embedding.model import resolve_model
 from prodsearch.embedding.sync import SyncOptions, sync
 
 BENCH_DB = "prodsearch_bench_embed"
@@ -54,12 +54,8 @@ def _reset(url: str) -> None:
 
 def baseline(url: str, batch: int = 32) -> float:
     """The original platform's method; returns seconds end to end."""
-    from sentence_transformers import SentenceTransformer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
     started = time.perf_counter()
-    model = SentenceTransformer(str(resolve_model().path), device="cpu")
+    model = sentence_transformer()
     name = "sentence-transformers/all-MiniLM-L6-v2"
     with connect(url) as conn:
         register_vector(conn)

@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from prodsearch.bench.baseline import sentence_transformer
 from prodsearch.bench.queries import benchmark_queries
 from prodsearch.catalog.generate import COLUMNS, rows
 from prodsearch.catalog.text import prepare_text
 from prodsearch.embedding.encoder import MODES, load_encoder
-from prodsearch.embedding.model import resolve_model
 
 
 @dataclass
@@ -47,9 +47,7 @@ def product_texts(n: int, seed: int = 2024) -> list[str]:
 
 
 def _baseline() -> Callable[[Sequence[str]], np.ndarray]:
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(str(resolve_model().path), device="cpu")
+    model = sentence_transformer()
 
     def encode(texts: Sequence[str]) -> np.ndarray:
         return np.asarray(model.encode(list(texts), batch_size=32, normalize_embeddings=True))

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 import httpx
@@ -26,6 +27,7 @@ import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
 
+from prodsearch.bench.baseline import sentence_transformer
 from prodsearch.bench.queries import benchmark_queries
 from prodsearch.config import Settings
 from prodsearch.db import connect, database_url
@@ -47,38 +49,46 @@ def _free_port() -> int:
 
 
 class LocalServer:
-    """`prodsearch serve` in a subprocess on a free port; always stopped on exit."""
+    """`prodsearch serve` in a subprocess on a free port, with ``env`` added to this
+    process's environment; waits for ``/health`` 200 and always stops the server."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = {**os.environ, **env}
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {
-            **os.environ,
-            "PRODSEARCH_QUERY_CACHE_SIZE": "0",
-            "PRODSEARCH_MODE": settings.mode,
-            "PRODSEARCH_HOME": str(settings.home_dir),
-        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> LocalServer:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "prodsearch", "serve", "--port", str(self.port)],
-            env=env,
+            env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
+        try:
+            self._wait_healthy()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
 
-    def __enter__(self) -> LocalServer:
-        deadline = time.monotonic() + 180
+    def _wait_healthy(self, timeout: float = 180) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+                raise RuntimeError(f"server exited: {self.proc.stderr.read().decode()[-2000:]}")
             try:
-                if httpx.get(self.url + "/health", timeout=2).status_code in (200, 503):
-                    return self
+                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
+                    return
             except httpx.HTTPError:
                 pass
             time.sleep(0.3)
-        raise RuntimeError("server did not start within 180 s")
+        raise RuntimeError(f"server did not answer /health with 200 within {timeout:.0f} s")
 
     def __exit__(self, *_exc: object) -> None:
+        if self.proc is None:
+            return
         self.proc.terminate()
         try:
             self.proc.wait(timeout=20)
@@ -166,12 +176,11 @@ def run(
         "mode": settings.mode,
         "endpoints": [],
     }
-    server = None if url else LocalServer(settings)
-    try:
-        if server is not None:
-            server.__enter__()
-            url = server.url
-        assert url is not None
+    # our own server: embedding cache off, so every request pays for its embedding
+    own = {"PRODSEARCH_QUERY_CACHE_SIZE": "0", "PRODSEARCH_MODE": settings.mode,
+           "PRODSEARCH_HOME": str(settings.home_dir)}  # fmt: skip
+    with LocalServer(own) if url is None else nullcontext() as server:
+        url = url or server.url
         for endpoint in endpoints:
             reqs = _requests(endpoint, queries, ids)
             asyncio.run(_load(url, reqs[:20], 2))  # warm-up
@@ -210,9 +219,6 @@ def run(
         progress(
             f"recall@10 {result['recall_at_10']} (tie-aware), {result['recall_at_10_ids']} (ids)"
         )
-    finally:
-        if server is not None:
-            server.__exit__(None, None, None)
     result["baseline"] = _baseline(db, queries[:baseline_queries], progress)
     sem = next(
         r for r in result["endpoints"] if r["endpoint"] == "semantic" and r["concurrency"] == 1
@@ -223,13 +229,7 @@ def run(
 
 def _baseline(db: str, queries: list[str], progress: Callable[[str], None]) -> dict[str, Any]:
     """Original path: sentence-transformers query encoding + exact scan, in-process."""
-    from sentence_transformers import SentenceTransformer
-    from transformers.utils import logging as hf_logging
-
-    from prodsearch.embedding.model import resolve_model
-
-    hf_logging.disable_progress_bar()
-    model = SentenceTransformer(str(resolve_model().path), device="cpu")
+    model = sentence_transformer()
     lat = []
     with connect(db) as conn:
         register_vector(conn)
