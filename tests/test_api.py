@@ -87,6 +87,43 @@ def test_filtered_honours_every_filter(client: TestClient, search_db: str) -> No
     assert all(r["brand"] == brand and r["category"] == "Spark Plugs" for r in got)
 
 
+def test_filtered_strategy_exact_or_index(search_db: str, pg_root: Path) -> None:
+    """A filter the planner expects to match few products is scored exactly (the same ids,
+    in the same order, as brute force); with the exact path off (0) the iterative HNSW scan
+    answers and still fills the page."""
+    filters = {"category": "Spark Plugs", "in_stock": True}
+    with psycopg.connect(search_db) as conn:
+        register_vector(conn)
+        n = conn.execute(
+            "SELECT count(*) FROM staging_marts.dim_product WHERE NOT is_deleted "
+            "AND category = 'Spark Plugs' AND in_stock"
+        ).fetchone()[0]
+        assert n >= 12
+        with make_client(search_db, pg_root) as exact_client:
+            res = exact_client.post(
+                "/search/filtered", json={"query": "iridium spark plug", "limit": 10,
+                                          "filters": filters},
+            ).json()  # fmt: skip
+            vec = exact_client.app.state.prodsearch.searcher.cache.get("iridium spark plug")
+        assert res["timings"]["strategy"] == "exact"
+        brute = conn.execute(
+            "SELECT e.product_id FROM analytics_features.product_embeddings e "
+            "JOIN staging_marts.dim_product s ON s.product_id = e.product_id "
+            "WHERE NOT s.is_deleted AND s.category = 'Spark Plugs' AND s.in_stock "
+            "ORDER BY e.embedding <=> %s, e.product_id LIMIT 10",
+            (np.asarray(vec),),
+        ).fetchall()
+    assert [r["product_id"] for r in res["results"]] == [b[0] for b in brute]
+    with make_client(search_db, pg_root, exact_filter_rows=0) as index_client:
+        res = index_client.post(
+            "/search/filtered", json={"query": "iridium spark plug", "limit": 100,
+                                      "filters": filters},
+        ).json()  # fmt: skip
+    assert res["timings"]["strategy"] == "index"
+    assert res["count"] == min(100, n)
+    assert all(r["category"] == "Spark Plugs" and r["in_stock"] for r in res["results"])
+
+
 def test_filtered_errors(client: TestClient) -> None:
     res = client.post("/search/filtered", json={"query": "x", "filters": {"colour": "red"}})
     assert res.status_code == 422

@@ -74,7 +74,7 @@ def test_full_then_incremental(
     assert first.deduplicated > 0  # the generator repeats texts across variants
     assert_in_sync(conn, settings, "int8")
     st = index.status(conn)
-    assert st["exists"] and st["valid"] and (st["m"], st["ef_construction"]) == (16, 64)
+    assert st["exists"] and st["valid"] and (st["m"], st["ef_construction"]) == (32, 256)
     run = conn.execute(
         "SELECT status, embedded, deduplicated, eligible, timings FROM "
         "analytics_features.embedding_runs WHERE run_id = %s",

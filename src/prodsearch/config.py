@@ -38,13 +38,24 @@ class Settings(BaseSettings):
     )
     mode: EncoderMode = Field(default="exact", description="Encoder precision: exact|bf16|int8.")
     batch_size: int = Field(default=64, ge=1, le=4096, description="Texts per encoder batch.")
-    hnsw_m: int = Field(default=16, ge=2, le=100)
-    hnsw_ef_construction: int = Field(default=64, ge=4, le=1000)
+    hnsw_m: int = Field(
+        default=32, ge=2, le=100,
+        description="HNSW links per node (the original platform used 16; see BENCHMARKS.md).",
+    )  # fmt: skip
+    hnsw_ef_construction: int = Field(
+        default=256, ge=4, le=1000,
+        description="HNSW build candidate list (the original platform used 64).",
+    )  # fmt: skip
     index_type: Literal["vector", "halfvec"] = Field(
         default="halfvec",
         description="HNSW over the stored vectors, or over a halfvec expression (half the size).",
     )
     ef_search: int = Field(default=100, ge=1, le=1000, description="hnsw.ef_search at query time.")
+    exact_filter_rows: int = Field(
+        default=20_000, ge=0, le=10_000_000,
+        description="Filtered search is exact (no index) when the planner expects at most this "
+        "many matching products; above it, an iterative HNSW scan.",
+    )  # fmt: skip
     query_cache_size: int = Field(
         default=4096, ge=0, description="LRU of query embeddings in the API (0 disables)."
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
@@ -16,8 +16,9 @@ from typing import Any
 import orjson
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from prodsearch.api.metrics import Metrics
 from prodsearch.api.models import FilteredRequest, HybridRequest, SemanticRequest
@@ -32,6 +33,38 @@ class ORJSONResponse(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+class ObserveMiddleware:
+    """Per-request metrics and an access log line: plain ASGI (no per-request task hop)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def observe_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observe_send)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            endpoint = getattr(route, "path", None) or "unmatched"
+            self.metrics.observe(endpoint, scope["method"], status, elapsed)
+            if log.isEnabledFor(logging.INFO):
+                log.info("%s %s %d %.1f ms", scope["method"], scope["path"], status,
+                         elapsed * 1000)  # fmt: skip
 
 
 class State:
@@ -68,7 +101,7 @@ async def _startup(state: State) -> None:
 
     async def configure(conn: Any) -> None:
         await register_vector_async(conn)
-        await conn.set_autocommit(False)
+        await conn.set_autocommit(True)
 
     state.pool = AsyncConnectionPool(
         state.database_url, min_size=2, max_size=16, open=False, configure=configure,
@@ -117,19 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _db_down(_req: Request, exc: PoolTimeout) -> ORJSONResponse:
         return ORJSONResponse(status_code=503, content={"error": f"database unavailable: {exc}"})
 
-    @app.middleware("http")
-    async def _observe(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        elapsed = time.perf_counter() - started
-        route = request.scope.get("route")
-        endpoint = getattr(route, "path", None) or "unmatched"
-        state.metrics.observe(endpoint, request.method, response.status_code, elapsed)
-        log.info("%s %s %d %.1f ms", request.method, request.url.path, response.status_code,
-                 elapsed * 1000)  # fmt: skip
-        return response
+    app.add_middleware(ObserveMiddleware, metrics=state.metrics)
 
     def require_key(x_api_key: str | None = Header(default=None)) -> None:
         expected = state.settings.api_key
@@ -138,22 +159,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     guarded = [Depends(require_key)]
 
-    def _json(resp: SearchResponse) -> dict[str, Any]:
-        return resp.as_dict()
+    def _json(resp: SearchResponse) -> ORJSONResponse:
+        return ORJSONResponse(resp.as_dict())
 
     @app.post("/search/semantic", dependencies=guarded)
-    async def semantic(body: SemanticRequest) -> dict[str, Any]:
+    async def semantic(body: SemanticRequest) -> ORJSONResponse:
         async with state.pool.connection() as conn:
             return _json(await state.searcher.semantic(conn, body.query, body.limit, body.offset))
 
     @app.post("/search/filtered", dependencies=guarded)
-    async def filtered(body: FilteredRequest) -> dict[str, Any]:
+    async def filtered(body: FilteredRequest) -> ORJSONResponse:
         async with state.pool.connection() as conn:
             return _json(await state.searcher.semantic(conn, body.query, body.limit, body.offset,
                                                        body.filters))  # fmt: skip
 
     @app.post("/search/hybrid", dependencies=guarded)
-    async def hybrid(body: HybridRequest) -> dict[str, Any]:
+    async def hybrid(body: HybridRequest) -> ORJSONResponse:
         async with state.pool.connection() as conn:
             return _json(await state.searcher.hybrid(conn, body.query, body.limit, body.offset,
                                                      body.filters, body.rrf_k))  # fmt: skip
@@ -163,7 +184,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         product_id: int,
         limit: int = Query(20, ge=1, le=100),
         offset: int = Query(0, ge=0, le=10_000),
-    ) -> dict[str, Any]:
+    ) -> ORJSONResponse:
         async with state.pool.connection() as conn:
             return _json(await state.searcher.similar(conn, product_id, limit, offset))
 

@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 
 from prodsearch.catalog import vocab
+from prodsearch.db.connect import vacuum_analyze
 
 COVERAGE = {"polish_name": 0.88, "description": 0.71, "polish_description": 0.56}
 DELETED_SHARE = 0.015
@@ -150,8 +151,7 @@ def load(
                 copy.write_row(row)
                 if progress is not None and n % 10_000 == 0:
                     progress(n)
-    conn.execute("ANALYZE staging_marts.dim_product")
-    conn.commit()
+    vacuum_analyze(conn, "staging_marts.dim_product")
     if progress is not None:
         progress(count)
     return count

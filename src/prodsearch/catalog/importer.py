@@ -34,6 +34,7 @@ from psycopg import sql
 
 from prodsearch.catalog.readers import Record, detect_format, read_records
 from prodsearch.catalog.text import clean_text
+from prodsearch.db.connect import vacuum_analyze
 from prodsearch.errors import ProdsearchError
 
 TABLE = ("staging_marts", "dim_product")
@@ -310,6 +311,8 @@ def import_file(
         flush()
     finally:
         rejects.close()
+    if summary.inserted or summary.updated:
+        vacuum_analyze(conn, "staging_marts.dim_product")
     summary.ignored_columns = sorted(ignored)
     if summary.rejected:
         summary.rejects_path = str(rejects.path)

@@ -89,3 +89,17 @@ def ensure_pgvector(conn: psycopg.Connection[Any]) -> str:
             f"pgvector {installed} is installed but >= 0.8 is needed: ALTER EXTENSION vector UPDATE"
         )
     return str(installed)
+
+
+def vacuum_analyze(conn: psycopg.Connection[Any], table: str) -> None:
+    """``VACUUM (ANALYZE)`` one table (``schema.name``) after a bulk load: fresh planner
+    statistics, and a visibility map so filters can use index-only scans."""
+    from psycopg import sql
+
+    conn.commit()
+    previous = conn.autocommit
+    conn.autocommit = True
+    try:
+        conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(*table.split(".", 1))))
+    finally:
+        conn.autocommit = previous

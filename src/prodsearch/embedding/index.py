@@ -71,6 +71,12 @@ def order_expression(index_type: str | None, dim: int) -> sql.Composable:
     return sql.SQL("e.embedding <=> %(q)s::vector({d})").format(d=sql.Literal(dim))
 
 
+def exact_expression(dim: int) -> sql.Composable:
+    """Cosine distance to ``%(q)s`` on the stored float32 vectors, as a function call that
+    no index can serve: the query computes it for every candidate row (exact search)."""
+    return sql.SQL("cosine_distance(e.embedding, %(q)s::vector({d}))").format(d=sql.Literal(dim))
+
+
 def drop(conn: psycopg.Connection[Any]) -> bool:
     existed = status(conn)["exists"]
     conn.execute(
@@ -83,8 +89,8 @@ def drop(conn: psycopg.Connection[Any]) -> bool:
 def build(
     conn: psycopg.Connection[Any],
     index_type: str = "halfvec",
-    m: int = 16,
-    ef_construction: int = 64,
+    m: int = 32,
+    ef_construction: int = 256,
     workers: int = 2,
 ) -> float:
     """(Re)build the index with generous maintenance memory and parallel workers; seconds."""

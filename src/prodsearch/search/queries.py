@@ -89,6 +89,14 @@ def hybrid(source: Source, order: sql.Composable, where: sql.Composable) -> sql.
     ).format(order=order, where=where, key=code_key_sql(sql.SQL("%(text)s::text")), **_base(source))
 
 
+def match_estimate(source: Source, where: sql.Composable) -> sql.Composed:
+    """The planner's row estimate for a filter (plans, runs nothing): run it unprepared so
+    the estimate uses the actual parameter values."""
+    return sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM {src} AS s WHERE {eligible} AND ({where})"
+                   ).format(where=where, **{k: v for k, v in _base(source).items()
+                                            if k in ("src", "eligible")})  # fmt: skip
+
+
 def stored_vector() -> sql.Composed:
     return sql.SQL("SELECT embedding FROM {} WHERE product_id = %s").format(EMBEDDINGS)
 
