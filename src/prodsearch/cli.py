@@ -699,6 +699,11 @@ def bench_encode(
             f"{m['query_p95_ms']:.2f}",
         )
     out.print(table)
+    for f in result.get("filter_sets", []):
+        out.print(
+            f"filtered {json.dumps(f['filters'])}: p50 {f['p50_ms']:.2f} ms, "
+            f"p95 {f['p95_ms']:.2f} ms, strategy {f['strategy']}"
+        )
     if "recall" in result:
         rec = result["recall"]
         for mode, r in rec["modes"].items():
@@ -801,6 +806,11 @@ def bench_search(
         )
     out.print(table)
     b = result["baseline"]
+    for f in result.get("filter_sets", []):
+        out.print(
+            f"filtered {json.dumps(f['filters'])}: p50 {f['p50_ms']:.2f} ms, "
+            f"p95 {f['p95_ms']:.2f} ms, strategy {f['strategy']}"
+        )
     if "recall" in result:
         rec = result["recall"]
         out.print(
@@ -816,37 +826,56 @@ def bench_search(
 @bench_app.command("index")
 def bench_index(
     queries: Annotated[int, typer.Option(min=10, help="Queries for recall and latency.")] = 200,
+    shapes: Annotated[str, typer.Option(help="Comma-separated: vector, halfvec.")] = (
+        "vector,halfvec"
+    ),
+    params: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated MxEF_CONSTRUCTION pairs, e.g. 16x64,32x256 "
+            "(default: the configured pair)."
+        ),
+    ] = None,
+    ef: Annotated[str, typer.Option(help="Comma-separated ef_search values.")] = "40,100,200",
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """vector vs halfvec HNSW: build time, size, recall@10 and latency per ef_search."""
+    """HNSW shapes and build parameters: build time, size, recall@10, latency per ef_search."""
     from prodsearch.bench import index as bench
 
+    try:
+        pairs = (
+            [tuple(int(x) for x in p.split("x", 1)) for p in params.split(",")] if params else None
+        )
+        ef_values = [int(x) for x in ef.split(",")]
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"--params takes MxEF pairs like 16x64, --ef integers: {exc}"
+        ) from exc
     log = (lambda msg: err.print(f"  {msg}", highlight=False)) if not as_json else (lambda _m: None)
-    result = bench.run(get_settings(), n_queries=queries, progress=log)
+    result = bench.run(
+        get_settings(),
+        shapes=[s.strip() for s in shapes.split(",") if s.strip()],
+        params=pairs,  # type: ignore[arg-type]
+        ef_values=ef_values,
+        n_queries=queries,
+        progress=log,
+    )
     if as_json:
         _print_json(result)
         return
     table = Table(
-        "index",
-        "build s",
-        "size",
-        "ef_search",
-        "recall@10",
-        "p50 ms",
-        "p95 ms",
-        title=f"HNSW shapes over {result['rows']:,} vectors, {result['queries']} queries",
-    )
+        "index", "m", "ef_constr.", "build s", "size", "ef_search", "recall@10", "WANDS",
+        "catalog", "p50 ms", "p95 ms",
+        title=f"HNSW over {result['rows']:,} vectors, {result['queries']} queries",
+    )  # fmt: skip
     for shape in result["shapes"]:
         for row in shape["by_ef"]:
             table.add_row(
-                shape["shape"],
-                f"{shape['build_s']:.1f}",
-                shape["size"],
-                str(row["ef_search"]),
-                f"{row['recall_at_10']:.4f}",
-                f"{row['p50_ms']:.2f}",
-                f"{row['p95_ms']:.2f}",
-            )
+                shape["shape"], str(shape["m"]), str(shape["ef_construction"]),
+                f"{shape['build_s']:.1f}", shape["size"], str(row["ef_search"]),
+                f"{row['recall_at_10']:.4f}", f"{row['recall_wands']:.4f}",
+                f"{row['recall_catalog']:.4f}", f"{row['p50_ms']:.2f}", f"{row['p95_ms']:.2f}",
+            )  # fmt: skip
     out.print(table)
 
 

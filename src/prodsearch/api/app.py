@@ -96,7 +96,9 @@ async def _startup(state: State) -> None:
         migrate(conn)
         source = load_source(conn, settings)
         index_type = index.current_type(conn)
-    encoder = load_encoder(settings.mode, settings.model, models_dir=settings.models_dir)
+    encoder = load_encoder(
+        settings.mode, settings.model, models_dir=settings.models_dir, for_queries=True
+    )
     encoder.encode(["warm up"])
 
     async def configure(conn: Any) -> None:

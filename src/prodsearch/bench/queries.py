@@ -32,3 +32,12 @@ def wands_queries() -> list[str]:
 
 def benchmark_queries() -> list[str]:
     return wands_queries() + list(CATALOG_QUERIES)
+
+
+def recall_sample(n: int) -> list[tuple[str, str]]:
+    """``n`` queries for recall: every catalog-domain one, the rest evenly spaced WANDS
+    queries; each tagged ``"catalog"`` or ``"wands"`` so recall is reported per set."""
+    wands = wands_queries()
+    take = max(1, n - len(CATALOG_QUERIES))
+    sample = [("wands", q) for q in wands[:: max(1, len(wands) // take)][:take]]
+    return sample + [("catalog", q) for q in CATALOG_QUERIES]

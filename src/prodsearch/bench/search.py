@@ -28,7 +28,7 @@ import psycopg
 from pgvector.psycopg import register_vector
 
 from prodsearch.bench.baseline import sentence_transformer
-from prodsearch.bench.queries import CATALOG_QUERIES, benchmark_queries, wands_queries
+from prodsearch.bench.queries import benchmark_queries, recall_sample
 from prodsearch.config import Settings
 from prodsearch.db import connect, database_url
 from prodsearch.embedding.encoder import load_encoder
@@ -147,6 +147,26 @@ def _exact_top(conn: psycopg.Connection[Any], vec: np.ndarray) -> list[tuple[int
         ).fetchall()
 
 
+def _by_filter_set(url: str, queries: list[str], per_set: int = 100) -> list[dict[str, Any]]:
+    """Concurrency 1, each filter set alone: its latency, matching products and the path
+    the service chose (``timings.strategy``)."""
+    out = []
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for filters in FILTERS:
+            lat, strategies = [], set()
+            for q in queries[:: max(1, len(queries) // per_set)][:per_set]:
+                t0 = time.perf_counter()
+                res = client.post("/search/filtered", json={"query": q, "limit": 10,
+                                                             "filters": filters})  # fmt: skip
+                lat.append((time.perf_counter() - t0) * 1000)
+                strategies.add(res.json()["timings"]["strategy"])
+            out.append({
+                "filters": filters, "requests": len(lat), "p50_ms": _pct(lat, 50),
+                "p95_ms": _pct(lat, 95), "strategy": "/".join(sorted(strategies)),
+            })  # fmt: skip
+    return out
+
+
 def _recall(db: str, url: str, enc: Any, n: int) -> dict[str, Any]:
     """Tie-aware recall@10 of ``/search/semantic`` against brute force, per query set.
 
@@ -154,11 +174,7 @@ def _recall(db: str, url: str, enc: Any, n: int) -> dict[str, Any]:
     product counts when its exact distance (float32, computed by the same SQL as the
     reference) is no larger than the 10th exact neighbour's: equal vectors tie.
     """
-    wands = wands_queries()
-    catalog = list(CATALOG_QUERIES)
-    take = max(1, n - len(catalog))
-    sample = [("wands", q) for q in wands[:: max(1, len(wands) // take)][:take]]
-    sample += [("catalog", q) for q in catalog]
+    sample = recall_sample(n)
     hits: dict[str, list[float]] = {"wands": [], "catalog": []}
     id_hits = 0
     with connect(db) as conn, httpx.Client(base_url=url, timeout=30) as client:
@@ -243,6 +259,11 @@ def run(
                     f"{endpoint} c={conc}: p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms, "
                     f"{row['rps']} req/s"
                 )
+        if "filtered" in endpoints:
+            result["filter_sets"] = _by_filter_set(url, queries)
+            for f in result["filter_sets"]:
+                progress(f"filtered {f['filters']}: p50 {f['p50_ms']} ms, p95 {f['p95_ms']} ms, "
+                         f"{f['strategy']}")  # fmt: skip
         # recall@10 of the API's semantic results against exact search of the same vector
         if recall_queries:
             enc = load_encoder(settings.mode, settings.model, models_dir=settings.models_dir)

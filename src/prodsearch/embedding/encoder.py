@@ -48,11 +48,13 @@ class Backend(Protocol):
 
 
 class OnnxBackend:
-    def __init__(self, path: Path, threads: int) -> None:
+    def __init__(self, path: Path, threads: int, spin: bool = True) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
+        if not spin:  # idle threads must not busy-wait on cores the database needs
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -165,20 +167,27 @@ def load_encoder(
     models_dir: Path | None = None,
     max_batch: int | None = None,
     threads: int | None = None,
+    for_queries: bool = False,
 ) -> Encoder:
-    """Load the encoder for ``mode`` (exporting the ONNX model on first use)."""
+    """Load the encoder for ``mode`` (exporting the ONNX model on first use).
+
+    ``for_queries``: tuned for one short text at a time next to a database on the same
+    cores — ONNX Runtime's worker threads do not spin between calls (spinning threads
+    would take CPU from the PostgreSQL backend answering the same request).
+    """
     if mode not in MODES:
         raise ValueError(f"unknown encoder mode {mode!r}: use one of {', '.join(MODES)}")
     settings = get_settings()
     source = resolve_model(model or settings.model)
-    threads = threads or cpu_threads()
+    threads = threads or (1 if for_queries else cpu_threads())
     backend: Backend
     if mode == "bf16":
         backend = TorchBf16Backend(source, threads)
     else:
         from prodsearch.embedding.export import onnx_model
 
-        backend = OnnxBackend(onnx_model(source, mode, models_dir or settings.models_dir), threads)
+        path = onnx_model(source, mode, models_dir or settings.models_dir)
+        backend = OnnxBackend(path, threads, spin=not for_queries)
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(source.path / "tokenizer.json"))
