@@ -53,6 +53,24 @@ def nearest(source: Source, order: sql.Composable, where: sql.Composable) -> sql
     ).format(order=order, where=where, **_base(source))
 
 
+def nearest_exact(source: Source, order: sql.Composable, where: sql.Composable) -> sql.Composed:
+    """Filtered search scored exactly, for a filter that matches few products: the
+    matching ids (an index-only scan with the covering filter indexes) become one array,
+    the primary key fetches those rows in a single sorted pass, and each vector is scored
+    with ``order`` (an expression no index serves). Same params as :func:`nearest`."""
+    return sql.SQL(
+        "WITH nn AS MATERIALIZED ("
+        " SELECT e.product_id, {order} AS distance FROM {emb} AS e"
+        " WHERE e.product_id = ANY(ARRAY("
+        "  SELECT s.{id}::bigint FROM {src} AS s WHERE {eligible} AND ({where})))"
+        " AND e.product_id <> %(exclude)s"
+        " ORDER BY distance LIMIT %(k)s)"
+        " SELECT nn.product_id, {display}, 1 - nn.distance AS score"
+        " FROM nn JOIN {src} AS s ON s.{id} = nn.product_id"
+        " ORDER BY nn.distance, nn.product_id LIMIT %(limit)s OFFSET %(offset)s"
+    ).format(order=order, where=where, **_base(source))
+
+
 def hybrid(source: Source, order: sql.Composable, where: sql.Composable) -> sql.Composed:
     """Semantic + full-text + exact code match, fused by reciprocal rank fusion.
 

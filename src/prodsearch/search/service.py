@@ -177,6 +177,11 @@ class Searcher:
             return self.exact, "exact"
         return self.order, "index"
 
+    def _nearest(self, order: sql.Composable, strategy: str, where: sql.Composable
+                 ) -> sql.Composed:  # fmt: skip
+        build = queries.nearest_exact if strategy == "exact" else queries.nearest
+        return build(self.source, order, where)
+
     async def _configure(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """Session settings, once per connection: the default ``hnsw.ef_search``, iterative
         index scans (a filtered query keeps scanning until it has ``k`` rows) and serial
@@ -243,7 +248,7 @@ class Searcher:
         order, strategy = await self._strategy(conn, where, fparams)
         params = {"q": vec, "k": limit + offset, "limit": limit, "offset": offset,
                   "exclude": -1, **fparams}  # fmt: skip
-        rows, search_s = await self._run(conn, queries.nearest(self.source, order, where),
+        rows, search_s = await self._run(conn, self._nearest(order, strategy, where),
                                          params, bool(fparams))  # fmt: skip
         return self._respond(rows, started, embed_s, search_s, strategy, cached)
 
@@ -291,7 +296,7 @@ class Searcher:
         order, strategy = await self._strategy(conn, where, fparams)
         params = {"q": row[0], "k": limit + offset, "limit": limit, "offset": offset,
                   "exclude": product_id, **fparams}  # fmt: skip
-        rows, search_s = await self._run(conn, queries.nearest(self.source, order, where),
+        rows, search_s = await self._run(conn, self._nearest(order, strategy, where),
                                          params, bool(fparams))  # fmt: skip
         return self._respond(rows, started, 0.0, search_s, strategy)
 
