@@ -135,7 +135,7 @@ def test_filtered_errors(client: TestClient) -> None:
     assert res.status_code == 422
 
 
-def test_hybrid_polish_and_codes(client: TestClient, search_db: str) -> None:
+def test_hybrid_polish_and_codes(client: TestClient, search_db: str, pg_root: Path) -> None:
     res = client.post("/search/hybrid", json={"query": "klocki hamulcowe", "limit": 10})
     assert res.status_code == 200
     top = res.json()["results"]
@@ -153,7 +153,17 @@ def test_hybrid_polish_and_codes(client: TestClient, search_db: str) -> None:
     res = client.post(
         "/search/hybrid", json={"query": "oil filter", "rrf_k": 10, "filters": {"brand": "Bosch"}}
     )
-    assert res.status_code == 200 and all(r["brand"] == "Bosch" for r in res.json()["results"])
+    body = res.json()
+    assert res.status_code == 200 and body["results"]
+    assert all(r["brand"] == "Bosch" for r in body["results"])
+    assert body["timings"]["strategy"] == "exact"  # 1,500 products: every filter is small
+    with make_client(search_db, pg_root, exact_filter_rows=0) as index_client:
+        via_index = index_client.post(
+            "/search/hybrid",
+            json={"query": "oil filter", "rrf_k": 10, "filters": {"brand": "Bosch"}},
+        ).json()
+    assert via_index["timings"]["strategy"] == "index"
+    assert via_index["results"] and all(r["brand"] == "Bosch" for r in via_index["results"])
     assert client.post("/search/hybrid", json={"query": "x", "rrf_k": 0}).status_code == 422
 
 

@@ -39,39 +39,45 @@ def _base(source: Source) -> dict[str, sql.Composable]:
     }
 
 
-def nearest(source: Source, order: sql.Composable, where: sql.Composable) -> sql.Composed:
-    """Semantic / filtered / similar: params q, k, limit, offset (+ filter params, exclude)."""
-    return sql.SQL(
-        "WITH nn AS MATERIALIZED ("
-        " SELECT e.product_id, {order} AS distance"
-        " FROM {emb} AS e JOIN {src} AS s ON s.{id} = e.product_id"
-        " WHERE {eligible} AND ({where}) AND e.product_id <> %(exclude)s"
-        " ORDER BY distance LIMIT %(k)s)"
-        " SELECT nn.product_id, {display}, 1 - nn.distance AS score"
-        " FROM nn JOIN {src} AS s ON s.{id} = nn.product_id"
-        " ORDER BY nn.distance, nn.product_id LIMIT %(limit)s OFFSET %(offset)s"
-    ).format(order=order, where=where, **_base(source))
+def _candidates(source: Source, where: sql.Composable, exact: bool) -> sql.Composed:
+    """FROM/WHERE of the nearest-neighbour leg. Index path: embeddings joined to the live
+    source rows (the HNSW scan drives, the join filters). Exact path, for a filter that
+    matches few products: the matching ids (an index-only scan with the covering filter
+    indexes) become one array and the primary key fetches those rows in a single sorted
+    pass; the caller orders by an expression no index serves, so every match is scored."""
+    if exact:
+        text = (
+            " FROM {emb} AS e WHERE e.product_id = ANY(ARRAY("
+            "  SELECT s.{id}::bigint FROM {src} AS s WHERE {eligible} AND ({where})))"
+        )
+    else:
+        text = (
+            " FROM {emb} AS e JOIN {src} AS s ON s.{id} = e.product_id"
+            " WHERE {eligible} AND ({where})"
+        )
+    base = _base(source)
+    return sql.SQL(text).format(
+        where=where, **{k: base[k] for k in ("emb", "src", "id", "eligible")}
+    )
 
 
-def nearest_exact(source: Source, order: sql.Composable, where: sql.Composable) -> sql.Composed:
-    """Filtered search scored exactly, for a filter that matches few products: the
-    matching ids (an index-only scan with the covering filter indexes) become one array,
-    the primary key fetches those rows in a single sorted pass, and each vector is scored
-    with ``order`` (an expression no index serves). Same params as :func:`nearest`."""
+def nearest(source: Source, order: sql.Composable, where: sql.Composable,
+            exact: bool = False) -> sql.Composed:  # fmt: skip
+    """Semantic / filtered / similar: params q, k, limit, offset (+ filter params, exclude).
+    ``exact``: see :func:`_candidates`."""
     return sql.SQL(
         "WITH nn AS MATERIALIZED ("
-        " SELECT e.product_id, {order} AS distance FROM {emb} AS e"
-        " WHERE e.product_id = ANY(ARRAY("
-        "  SELECT s.{id}::bigint FROM {src} AS s WHERE {eligible} AND ({where})))"
+        " SELECT e.product_id, {order} AS distance{candidates}"
         " AND e.product_id <> %(exclude)s"
         " ORDER BY distance LIMIT %(k)s)"
         " SELECT nn.product_id, {display}, 1 - nn.distance AS score"
         " FROM nn JOIN {src} AS s ON s.{id} = nn.product_id"
         " ORDER BY nn.distance, nn.product_id LIMIT %(limit)s OFFSET %(offset)s"
-    ).format(order=order, where=where, **_base(source))
+    ).format(order=order, candidates=_candidates(source, where, exact), **_base(source))
 
 
-def hybrid(source: Source, order: sql.Composable, where: sql.Composable) -> sql.Composed:
+def hybrid(source: Source, order: sql.Composable, where: sql.Composable,
+           exact: bool = False) -> sql.Composed:  # fmt: skip
     """Semantic + full-text + exact code match, fused by reciprocal rank fusion.
 
     params: q (vector), text, k, rrf_k, w_sem, w_lex, w_code, lex_cap, limit, offset.
@@ -82,9 +88,8 @@ def hybrid(source: Source, order: sql.Composable, where: sql.Composable) -> sql.
         "WITH tq AS (SELECT websearch_to_tsquery('simple', %(text)s) AS q),"
         " sem AS MATERIALIZED ("
         " SELECT product_id, row_number() OVER (ORDER BY distance, product_id) AS r FROM ("
-        "  SELECT e.product_id, {order} AS distance"
-        "  FROM {emb} AS e JOIN {src} AS s ON s.{id} = e.product_id"
-        "  WHERE {eligible} AND ({where}) ORDER BY distance LIMIT %(k)s) AS x),"
+        "  SELECT e.product_id, {order} AS distance{candidates}"
+        "  ORDER BY distance LIMIT %(k)s) AS x),"
         " lex AS MATERIALIZED ("
         " SELECT product_id, row_number() OVER (ORDER BY rank DESC, product_id) AS r FROM ("
         "  SELECT m.product_id, ts_rank_cd(m.search_tsv, tq.q) AS rank FROM ("
@@ -104,7 +109,10 @@ def hybrid(source: Source, order: sql.Composable, where: sql.Composable) -> sql.
         " SELECT f.product_id, {display}, f.score"
         " FROM fused AS f JOIN {src} AS s ON s.{id} = f.product_id"
         " ORDER BY f.score DESC, f.best_leg, f.product_id LIMIT %(limit)s OFFSET %(offset)s"
-    ).format(order=order, where=where, key=code_key_sql(sql.SQL("%(text)s::text")), **_base(source))
+    ).format(
+        order=order, where=where, candidates=_candidates(source, where, exact),
+        key=code_key_sql(sql.SQL("%(text)s::text")), **_base(source),
+    )  # fmt: skip
 
 
 def match_estimate(source: Source, where: sql.Composable) -> sql.Composed:

@@ -177,11 +177,6 @@ class Searcher:
             return self.exact, "exact"
         return self.order, "index"
 
-    def _nearest(self, order: sql.Composable, strategy: str, where: sql.Composable
-                 ) -> sql.Composed:  # fmt: skip
-        build = queries.nearest_exact if strategy == "exact" else queries.nearest
-        return build(self.source, order, where)
-
     async def _configure(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """Session settings, once per connection: the default ``hnsw.ef_search``, iterative
         index scans (a filtered query keeps scanning until it has ``k`` rows) and serial
@@ -248,8 +243,8 @@ class Searcher:
         order, strategy = await self._strategy(conn, where, fparams)
         params = {"q": vec, "k": limit + offset, "limit": limit, "offset": offset,
                   "exclude": -1, **fparams}  # fmt: skip
-        rows, search_s = await self._run(conn, self._nearest(order, strategy, where),
-                                         params, bool(fparams))  # fmt: skip
+        query = queries.nearest(self.source, order, where, exact=strategy == "exact")
+        rows, search_s = await self._run(conn, query, params, bool(fparams))
         return self._respond(rows, started, embed_s, search_s, strategy, cached)
 
     async def hybrid(
@@ -271,8 +266,8 @@ class Searcher:
             "w_lex": self.settings.lexical_weight, "w_code": 1.0, "lex_cap": 4 * k + 1000,
             "limit": limit, "offset": offset, **fparams,
         }  # fmt: skip
-        rows, search_s = await self._run(conn, queries.hybrid(self.source, order, where),
-                                         params, bool(fparams))  # fmt: skip
+        query = queries.hybrid(self.source, order, where, exact=strategy == "exact")
+        rows, search_s = await self._run(conn, query, params, bool(fparams))
         return self._respond(rows, started, embed_s, search_s, strategy, cached)
 
     async def similar(
@@ -296,8 +291,8 @@ class Searcher:
         order, strategy = await self._strategy(conn, where, fparams)
         params = {"q": row[0], "k": limit + offset, "limit": limit, "offset": offset,
                   "exclude": product_id, **fparams}  # fmt: skip
-        rows, search_s = await self._run(conn, self._nearest(order, strategy, where),
-                                         params, bool(fparams))  # fmt: skip
+        query = queries.nearest(self.source, order, where, exact=strategy == "exact")
+        rows, search_s = await self._run(conn, query, params, bool(fparams))
         return self._respond(rows, started, 0.0, search_s, strategy)
 
     def _filters(self, filters: dict[str, Any] | None) -> tuple[sql.Composable, dict[str, Any]]:
