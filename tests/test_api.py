@@ -56,6 +56,12 @@ def test_semantic(client: TestClient) -> None:
     assert [r["product_id"] for r in page2["results"]] == [
         r["product_id"] for r in page["results"][10:]
     ]
+    # a page deeper than ef_search (100) raises it for that query only
+    deep = client.post(
+        "/search/semantic", json={"query": "front brake pads", "limit": 100, "offset": 100}
+    ).json()
+    assert deep["count"] == 100 and len({r["product_id"] for r in deep["results"]}) == 100
+    assert deep["results"][0]["score"] <= page["results"][-1]["score"]
     again = client.post("/search/semantic", json={"query": "Front  BRAKE pads", "limit": 10})
     assert again.json()["timings"]["cached_embedding"] is True
 

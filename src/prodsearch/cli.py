@@ -699,11 +699,6 @@ def bench_encode(
             f"{m['query_p95_ms']:.2f}",
         )
     out.print(table)
-    for f in result.get("filter_sets", []):
-        out.print(
-            f"filtered {json.dumps(f['filters'])}: p50 {f['p50_ms']:.2f} ms, "
-            f"p95 {f['p95_ms']:.2f} ms, strategy {f['strategy']}"
-        )
     if "recall" in result:
         rec = result["recall"]
         for mode, r in rec["modes"].items():
@@ -845,9 +840,12 @@ def bench_index(
     from prodsearch.bench import index as bench
 
     try:
-        pairs = (
-            [tuple(int(x) for x in p.split("x", 1)) for p in params.split(",")] if params else None
-        )
+        pairs: list[tuple[int, int]] | None = None
+        if params:
+            pairs = []
+            for pair in params.split(","):
+                m, efc = pair.split("x")  # ValueError unless exactly one "x"
+                pairs.append((int(m), int(efc)))
         ef_values = [int(x) for x in ef.split(",")]
     except ValueError as exc:
         raise typer.BadParameter(
@@ -857,7 +855,7 @@ def bench_index(
     result = bench.run(
         get_settings(),
         shapes=[s.strip() for s in shapes.split(",") if s.strip()],
-        params=pairs,  # type: ignore[arg-type]
+        params=pairs,
         ef_values=ef_values,
         n_queries=queries,
         progress=log,

@@ -1,4 +1,4 @@
-"""``prodsearch bench index``: plain ``vector`` HNSW vs a ``halfvec`` expression index.
+"""``prodsearch bench index``: HNSW shapes (``vector`` / ``halfvec``) and build parameters.
 
 On the embeddings already in the database: build each shape with each (m,
 ef_construction) under the same name, record build time and size, then measure

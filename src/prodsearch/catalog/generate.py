@@ -151,7 +151,7 @@ def load(
                 copy.write_row(row)
                 if progress is not None and n % 10_000 == 0:
                     progress(n)
-    vacuum_analyze(conn, "staging_marts.dim_product")
+    vacuum_analyze(conn, "staging_marts", "dim_product")
     if progress is not None:
         progress(count)
     return count

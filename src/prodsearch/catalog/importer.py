@@ -312,7 +312,7 @@ def import_file(
     finally:
         rejects.close()
     if summary.inserted or summary.updated:
-        vacuum_analyze(conn, "staging_marts.dim_product")
+        vacuum_analyze(conn, *TABLE)
     summary.ignored_columns = sorted(ignored)
     if summary.rejected:
         summary.rejects_path = str(rejects.path)

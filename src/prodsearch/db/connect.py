@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
+from psycopg import sql
 
 from prodsearch.config import Settings
 from prodsearch.db import server
@@ -91,15 +92,13 @@ def ensure_pgvector(conn: psycopg.Connection[Any]) -> str:
     return str(installed)
 
 
-def vacuum_analyze(conn: psycopg.Connection[Any], table: str) -> None:
-    """``VACUUM (ANALYZE)`` one table (``schema.name``) after a bulk load: fresh planner
-    statistics, and a visibility map so filters can use index-only scans."""
-    from psycopg import sql
-
+def vacuum_analyze(conn: psycopg.Connection[Any], *table: str) -> None:
+    """``VACUUM (ANALYZE)`` one table (given as schema, name) after a bulk load: fresh
+    planner statistics, and a visibility map so filters can use index-only scans."""
     conn.commit()
     previous = conn.autocommit
     conn.autocommit = True
     try:
-        conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(*table.split(".", 1))))
+        conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(*table)))
     finally:
         conn.autocommit = previous

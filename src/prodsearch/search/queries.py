@@ -30,6 +30,7 @@ def display_columns(source: Source) -> sql.Composable:
 
 
 def _base(source: Source) -> dict[str, sql.Composable]:
+    """Names every query here may use (``sql.SQL.format`` ignores the ones it does not)."""
     return {
         "emb": EMBEDDINGS,
         "src": source.qualified,
@@ -55,10 +56,7 @@ def _candidates(source: Source, where: sql.Composable, exact: bool) -> sql.Compo
             " FROM {emb} AS e JOIN {src} AS s ON s.{id} = e.product_id"
             " WHERE {eligible} AND ({where})"
         )
-    base = _base(source)
-    return sql.SQL(text).format(
-        where=where, **{k: base[k] for k in ("emb", "src", "id", "eligible")}
-    )
+    return sql.SQL(text).format(where=where, **_base(source))
 
 
 def nearest(source: Source, order: sql.Composable, where: sql.Composable,
@@ -118,9 +116,9 @@ def hybrid(source: Source, order: sql.Composable, where: sql.Composable,
 def match_estimate(source: Source, where: sql.Composable) -> sql.Composed:
     """The planner's row estimate for a filter (plans, runs nothing): run it unprepared so
     the estimate uses the actual parameter values."""
-    return sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM {src} AS s WHERE {eligible} AND ({where})"
-                   ).format(where=where, **{k: v for k, v in _base(source).items()
-                                            if k in ("src", "eligible")})  # fmt: skip
+    return sql.SQL(
+        "EXPLAIN (FORMAT JSON) SELECT 1 FROM {src} AS s WHERE {eligible} AND ({where})"
+    ).format(where=where, **_base(source))
 
 
 def stored_vector() -> sql.Composed:
@@ -128,6 +126,4 @@ def stored_vector() -> sql.Composed:
 
 
 def product_exists(source: Source) -> sql.Composed:
-    return sql.SQL("SELECT {eligible} FROM {src} AS s WHERE s.{id} = %s").format(
-        **{k: v for k, v in _base(source).items() if k in ("eligible", "src", "id")}
-    )
+    return sql.SQL("SELECT {eligible} FROM {src} AS s WHERE s.{id} = %s").format(**_base(source))

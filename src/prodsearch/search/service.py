@@ -11,6 +11,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
@@ -129,6 +130,7 @@ class Searcher:
         self.encoder = encoder
         self.source = source
         self.cache = QueryCache(settings.query_cache_size)
+        self.exact = hnsw.exact_expression(encoder.dim)
         self.estimates: LRUCache[tuple[float, float]] = LRUCache(1024)
         self.set_index_type(index_type)
         self.filter_keys = list(flt.allowed_keys(source))
@@ -140,7 +142,6 @@ class Searcher:
         """Queries must use the expression the index was built on (vector or halfvec)."""
         self.index_type = index_type or self.settings.index_type
         self.order = hnsw.order_expression(self.index_type, self.encoder.dim)
-        self.exact = hnsw.exact_expression(self.encoder.dim)
 
     async def embed(self, text: str) -> tuple[np.ndarray, float, bool]:
         key = text.lower()
@@ -205,18 +206,18 @@ class Searcher:
         if conn not in self._configured:
             await self._configure(conn)
         ef = min(max(self.settings.ef_search, int(params["k"])), 1000)
+        deep = ef != self.settings.ef_search
         started = time.perf_counter()
-        async with conn.cursor(row_factory=dict_row) as cur:
-            if ef != self.settings.ef_search:
-                async with conn.transaction():
-                    await cur.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef),))
-                    await cur.execute(query, params, prepare=None if not filtered else False)
-                    rows = await cur.fetchall()
-            else:
-                await cur.execute(query, params, prepare=None if not filtered else False)
-                rows = await cur.fetchall()
-                if not conn.autocommit:
-                    await conn.commit()
+        async with (
+            conn.transaction() if deep else nullcontext(),
+            conn.cursor(row_factory=dict_row) as cur,
+        ):
+            if deep:
+                await cur.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef),))
+            await cur.execute(query, params, prepare=False if filtered else None)
+            rows = await cur.fetchall()
+        if not deep and not conn.autocommit:
+            await conn.commit()
         elapsed = time.perf_counter() - started
         self.stats["search_s"] += elapsed
         return [_shape(r) for r in rows], elapsed
