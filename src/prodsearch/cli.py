@@ -290,6 +290,10 @@ def embed(
     chunk_size: Annotated[
         int, typer.Option(min=1, help="Unique texts per committed chunk.")
     ] = 1024,
+    refit_map: Annotated[
+        bool,
+        typer.Option("--refit-map", help="Refit the Polish->English query map from the catalog."),
+    ] = False,
 ) -> None:
     """Sync embeddings with the catalog: embed new and changed products, remove deleted ones."""
     from rich.progress import (
@@ -310,6 +314,7 @@ def embed(
         full_refresh=full_refresh,
         dry_run=dry_run,
         chunk_size=chunk_size,
+        refit_map=refit_map,
     )
     show = err.is_terminal and not (quiet or as_json)
     bar = Progress(
@@ -493,24 +498,21 @@ def search(
     import psycopg
     from pgvector.psycopg import register_vector_async
 
-    from prodsearch.catalog.source import load_source
     from prodsearch.db import database_url
-    from prodsearch.embedding import index, load_encoder
-    from prodsearch.search import Searcher, SearchError
+    from prodsearch.search import SearchError
+    from prodsearch.search.setup import build_searcher
 
     if mode not in ("semantic", "filtered", "hybrid"):
         raise ProdsearchError(f"--mode {mode!r}: use semantic, filtered or hybrid")
     settings = get_settings()
     with _open_db() as conn:
-        source = load_source(conn, settings)
-        index_type = index.current_type(conn)
-    parsed = _parse_filters(filters or [], source)
-    encoder = load_encoder(settings.mode, settings.model, models_dir=settings.models_dir)
-    searcher = Searcher(settings, encoder, source, index_type)
+        searcher = build_searcher(conn, settings)
+    parsed = _parse_filters(filters or [], searcher.source)
 
     async def run() -> Any:
         async with await psycopg.AsyncConnection.connect(database_url(settings)) as aconn:
             await register_vector_async(aconn)
+            await searcher.load_vocabulary(aconn)
             if mode == "hybrid":
                 return await searcher.hybrid(aconn, query, limit, 0, parsed)
             return await searcher.semantic(aconn, query, limit, 0, parsed)
@@ -652,6 +654,31 @@ def verify(
 
 
 # ---------------------------------------------------------------- bench
+
+
+@bench_app.command("relevance")
+def bench_relevance(
+    queries: Annotated[
+        str | None, typer.Option(help="Judged query TSV (default: the shipped set).")
+    ] = None,
+    modes: Annotated[
+        str, typer.Option(help="Comma-separated: semantic hybrid lexical exact semantic_no_map.")
+    ] = "semantic,hybrid,lexical,exact",
+    save: Annotated[str | None, typer.Option(help="Write per-query scores (JSON) here.")] = None,
+    compare: Annotated[
+        str | None, typer.Option(help="A saved run to compare with: changes and regressions.")
+    ] = None,
+    by_kind: Annotated[bool, typer.Option("--by-kind", help="Also per query kind.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Graded relevance (nDCG@10, P@10, MRR) of judged shopper queries, per mode and language."""
+    from prodsearch.bench import relevance_cli
+
+    mode_list = [m.strip() for m in modes.split(",") if m.strip()]
+    console = err if as_json else out
+    result = relevance_cli.main(get_settings(), queries, mode_list, save, compare, by_kind, console)
+    if as_json:
+        _print_json(result)
 
 
 @bench_app.command("encode")

@@ -63,6 +63,26 @@ class Settings(BaseSettings):
     lexical_weight: float = Field(
         default=2.0, ge=0, le=10, description="Weight of the full-text leg in hybrid fusion."
     )
+    synonyms: str | None = Field(
+        default=None,
+        description="Synonyms file for query expansion (see README); unset = the shipped "
+        "auto-parts set, empty file = none.",
+    )
+    vehicle_column: str = Field(
+        default="vehicle",
+        description="Source column naming the vehicle a product fits (vehicle-aware ranking); "
+        "ignored when the table has no such column.",
+    )
+    vehicle_boost: float = Field(
+        default=0.05, ge=0, le=1,
+        description="Semantic search: added to the similarity of products that fit the "
+        "vehicle the query names.",
+    )  # fmt: skip
+    vehicle_boost_hybrid: float = Field(
+        default=0.01, ge=0, le=1,
+        description="Hybrid search: added to the fused score of products that fit the "
+        "vehicle the query names.",
+    )  # fmt: skip
     host: str = Field(default="127.0.0.1", description="API bind address.")
     port: int = Field(default=8000, ge=1, le=65535, description="API port.")
     api_key: SecretStr | None = Field(
@@ -94,7 +114,7 @@ class Settings(BaseSettings):
         description="Source columns that search filters may use.",
     )
 
-    @field_validator("database_url", "api_key", mode="before")
+    @field_validator("database_url", "api_key", "synonyms", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

@@ -23,7 +23,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from prodsearch.api.metrics import Metrics
 from prodsearch.api.models import FilteredRequest, HybridRequest, SemanticRequest
 from prodsearch.config import Settings, get_settings
-from prodsearch.search.service import Searcher, SearchError, SearchResponse
+from prodsearch.search.service import (
+    MAX_EF,
+    MIN_EF,
+    Searcher,
+    SearchError,
+    SearchOptions,
+    SearchResponse,
+)
 
 log = logging.getLogger("prodsearch.api")
 
@@ -86,20 +93,14 @@ def _validation_message(errors: list[Any]) -> str:
 async def _startup(state: State) -> None:
     from pgvector.psycopg import register_vector_async
 
-    from prodsearch.catalog.source import load_source
     from prodsearch.db import connect, database_url, migrate
-    from prodsearch.embedding import index, load_encoder
+    from prodsearch.search.setup import build_searcher
 
     settings = state.settings
     state.database_url = database_url(settings)
     with connect(state.database_url) as conn:
         migrate(conn)
-        source = load_source(conn, settings)
-        index_type = index.current_type(conn)
-    encoder = load_encoder(
-        settings.mode, settings.model, models_dir=settings.models_dir, for_queries=True
-    )
-    encoder.encode(["warm up"])
+        searcher = build_searcher(conn, settings)
 
     async def configure(conn: Any) -> None:
         await register_vector_async(conn)
@@ -110,7 +111,9 @@ async def _startup(state: State) -> None:
         kwargs={"connect_timeout": 5}, timeout=5,
     )  # fmt: skip
     await state.pool.open(wait=True, timeout=30)
-    state.searcher = Searcher(settings, encoder, source, index_type)
+    async with state.pool.connection() as aconn:
+        await searcher.load_vocabulary(aconn)
+    state.searcher = searcher
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -167,28 +170,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post("/search/semantic", dependencies=guarded)
     async def semantic(body: SemanticRequest) -> ORJSONResponse:
         async with state.pool.connection() as conn:
-            return _json(await state.searcher.semantic(conn, body.query, body.limit, body.offset))
+            return _json(await state.searcher.semantic(conn, body.query, body.limit, body.offset,
+                                                       None, body.options()))  # fmt: skip
 
     @app.post("/search/filtered", dependencies=guarded)
     async def filtered(body: FilteredRequest) -> ORJSONResponse:
         async with state.pool.connection() as conn:
             return _json(await state.searcher.semantic(conn, body.query, body.limit, body.offset,
-                                                       body.filters))  # fmt: skip
+                                                       body.filters, body.options()))  # fmt: skip
 
     @app.post("/search/hybrid", dependencies=guarded)
     async def hybrid(body: HybridRequest) -> ORJSONResponse:
         async with state.pool.connection() as conn:
-            return _json(await state.searcher.hybrid(conn, body.query, body.limit, body.offset,
-                                                     body.filters, body.rrf_k))  # fmt: skip
+            resp = await state.searcher.hybrid(
+                conn, body.query, body.limit, body.offset, body.filters, body.rrf_k,
+                body.options(),
+            )  # fmt: skip
+            return _json(resp)
 
     @app.get("/search/similar/{product_id}", dependencies=guarded)
     async def similar(
         product_id: int,
         limit: int = Query(20, ge=1, le=100),
         offset: int = Query(0, ge=0, le=10_000),
+        ef_search: int | None = Query(None, ge=MIN_EF, le=MAX_EF),
+        exact: bool = Query(False),
+        explain: bool = Query(False),
+        facets: bool = Query(False),
     ) -> ORJSONResponse:
+        opts = SearchOptions(ef_search, exact, explain, facets)
         async with state.pool.connection() as conn:
-            return _json(await state.searcher.similar(conn, product_id, limit, offset))
+            return _json(await state.searcher.similar(conn, product_id, limit, offset, None, opts))
 
     @app.get("/search/filters", dependencies=guarded)
     async def filter_values() -> dict[str, Any]:

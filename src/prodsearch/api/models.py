@@ -6,7 +6,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from prodsearch.search.service import MAX_LIMIT, MAX_OFFSET, MAX_QUERY_CHARS
+from prodsearch.search.service import (
+    MAX_EF,
+    MAX_LIMIT,
+    MAX_OFFSET,
+    MAX_QUERY_CHARS,
+    MIN_EF,
+    SearchOptions,
+)
 
 
 class SemanticRequest(BaseModel):
@@ -15,6 +22,25 @@ class SemanticRequest(BaseModel):
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="Search text.")
     limit: int = Field(default=20, ge=1, le=MAX_LIMIT)
     offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
+    ef_search: int | None = Field(
+        default=None, ge=MIN_EF, le=MAX_EF,
+        description="HNSW candidate list for this request (default PRODSEARCH_EF_SEARCH): "
+        "higher finds more of the exact neighbours, slower.",
+    )  # fmt: skip
+    exact: bool = Field(
+        default=False, description="Brute force: score every product exactly (no index)."
+    )
+    explain: bool = Field(
+        default=False,
+        description="Add each result's score parts (semantic rank and distance, lexical rank, "
+        "code match, vehicle boost) and the query analysis.",
+    )
+    facets: bool = Field(
+        default=False, description="Add category / brand counts over the candidate set."
+    )
+
+    def options(self) -> SearchOptions:
+        return SearchOptions(self.ef_search, self.exact, self.explain, self.facets)
 
 
 class FilteredRequest(SemanticRequest):

@@ -30,7 +30,7 @@ _BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 COLUMNS: tuple[str, ...] = (
     "product_id", "sku", "part_number", "name", "polish_name", "description", "polish_description",
     "category", "category_path", "brand", "price", "currency", "stock_qty", "in_stock",
-    "is_deleted", "updated_at",
+    "is_deleted", "updated_at", "vehicle", "engine", "position",
 )  # fmt: skip
 
 
@@ -66,6 +66,7 @@ def _description(
     filler: tuple[str, ...],
     fits_label: str,
     fields: dict[str, str],
+    vehicle: str,
 ) -> str:
     count = _sentence_count(rng)
     sentences = [rng.choice(intro).format(**fields)]
@@ -73,7 +74,7 @@ def _description(
     while len(sentences) < count:
         if rng.random() < 0.2:
             fits = ", ".join(
-                f"{v} {rng.choice(vocab.ENGINES)}" for v, _ in rng.sample(vocab.VEHICLES, 4)
+                f"{v} {rng.choice(vocab.engines_for(v))}" for v in vocab.platform_of(vehicle)
             )
             sentences.append(f"{fits_label}: {fits}.")
         else:
@@ -94,7 +95,7 @@ def _description(
 def rows(count: int, seed: int = 42) -> Iterator[tuple[Any, ...]]:
     """Yield ``count`` catalog rows (in ``COLUMNS`` order), the same for the same seed."""
     rng = random.Random(seed)
-    recent: list[tuple[str, str | None, str | None, str | None]] = []
+    recent: list[tuple[Any, ...]] = []
     p_pd_given_pn = COVERAGE["polish_description"] / COVERAGE["polish_name"]
     brands = {pt.category: vocab.brands_for(pt.category) for pt in vocab.PART_TYPES}
     for i in range(count):
@@ -103,11 +104,13 @@ def rows(count: int, seed: int = 42) -> Iterator[tuple[Any, ...]]:
         part_no = _part_number(rng, style)
         sku = brand[:3].upper().replace("Ö", "O") + "-" + "".join(c for c in part_no if c.isalnum())
         if recent and rng.random() < DUPLICATE_SHARE:
-            name, polish_name, description, polish_description = rng.choice(recent)
+            name, polish_name, description, polish_description, fitment = rng.choice(recent)
         else:
             vehicle, years = rng.choice(vocab.VEHICLES)
-            engine = f" {rng.choice(vocab.ENGINES)}" if rng.random() < 0.5 else ""
+            engine_name = rng.choice(vocab.engines_for(vehicle)) if rng.random() < 0.5 else None
+            engine = f" {engine_name}" if engine_name else ""
             pos = rng.choice(pt.positions) if pt.positions else None
+            fitment = (vehicle, engine_name, vocab.POS_EN[pos] if pos else None)
             pos_en = f" {vocab.POS_EN[pos]}" if pos else ""
             pos_pl = f" {vocab.POS_PL[pt.gender][pos]}" if pos else ""
             name = f"{brand} {pt.en}{pos_en} for {vehicle}{engine} ({years}) {part_no}"
@@ -117,13 +120,14 @@ def rows(count: int, seed: int = 42) -> Iterator[tuple[Any, ...]]:
                 polish_name = f"{pt.pl}{pos_pl} {brand} do {vehicle}{engine} ({years}) {part_no}"
                 if rng.random() < p_pd_given_pn:
                     polish_description = _description(
-                        rng, vocab.INTRO_PL, pt.specs_pl, vocab.FILLER_PL, "Pasuje do", fields
+                        rng, vocab.INTRO_PL, pt.specs_pl, vocab.FILLER_PL, "Pasuje do", fields,
+                        vehicle,
                     )
             if rng.random() < COVERAGE["description"]:
                 description = _description(
-                    rng, vocab.INTRO_EN, pt.specs_en, vocab.FILLER_EN, "Fits", fields
+                    rng, vocab.INTRO_EN, pt.specs_en, vocab.FILLER_EN, "Fits", fields, vehicle
                 )
-            recent.append((name, polish_name, description, polish_description))
+            recent.append((name, polish_name, description, polish_description, fitment))
             if len(recent) > 2000:
                 recent = recent[-1000:]
         stock = 0 if rng.random() < 0.12 else 1 + int(rng.lognormvariate(2.5, 1.0))
@@ -132,7 +136,7 @@ def rows(count: int, seed: int = 42) -> Iterator[tuple[Any, ...]]:
             FIRST_ID + i, sku, part_no, name, polish_name, description, polish_description,
             pt.category, f"{vocab.PARENT_OF[pt.category]} > {pt.category}", brand, price,
             "PLN", stock, stock > 0, rng.random() < DELETED_SHARE,
-            _BASE_TIME - timedelta(seconds=rng.randrange(365 * 86400)),
+            _BASE_TIME - timedelta(seconds=rng.randrange(365 * 86400)), *fitment,
         )  # fmt: skip
 
 

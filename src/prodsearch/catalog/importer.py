@@ -40,7 +40,7 @@ from prodsearch.errors import ProdsearchError
 TABLE = ("staging_marts", "dim_product")
 TEXT_COLUMNS = (
     "sku", "part_number", "name", "polish_name", "description", "polish_description",
-    "category", "category_path", "brand", "currency",
+    "category", "category_path", "brand", "currency", "vehicle", "engine", "position",
 )  # fmt: skip
 TARGETS = ("product_id", *TEXT_COLUMNS, "price", "stock_qty", "in_stock", "is_deleted")
 _TRUE = {"true", "t", "1", "yes", "y"}

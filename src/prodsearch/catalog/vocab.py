@@ -592,23 +592,70 @@ VEHICLES: tuple[tuple[str, str], ...] = (
     ("Volvo XC60 II", "2017-2024"),
 )
 
-ENGINES: tuple[str, ...] = (
-    "1.0 TSI",
-    "1.4 TSI",
-    "1.5 TSI",
-    "2.0 TDI",
-    "1.6 TDI",
-    "1.2 PureTech",
-    "1.6 HDi",
-    "1.5 dCi",
-    "1.8 Hybrid",
-    "2.0 i-VTEC",
-    "1.6 CRDi",
-    "2.0 d",
-    "1.3 MultiJet",
-    "1.6 Ecoboost",
-    "2.2 D",
+# Engines each make really fits (a mechanic would not believe a "Honda Civic 1.6 TDI").
+ENGINES_BY_MAKE: dict[str, tuple[str, ...]] = {
+    "VW": ("1.0 TSI", "1.4 TSI", "1.5 TSI", "1.6 TDI", "2.0 TDI"),
+    "Skoda": ("1.0 TSI", "1.4 TSI", "1.5 TSI", "1.6 TDI", "2.0 TDI"),
+    "Audi": ("1.4 TFSI", "2.0 TFSI", "2.0 TDI", "3.0 TDI"),
+    "Seat": ("1.0 TSI", "1.4 TSI", "1.6 TDI", "2.0 TDI"),
+    "Toyota": ("1.8 Hybrid", "1.6 Valvematic", "1.33 Dual VVT-i", "2.0 D-4D"),
+    "Opel": ("1.0 Turbo", "1.4 Turbo", "1.6 CDTI"),
+    "Ford": ("1.0 EcoBoost", "1.5 EcoBoost", "1.5 TDCi", "2.0 TDCi"),
+    "BMW": ("2.0 d", "2.0 i", "3.0 d"),
+    "Mercedes": ("2.0 d", "2.2 d", "1.5 EQ Boost"),
+    "Renault": ("0.9 TCe", "1.2 TCe", "1.5 dCi"),
+    "Dacia": ("1.0 TCe", "1.3 TCe", "1.5 dCi"),
+    "Fiat": ("1.2 8V", "1.4 16V", "1.3 MultiJet", "1.6 MultiJet"),
+    "Peugeot": ("1.2 PureTech", "1.6 BlueHDi", "2.0 BlueHDi"),
+    "Citroen": ("1.2 PureTech", "1.5 BlueHDi", "1.6 BlueHDi"),
+    "Hyundai": ("1.0 T-GDI", "1.4 T-GDI", "1.6 CRDi"),
+    "Kia": ("1.0 T-GDI", "1.4 T-GDI", "1.6 CRDi"),
+    "Mazda": ("2.0 Skyactiv-G", "1.5 Skyactiv-D", "2.2 Skyactiv-D"),
+    "Honda": ("1.0 VTEC Turbo", "1.5 VTEC Turbo", "1.6 i-DTEC"),
+    "Nissan": ("1.2 DIG-T", "1.3 DIG-T", "1.5 dCi", "1.6 dCi"),
+    "Volvo": ("D4", "T5", "B4"),
+}
+ENGINES: tuple[str, ...] = tuple(dict.fromkeys(e for es in ENGINES_BY_MAKE.values() for e in es))
+
+# Vehicles that share a platform, and so many parts: a part's "fits" list names them.
+PLATFORMS: tuple[tuple[str, ...], ...] = (
+    ("VW Golf VII", "Skoda Octavia III", "Seat Leon III", "Audi A3 8V"),
+    ("VW Golf VIII",),
+    ("VW Passat B8", "Skoda Superb III"),
+    ("VW Polo V", "Skoda Fabia III"),
+    ("Audi A4 B9", "Audi A6 C7"),
+    ("Toyota Corolla E210",),
+    ("Toyota Auris II", "Toyota Yaris III"),
+    ("Opel Astra K",),
+    ("Opel Corsa E",),
+    ("Ford Focus III", "Ford Mondeo V"),
+    ("Ford Fiesta VII",),
+    ("BMW 3 F30",),
+    ("BMW 5 G30",),
+    ("Mercedes C W205", "Mercedes E W213"),
+    ("Renault Clio IV", "Dacia Duster II"),
+    ("Renault Megane IV", "Nissan Qashqai II"),
+    ("Fiat Panda III",),
+    ("Fiat Tipo II",),
+    ("Peugeot 308 II", "Citroen C3 III"),
+    ("Hyundai i30 III", "Kia Ceed III"),
+    ("Mazda 3 BM",),
+    ("Honda Civic X",),
+    ("Volvo XC60 II",),
 )
+
+
+def engines_for(vehicle: str) -> tuple[str, ...]:
+    """Engines of the vehicle's make."""
+    return ENGINES_BY_MAKE[vehicle.split(" ", 1)[0]]
+
+
+def platform_of(vehicle: str) -> tuple[str, ...]:
+    """The vehicles sharing ``vehicle``'s platform (itself first)."""
+    for group in PLATFORMS:
+        if vehicle in group:
+            return (vehicle, *(v for v in group if v != vehicle))
+    return (vehicle,)
 
 INTRO_EN: tuple[str, ...] = (
     "Genuine quality replacement part from {brand}.",

@@ -11,7 +11,9 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
+from prodsearch.catalog.lexical import document_fields
 from prodsearch.catalog.source import Source
+from prodsearch.catalog.text import clean_text
 
 EMBEDDINGS = sql.Identifier("analytics_features", "product_embeddings")
 RUNS = sql.Identifier("analytics_features", "embedding_runs")
@@ -25,17 +27,36 @@ def source_hash_sql(source: Source) -> sql.Composable:
     return sql.SQL("md5(%(sig)s || ROW({cols})::text)").format(cols=cols)
 
 
-def search_tsv_sql(source: Source) -> sql.Composable:
-    """tsvector over the search fields ('simple': no stemming, fine for PL and EN); fields
-    named like *name* weigh A, others B; HTML tags dropped."""
-    parts = [
-        sql.SQL(
-            "setweight(to_tsvector('simple', regexp_replace(coalesce(s.{c}::text, ''), "
-            "'<[^>]*>', ' ', 'g')), {w})"
-        ).format(c=sql.Identifier(c), w=sql.Literal("A" if "name" in c else "B"))
-        for c in source.search_columns
-    ]
-    return sql.SQL(" || ").join(parts)
+TSV_SQL = sql.SQL(
+    "setweight(to_tsvector('simple', coalesce({a}, '')), 'A') || "
+    "setweight(to_tsvector('simple', coalesce({b}, '')), 'B')"
+)
+
+
+def weighted_columns(source: Source) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Search fields in weight A (fields named like *name*) and weight B (the rest)."""
+    a = tuple(c for c in source.search_columns if "name" in c)
+    return a, tuple(c for c in source.search_columns if c not in a)
+
+
+def lexical_documents(
+    conn: psycopg.Connection[Any], source: Source, ids: Sequence[int]
+) -> dict[int, tuple[str, str]]:
+    """product id -> (weight-A terms, weight-B terms), analysed in Python
+    (:func:`prodsearch.catalog.lexical.document_fields`) — the same analysis queries get."""
+    a_cols, b_cols = weighted_columns(source)
+    cols = sql.SQL(", ").join(sql.Identifier("s", c) for c in a_cols + b_cols)
+    rows = conn.execute(
+        sql.SQL("SELECT s.{id}, {cols} FROM {t} AS s WHERE s.{id} = ANY(%s)").format(
+            id=sql.Identifier(source.id_column), cols=cols, t=source.qualified
+        ),
+        (list(ids),),
+    ).fetchall()
+    out: dict[int, tuple[str, str]] = {}
+    for pid, *values in rows:
+        texts = [clean_text(v) for v in values]
+        out[pid] = (document_fields(texts[: len(a_cols)]), document_fields(texts[len(a_cols) :]))
+    return out
 
 
 def code_key_sql(value: sql.Composable) -> sql.Composable:
@@ -122,7 +143,6 @@ def _derived_parts(source: Source) -> dict[str, sql.Composable]:
     """SQL pieces shared by the statements that write full-text and code columns."""
     return {
         "emb": EMBEDDINGS,
-        "tsv": search_tsv_sql(source),
         "codes": code_keys_sql(source),
         "t": source.qualified,
         "id": sql.Identifier(source.id_column),
@@ -134,14 +154,21 @@ def refresh_source_hashes(
 ) -> None:
     """Rows whose raw columns changed but whose prepared text did not: record the new raw
     hash and refresh the full-text and code columns, keep the vector."""
-    if ids:
+    for start in range(0, len(ids), 5000):
+        part = list(ids[start : start + 5000])
+        docs = lexical_documents(conn, source, part)
+        lex_a = [docs.get(pid, ("", ""))[0] for pid in part]
+        lex_b = [docs.get(pid, ("", ""))[1] for pid in part]
         conn.execute(
             sql.SQL(
                 "UPDATE {emb} AS e SET source_hash = v.h, search_tsv = {tsv}, code_keys = {codes}, "
-                "updated_at = now() FROM unnest(%s::bigint[], %s::text[]) AS v(id, h) "
+                "updated_at = now() "
+                "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[]) AS v(id, h, a, b) "
                 "JOIN {t} AS s ON s.{id} = v.id WHERE e.product_id = v.id"
-            ).format(**_derived_parts(source)),
-            (list(ids), list(hashes)),
+            ).format(
+                tsv=TSV_SQL.format(a=sql.SQL("v.a"), b=sql.SQL("v.b")), **_derived_parts(source)
+            ),
+            (part, list(hashes[start : start + 5000]), lex_a, lex_b),
         )
 
 
@@ -170,6 +197,7 @@ class Writer:
 
     def __init__(self, conn: psycopg.Connection[Any], dim: int, source: Source) -> None:
         self.conn = conn
+        self.source = source
         self.upsert = sql.SQL(
             "INSERT INTO {emb} AS e (product_id, embedding, content_hash, source_hash, "
             "model_name, mode, search_tsv, code_keys, embedding_md5) "
@@ -182,11 +210,13 @@ class Writer:
             "mode = EXCLUDED.mode, search_tsv = EXCLUDED.search_tsv, "
             "code_keys = EXCLUDED.code_keys, embedding_md5 = EXCLUDED.embedding_md5, "
             "updated_at = now()"
-        ).format(**_derived_parts(source))
+        ).format(tsv=TSV_SQL.format(a=sql.SQL("st.lex_a"), b=sql.SQL("st.lex_b")),
+                 **_derived_parts(source))  # fmt: skip
         register_vector(conn)
         conn.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS _embed_stage (product_id bigint, "
-            f"embedding vector({int(dim)}), content_hash text, source_hash text)"
+            f"embedding vector({int(dim)}), content_hash text, source_hash text, "
+            "lex_a text, lex_b text)"
         )
         conn.commit()
 
@@ -200,16 +230,46 @@ class Writer:
         mode: str,
     ) -> int:
         with self.conn.transaction(), self.conn.cursor() as cur:
+            docs = lexical_documents(self.conn, self.source, ids)
             cur.execute("TRUNCATE _embed_stage")
             with cur.copy(
-                "COPY _embed_stage (product_id, embedding, content_hash, source_hash) "
-                "FROM STDIN WITH (FORMAT BINARY)"
+                "COPY _embed_stage (product_id, embedding, content_hash, source_hash, lex_a, "
+                "lex_b) FROM STDIN WITH (FORMAT BINARY)"
             ) as copy:
-                copy.set_types(["int8", "vector", "text", "text"])
+                copy.set_types(["int8", "vector", "text", "text", "text", "text"])
                 for row in zip(ids, vectors, content_hashes, source_hashes, strict=True):
-                    copy.write_row(row)
+                    copy.write_row((*row, *docs.get(row[0], ("", ""))))
             cur.execute(self.upsert, (model, mode))
             return cur.rowcount
+
+
+TERMS = sql.Identifier("analytics_features", "search_terms")
+
+
+def rebuild_terms(conn: psycopg.Connection[Any]) -> int:
+    """Refill ``search_terms`` (every indexed lexeme, with its document count) from the
+    full-text column. Computed aside first, then swapped in one short transaction, so
+    queries reading the vocabulary never wait for the scan."""
+    conn.execute(
+        sql.SQL(
+            "CREATE TEMP TABLE IF NOT EXISTS _terms AS SELECT word, ndoc FROM ts_stat("
+            "'SELECT search_tsv FROM analytics_features.product_embeddings') WITH NO DATA"
+        )
+    )
+    conn.execute("TRUNCATE _terms")
+    conn.execute(
+        "INSERT INTO _terms SELECT word, ndoc FROM ts_stat("
+        "'SELECT search_tsv FROM analytics_features.product_embeddings')"
+    )
+    conn.execute(sql.SQL("DELETE FROM {}").format(TERMS))
+    count = conn.execute(sql.SQL("INSERT INTO {} SELECT word, ndoc FROM _terms").format(TERMS))
+    conn.commit()
+    return count.rowcount
+
+
+def count_terms(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(TERMS)).fetchone()
+    return int(row[0]) if row else 0
 
 
 # ---------------------------------------------------------------- runs

@@ -30,16 +30,17 @@ from typing import Any
 
 import numpy as np
 
+from prodsearch.catalog.lexical import ANALYZER_VERSION
 from prodsearch.catalog.source import Source, load_source
 from prodsearch.catalog.text import content_hash, prepare_text
 from prodsearch.config import Settings
 from prodsearch.db import connect, database_url, migrate
-from prodsearch.embedding import index, store
+from prodsearch.embedding import index, querymap, store
 from prodsearch.embedding.encoder import Encoder, load_encoder
 from prodsearch.errors import ProdsearchError
 
 log = logging.getLogger("prodsearch.sync")
-PREP_VERSION = 1
+PREP_VERSION = 2  # 2: lexical analysis in Python (Polish/English stems, folding)
 
 
 @dataclass
@@ -50,6 +51,7 @@ class SyncOptions:
     full_refresh: bool = False
     dry_run: bool = False
     chunk_size: int = 1024  # unique texts per committed chunk
+    refit_map: bool = False  # refit the Polish→English query map even if one exists
 
 
 @dataclass
@@ -91,7 +93,7 @@ Progress = Callable[[str, int, int], None]  # (event, done, total)
 
 def prep_signature(source: Source, settings: Settings) -> str:
     return (
-        f"v{PREP_VERSION}|{','.join(source.text_columns)}|{','.join(source.search_columns)}|"
+        f"v{PREP_VERSION}.{ANALYZER_VERSION}|{','.join(source.text_columns)}|{','.join(source.search_columns)}|"
         f"{','.join(source.code_columns)}|{settings.max_chars}|"
     )
 
@@ -242,6 +244,25 @@ def _pipeline(
     result.timings["pipeline_s"] = round(time.perf_counter() - started, 3)
 
 
+def _refresh_search_support(
+    conn: Any, source: Source, encoder: Encoder, opts: SyncOptions, result: SyncResult,
+    refreshed: bool,
+) -> None:  # fmt: skip
+    """The term vocabulary (typo correction) after any change to the full-text column, and
+    the Polish→English query map when none exists for this model and mode."""
+    t0 = time.perf_counter()
+    if result.written or result.deleted or refreshed or store.count_terms(conn) == 0:
+        terms = store.rebuild_terms(conn)
+        result.timings["terms_s"] = round(time.perf_counter() - t0, 3)
+        log.info("run %s: %d search terms", result.run_id, terms)
+    t0 = time.perf_counter()
+    qmap = querymap.refresh(conn, source, encoder, force=opts.refit_map)
+    if qmap is not None and (opts.refit_map or ("fit_s" in qmap.details and
+                             time.perf_counter() - t0 > 0.5)):  # fmt: skip
+        result.timings["query_map_s"] = round(time.perf_counter() - t0, 3)
+        log.info("run %s: query map %s", result.run_id, qmap.details)
+
+
 def _attach_log_file(settings: Settings) -> logging.Handler:
     settings.logs_dir.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(settings.logs_dir / "embedding_pipeline.log", encoding="utf-8")
@@ -338,6 +359,7 @@ def sync(
             result.index = "built"
             log.info("run %s: built %s in %.1f s", result.run_id, index.INDEX_NAME,
                      result.timings["index_s"])  # fmt: skip
+        _refresh_search_support(conn, source, encoder, opts, result, bool(refresh_ids))
         result.embeddings_after = store.count_embeddings(conn)
         result.timings["total_s"] = round(time.perf_counter() - t_start, 3)
         result.status = "succeeded"

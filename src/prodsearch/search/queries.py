@@ -12,7 +12,7 @@ from __future__ import annotations
 from psycopg import sql
 
 from prodsearch.catalog.source import Source
-from prodsearch.embedding.store import EMBEDDINGS, code_key_sql
+from prodsearch.embedding.store import EMBEDDINGS, TERMS, code_key_sql
 
 DISPLAY = ("name", "polish_name", "category", "brand", "price", "in_stock")
 
@@ -59,57 +59,87 @@ def _candidates(source: Source, where: sql.Composable, exact: bool) -> sql.Compo
     return sql.SQL(text).format(where=where, **_base(source))
 
 
+def vehicle_match(source: Source, column: str) -> sql.Composable:
+    """1 when the product fits one of the query's vehicles (param ``vehicles``), else 0."""
+    if column not in source.columns:
+        return sql.SQL("0")
+    return sql.SQL("(s.{} = ANY(%(vehicles)s::text[]))::int").format(sql.Identifier(column))
+
+
 def nearest(source: Source, order: sql.Composable, where: sql.Composable,
-            exact: bool = False) -> sql.Composed:  # fmt: skip
-    """Semantic / filtered / similar: params q, k, limit, offset (+ filter params, exclude).
+            exact: bool = False, vehicle_column: str = "vehicle") -> sql.Composed:  # fmt: skip
+    """Semantic / filtered / similar: params q, k, exclude, vehicles, w_vehicle (+ filter
+    params). Returns the ``k`` nearest, best first: similarity plus the vehicle boost.
     ``exact``: see :func:`_candidates`."""
     return sql.SQL(
         "WITH nn AS MATERIALIZED ("
         " SELECT e.product_id, {order} AS distance{candidates}"
         " AND e.product_id <> %(exclude)s"
         " ORDER BY distance LIMIT %(k)s)"
-        " SELECT nn.product_id, {display}, 1 - nn.distance AS score"
+        " SELECT nn.product_id, {display},"
+        " 1 - nn.distance + %(w_vehicle)s::float8 * {vmatch} AS score,"
+        " nn.distance, row_number() OVER (ORDER BY nn.distance, nn.product_id) AS semantic_rank,"
+        " {vmatch} AS vehicle_match"
         " FROM nn JOIN {src} AS s ON s.{id} = nn.product_id"
-        " ORDER BY nn.distance, nn.product_id LIMIT %(limit)s OFFSET %(offset)s"
-    ).format(order=order, candidates=_candidates(source, where, exact), **_base(source))
+        " ORDER BY score DESC, nn.product_id"
+    ).format(order=order, candidates=_candidates(source, where, exact),
+             vmatch=vehicle_match(source, vehicle_column), **_base(source))  # fmt: skip
 
 
 def hybrid(source: Source, order: sql.Composable, where: sql.Composable,
-           exact: bool = False) -> sql.Composed:  # fmt: skip
+           exact: bool = False, vehicle_column: str = "vehicle") -> sql.Composed:  # fmt: skip
     """Semantic + full-text + exact code match, fused by reciprocal rank fusion.
 
-    params: q (vector), text, k, rrf_k, w_sem, w_lex, w_code, lex_cap, limit, offset.
-    A product scores sum(w / (rrf_k + rank)) over the legs it appears in; an exact
-    SKU / part-number match adds w_code (large), so that product comes first.
+    params: q (vector), text, strict / loose (tsquery texts, '' for none), k, rrf_k, w_sem,
+    w_lex, w_code, w_vehicle, vehicles, lex_cap, pool. A product scores
+    sum(w / (rrf_k + rank)) over the legs it appears in; an exact SKU / part-number match
+    adds w_code (large), so that product comes first; fitting a named vehicle adds
+    w_vehicle. The full-text leg takes the strict (every word) query, or the loose (any
+    word) one when the strict one matches nothing.
     """
     return sql.SQL(
-        "WITH tq AS (SELECT websearch_to_tsquery('simple', %(text)s) AS q),"
+        "WITH tq AS (SELECT to_tsquery('simple', nullif(%(strict)s, '')) AS strict,"
+        "  to_tsquery('simple', nullif(%(loose)s, '')) AS loose),"
         " sem AS MATERIALIZED ("
-        " SELECT product_id, row_number() OVER (ORDER BY distance, product_id) AS r FROM ("
-        "  SELECT e.product_id, {order} AS distance{candidates}"
+        " SELECT product_id, distance, row_number() OVER (ORDER BY distance, product_id) AS r"
+        " FROM (SELECT e.product_id, {order} AS distance{candidates}"
         "  ORDER BY distance LIMIT %(k)s) AS x),"
+        " strict_hits AS MATERIALIZED ("
+        "  SELECT e.product_id, e.search_tsv"
+        "  FROM {emb} AS e JOIN {src} AS s ON s.{id} = e.product_id, tq"
+        "  WHERE e.search_tsv @@ tq.strict AND {eligible} AND ({where}) LIMIT %(lex_cap)s),"
+        " hits AS ("
+        "  SELECT product_id, search_tsv FROM strict_hits UNION ALL"
+        "  SELECT e.product_id, e.search_tsv"
+        "  FROM {emb} AS e JOIN {src} AS s ON s.{id} = e.product_id, tq"
+        "  WHERE NOT EXISTS (SELECT 1 FROM strict_hits) AND e.search_tsv @@ tq.loose"
+        "   AND {eligible} AND ({where}) LIMIT %(lex_cap)s),"
         " lex AS MATERIALIZED ("
-        " SELECT product_id, row_number() OVER (ORDER BY rank DESC, product_id) AS r FROM ("
-        "  SELECT m.product_id, ts_rank_cd(m.search_tsv, tq.q) AS rank FROM ("
-        "   SELECT e.product_id, e.search_tsv"
-        "   FROM {emb} AS e JOIN {src} AS s ON s.{id} = e.product_id, tq"
-        "   WHERE e.search_tsv @@ tq.q AND {eligible} AND ({where}) LIMIT %(lex_cap)s) AS m, tq"
-        "  ORDER BY rank DESC LIMIT %(k)s) AS y),"
+        " SELECT product_id, rank, row_number() OVER (ORDER BY rank DESC, product_id) AS r"
+        " FROM (SELECT h.product_id, ts_rank_cd(h.search_tsv, tq.loose) AS rank"
+        "  FROM hits AS h, tq ORDER BY rank DESC, h.product_id LIMIT %(k)s) AS y),"
         " code AS MATERIALIZED ("
         "  SELECT e.product_id FROM {emb} AS e JOIN {src} AS s ON s.{id} = e.product_id"
         "  WHERE e.code_keys @> ARRAY[{key}] AND {eligible} AND ({where}) LIMIT 10),"
         " fused AS ("
-        "  SELECT product_id, sum(score) AS score, min(leg) AS best_leg FROM ("
-        "   SELECT product_id, %(w_sem)s::float8 / (%(rrf_k)s + r) AS score, 2 AS leg FROM sem"
-        "   UNION ALL SELECT product_id, %(w_lex)s::float8 / (%(rrf_k)s + r), 1 FROM lex"
-        "   UNION ALL SELECT product_id, %(w_code)s::float8, 0 FROM code) AS u"
+        "  SELECT product_id, sum(score) AS score, min(sem_r) AS sem_r, min(distance) AS distance,"
+        "   min(lex_r) AS lex_r, max(lex_rank) AS lex_rank, bool_or(code) AS code FROM ("
+        "   SELECT product_id, %(w_sem)s::float8 / (%(rrf_k)s + r) AS score, r AS sem_r, distance,"
+        "    NULL::bigint AS lex_r, NULL::float4 AS lex_rank, false AS code FROM sem"
+        "   UNION ALL SELECT product_id, %(w_lex)s::float8 / (%(rrf_k)s + r), NULL, NULL, r,"
+        "    rank, false FROM lex"
+        "   UNION ALL SELECT product_id, %(w_code)s::float8, NULL, NULL, NULL, NULL, true"
+        "    FROM code) AS u"
         "  GROUP BY product_id)"
-        " SELECT f.product_id, {display}, f.score"
+        " SELECT f.product_id, {display}, f.score + %(w_vehicle)s::float8 * {vmatch} AS score,"
+        " f.distance, f.sem_r AS semantic_rank, f.lex_r AS lexical_rank,"
+        " f.lex_rank AS lexical_score, f.code AS code_match, {vmatch} AS vehicle_match"
         " FROM fused AS f JOIN {src} AS s ON s.{id} = f.product_id"
-        " ORDER BY f.score DESC, f.best_leg, f.product_id LIMIT %(limit)s OFFSET %(offset)s"
+        " ORDER BY score DESC, f.code DESC, f.lex_r NULLS LAST, f.product_id LIMIT %(pool)s"
     ).format(
         order=order, where=where, candidates=_candidates(source, where, exact),
-        key=code_key_sql(sql.SQL("%(text)s::text")), **_base(source),
+        key=code_key_sql(sql.SQL("%(text)s::text")), vmatch=vehicle_match(source, vehicle_column),
+        **_base(source),
     )  # fmt: skip
 
 
@@ -119,6 +149,29 @@ def match_estimate(source: Source, where: sql.Composable) -> sql.Composed:
     return sql.SQL(
         "EXPLAIN (FORMAT JSON) SELECT 1 FROM {src} AS s WHERE {eligible} AND ({where})"
     ).format(where=where, **_base(source))
+
+
+def known_terms() -> sql.Composed:
+    return sql.SQL("SELECT term FROM {}").format(TERMS)
+
+
+def closest_terms() -> sql.Composed:
+    """For each word (param: text[]), the indexed term most like it by trigram similarity,
+    at least ``min_sim`` (NULL when none)."""
+    return sql.SQL(
+        "SELECT w, (SELECT t.term FROM {terms} AS t WHERE t.term %% w"
+        " AND similarity(t.term, w) >= %(min_sim)s"
+        " ORDER BY similarity(t.term, w) DESC, t.ndoc DESC, t.term LIMIT 1)"
+        " FROM unnest(%(words)s::text[]) AS w"
+    ).format(terms=TERMS)
+
+
+def vehicle_names(source: Source, column: str) -> sql.Composed | None:
+    if column not in source.columns:
+        return None
+    return sql.SQL(
+        "SELECT DISTINCT s.{c}::text FROM {src} AS s WHERE s.{c} IS NOT NULL AND {eligible}"
+    ).format(c=sql.Identifier(column), **_base(source))
 
 
 def stored_vector() -> sql.Composed:

@@ -11,6 +11,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -25,13 +26,22 @@ from prodsearch.catalog.source import Source
 from prodsearch.config import Settings
 from prodsearch.embedding import index as hnsw
 from prodsearch.embedding.encoder import Encoder
-from prodsearch.search import filters as flt
+from prodsearch.embedding.querymap import QueryMap
 from prodsearch.search import queries
+from prodsearch.search.filters import FilterError, allowed_keys
+from prodsearch.search.filters import build as filters_build
+from prodsearch.search.lexquery import LexicalQuery, unknown_words
+from prodsearch.search.lexquery import analyze as analyze_lexical
+from prodsearch.search.synonyms import Synonyms
+from prodsearch.search.synonyms import load as load_synonyms
+from prodsearch.search.vehicles import VehicleIndex
 
 MAX_QUERY_CHARS = 512
 ESTIMATE_TTL_S = 300.0
 MAX_LIMIT = 100
 MAX_OFFSET = 10_000
+VOCABULARY_TTL_S = 300.0
+MIN_SIMILARITY = 0.45  # trigram similarity for a typo correction
 
 
 V = TypeVar("V")
@@ -50,18 +60,25 @@ class SearchResponse:
     results: list[dict[str, Any]]
     execution_time_ms: float
     timings: dict[str, Any] = field(default_factory=dict)
+    facets: dict[str, list[dict[str, Any]]] | None = None
+    explain: dict[str, Any] | None = None
 
     @property
     def count(self) -> int:
         return len(self.results)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "results": self.results,
             "count": self.count,
             "execution_time_ms": self.execution_time_ms,
             "timings": self.timings,
         }
+        if self.facets is not None:
+            out["facets"] = self.facets
+        if self.explain is not None:
+            out["explain"] = self.explain
+        return out
 
 
 class LRUCache(Generic[V]):
@@ -115,25 +132,107 @@ def check_page(limit: Any, offset: Any) -> None:
         raise SearchError(f"offset must be an integer from 0 to {MAX_OFFSET}")
 
 
-def _shape(row: dict[str, Any]) -> dict[str, Any]:
-    out = dict(row)
+PARTS = ("distance", "semantic_rank", "lexical_rank", "lexical_score", "code_match",
+         "vehicle_match")  # fmt: skip
+FACET_POOL = 100  # candidates that facet counts are taken over
+VEHICLE_POOL = 50  # neighbours re-ranked when the query names a vehicle
+MIN_EF, MAX_EF = 10, 1000
+
+
+@dataclass
+class SearchOptions:
+    """Per-request knobs beside the query, page and filters (all validated)."""
+
+    ef_search: int | None = None  # hnsw.ef_search for this request
+    exact: bool = False  # brute force: score every (matching) product exactly
+    explain: bool = False  # each result's score parts, and the query analysis
+    facets: bool = False  # category / brand counts over the candidate set
+
+    def check(self) -> None:
+        ef = self.ef_search
+        if ef is not None and (isinstance(ef, bool) or not isinstance(ef, int)
+                               or not MIN_EF <= ef <= MAX_EF):  # fmt: skip
+            raise SearchError(f"ef_search must be an integer from {MIN_EF} to {MAX_EF}")
+        for name in ("exact", "explain", "facets"):
+            if not isinstance(getattr(self, name), bool):
+                raise SearchError(f"{name} must be true or false")
+
+
+def _shape(row: dict[str, Any], explain: bool) -> dict[str, Any]:
+    out = {k: v for k, v in row.items() if k not in PARTS}
     if isinstance(out.get("price"), Decimal):
         out["price"] = float(out["price"])
     out["score"] = round(float(out["score"]), 6)
+    if explain:
+        parts = {k: row[k] for k in PARTS if k in row}
+        if parts.get("distance") is not None:
+            parts["distance"] = round(float(parts["distance"]), 6)
+        if parts.get("lexical_score") is not None:
+            parts["lexical_score"] = round(float(parts["lexical_score"]), 6)
+        out["explain"] = parts
     return out
+
+
+def facet_counts(rows: list[dict[str, Any]], keys: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Value counts of the given fields over ``rows``, most frequent first."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for key in keys:
+        counts: dict[str, int] = {}
+        for row in rows:
+            value = row.get(key)
+            if value is not None:
+                counts[str(value)] = counts.get(str(value), 0) + 1
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        out[key] = [{"value": v, "count": n} for v, n in ranked]
+    return out
+
+
+@dataclass
+class _Request:
+    """What every search needs before its SQL: validated inputs and the query vector."""
+
+    started: float
+    text: str
+    limit: int
+    offset: int
+    opts: SearchOptions
+    where: sql.Composable
+    fparams: dict[str, Any]
+    order: sql.Composable
+    strategy: str
+    vehicles: list[str]
+    embed_s: float = 0.0
+    cached: bool | None = None
+    vector: Any = None
+    lexical: LexicalQuery | None = None
+    semantic_text: str = ""
+
+    @property
+    def k(self) -> int:
+        return self.limit + self.offset
 
 
 class Searcher:
     def __init__(self, settings: Settings, encoder: Encoder, source: Source,
-                 index_type: str | None) -> None:  # fmt: skip
+                 index_type: str | None, query_map: QueryMap | None = None,
+                 synonyms: Synonyms | None = None) -> None:  # fmt: skip
         self.settings = settings
         self.encoder = encoder
         self.source = source
+        self.query_map = query_map
+        self.synonyms = synonyms if synonyms is not None else load_synonyms(settings.synonyms)
         self.cache = QueryCache(settings.query_cache_size)
-        self.exact = hnsw.exact_expression(encoder.dim)
+        self.exact_distance = hnsw.exact_expression(encoder.dim)
         self.estimates: LRUCache[tuple[float, float]] = LRUCache(1024)
+        self.corrections: LRUCache[tuple[str | None, float]] = LRUCache(4096)
         self.set_index_type(index_type)
-        self.filter_keys = list(flt.allowed_keys(source))
+        self.filter_keys = list(allowed_keys(source))
+        self.facet_keys = [k for k, (_c, kind) in allowed_keys(source).items()
+                           if kind == "any" and k in queries.DISPLAY]  # fmt: skip
+        self.vehicle_column = settings.vehicle_column
+        self.vehicles = VehicleIndex([])
+        self.terms: frozenset[str] = frozenset()
+        self._terms_loaded = 0.0
         self.rrf_k = settings.rrf_k
         self.stats = {"embed_s": 0.0, "search_s": 0.0}
         self._configured: weakref.WeakSet[psycopg.AsyncConnection[Any]] = weakref.WeakSet()
@@ -141,27 +240,51 @@ class Searcher:
     def set_index_type(self, index_type: str | None) -> None:
         """Queries must use the expression the index was built on (vector or halfvec)."""
         self.index_type = index_type or self.settings.index_type
-        self.order = hnsw.order_expression(self.index_type, self.encoder.dim)
+        self.index_distance = hnsw.order_expression(self.index_type, self.encoder.dim)
+
+    async def load_vocabulary(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """The indexed terms (typo correction) and the catalog's vehicles; reloaded by
+        :meth:`_refresh_vocabulary` every few minutes, as the catalog changes."""
+        cur = await conn.execute(queries.known_terms())
+        self.terms = frozenset(r[0] for r in await cur.fetchall())
+        names = queries.vehicle_names(self.source, self.vehicle_column)
+        if names is not None:
+            cur = await conn.execute(names)
+            self.vehicles = VehicleIndex(r[0] for r in await cur.fetchall())
+        if not conn.autocommit:
+            await conn.commit()
+        self._terms_loaded = time.monotonic()
+
+    async def _refresh_vocabulary(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        if time.monotonic() - self._terms_loaded > VOCABULARY_TTL_S:
+            await self.load_vocabulary(conn)
 
     async def embed(self, text: str) -> tuple[np.ndarray, float, bool]:
+        """The query's vector (through the Polish→English map when one is loaded)."""
         key = text.lower()
         vec = self.cache.get(key)
         if vec is not None:
             return vec, 0.0, True
         started = time.perf_counter()
         vec = (await asyncio.to_thread(self.encoder.encode, [text]))[0]
+        if self.query_map is not None:
+            vec = self.query_map.apply(vec)
         elapsed = time.perf_counter() - started
         self.cache.put(key, vec)
         self.stats["embed_s"] += elapsed
         return vec, elapsed, False
 
-    async def _strategy(self, conn: psycopg.AsyncConnection[Any], where: sql.Composable,
-                        fparams: dict[str, Any]) -> tuple[sql.Composable, str]:  # fmt: skip
+    async def _strategy(
+        self, conn: psycopg.AsyncConnection[Any], where: sql.Composable,
+        fparams: dict[str, Any], exact: bool,
+    ) -> tuple[sql.Composable, str]:  # fmt: skip
         """Distance expression for a (filtered) query: the HNSW one, or the exact one when
-        the planner expects few enough matching products that scoring them all is cheaper
-        than walking the graph past non-matching neighbours (and exact, too)."""
+        asked for, or when the planner expects few enough matching products that scoring
+        them all is cheaper than walking the graph past non-matching neighbours."""
+        if exact:
+            return self.exact_distance, "exact"
         if not fparams or self.settings.exact_filter_rows <= 0:
-            return self.order, "index"
+            return self.index_distance, "index"
         key = where.as_string() + repr(sorted(fparams.items()))
         cached = self.estimates.get(key)
         if cached is not None and time.monotonic() - cached[1] < ESTIMATE_TTL_S:
@@ -175,8 +298,8 @@ class Searcher:
             rows = float(found[0][0]["Plan"]["Plan Rows"]) if found else float("inf")
             self.estimates.put(key, (rows, time.monotonic()))
         if rows <= self.settings.exact_filter_rows:
-            return self.exact, "exact"
-        return self.order, "index"
+            return self.exact_distance, "exact"
+        return self.index_distance, "index"
 
     async def _configure(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """Session settings, once per connection: the default ``hnsw.ef_search``, iterative
@@ -193,91 +316,157 @@ class Searcher:
             await conn.commit()
         self._configured.add(conn)
 
+    async def _prepare(
+        self, conn: psycopg.AsyncConnection[Any], query: str | None, limit: int, offset: int,
+        filters: dict[str, Any] | None, opts: SearchOptions | None,
+    ) -> _Request:  # fmt: skip
+        """The preamble every search shares: validate, plan the filter, embed the query."""
+        started = time.perf_counter()
+        opts = opts or SearchOptions()
+        opts.check()
+        text = normalise_query(query) if query is not None else ""
+        check_page(limit, offset)
+        try:
+            where, fparams = filters_build(self.source, filters)
+        except FilterError as exc:
+            raise SearchError(str(exc)) from exc
+        if conn not in self._configured:
+            await self._configure(conn)
+        await self._refresh_vocabulary(conn)
+        order, strategy = await self._strategy(conn, where, fparams, opts.exact)
+        vehicles = self.vehicles.find(text) if text else []
+        req = _Request(started, text, limit, offset, opts, where, fparams, order, strategy,
+                       vehicles)  # fmt: skip
+        if text:
+            req.lexical = await self.lexical_query(conn, text)
+            req.semantic_text = req.lexical.semantic_text(text)
+            req.vector, req.embed_s, req.cached = await self.embed(req.semantic_text)
+        return req
+
     async def _run(
         self, conn: psycopg.AsyncConnection[Any], query: sql.Composable, params: dict[str, Any],
-        filtered: bool,
+        req: _Request,
     ) -> tuple[list[dict[str, Any]], float]:  # fmt: skip
         """One round trip on an autocommit connection; a transaction with a local
-        ``hnsw.ef_search`` only when a deep page needs more candidates than the default.
+        ``hnsw.ef_search`` only when the request asks for another one or a deep page needs
+        more candidates than the default.
 
         Unfiltered queries are prepared (planned once per connection); filtered ones are
         planned for their values every time, since a filter's selectivity decides the plan.
         """
-        if conn not in self._configured:
-            await self._configure(conn)
-        ef = min(max(self.settings.ef_search, int(params["k"])), 1000)
-        deep = ef != self.settings.ef_search
+        ef = req.opts.ef_search or self.settings.ef_search
+        ef = min(max(ef, int(params["k"])), MAX_EF)
+        local = ef != self.settings.ef_search
         started = time.perf_counter()
         async with (
-            conn.transaction() if deep else nullcontext(),
+            conn.transaction() if local else nullcontext(),
             conn.cursor(row_factory=dict_row) as cur,
         ):
-            if deep:
+            if local:
                 await cur.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef),))
-            await cur.execute(query, params, prepare=False if filtered else None)
+            await cur.execute(query, params, prepare=False if req.fparams else None)
             rows = await cur.fetchall()
-        if not deep and not conn.autocommit:
+        if not local and not conn.autocommit:
             await conn.commit()
         elapsed = time.perf_counter() - started
         self.stats["search_s"] += elapsed
-        return [_shape(r) for r in rows], elapsed
+        return rows, elapsed
 
-    def _respond(self, rows: list[dict[str, Any]], started: float, embed_s: float,
-                 search_s: float, strategy: str, cached: bool | None = None
-                 ) -> SearchResponse:  # fmt: skip
-        timings: dict[str, Any] = {"embed_ms": round(embed_s * 1000, 3),
+    def _respond(self, rows: list[dict[str, Any]], req: _Request, search_s: float,
+                 analysis: dict[str, Any] | None = None) -> SearchResponse:  # fmt: skip
+        page = [_shape(r, req.opts.explain) for r in rows[req.offset : req.offset + req.limit]]
+        timings: dict[str, Any] = {"embed_ms": round(req.embed_s * 1000, 3),
                                    "search_ms": round(search_s * 1000, 3),
-                                   "strategy": strategy}  # fmt: skip
-        if cached is not None:
-            timings["cached_embedding"] = cached
-        return SearchResponse(rows, round((time.perf_counter() - started) * 1000, 3), timings)
+                                   "strategy": req.strategy}  # fmt: skip
+        if req.cached is not None:
+            timings["cached_embedding"] = req.cached
+        resp = SearchResponse(page, round((time.perf_counter() - req.started) * 1000, 3), timings)
+        if req.opts.facets:
+            resp.facets = facet_counts(rows, self.facet_keys)
+        if req.opts.explain:
+            resp.explain = {"vehicles": req.vehicles, "candidates": len(rows),
+                            "semantic_text": req.semantic_text, **(analysis or {})}  # fmt: skip
+            if req.lexical is not None:
+                resp.explain.update(corrected=req.lexical.corrected,
+                                    dropped=req.lexical.dropped,
+                                    synonyms=req.lexical.expanded)  # fmt: skip
+        return resp
+
+    def _pool(self, req: _Request) -> int:
+        """How many candidates to fetch: the page, more when re-ranking or counting facets."""
+        pool = req.k
+        if req.vehicles:
+            pool = max(pool, VEHICLE_POOL)
+        if req.opts.facets:
+            pool = max(pool, FACET_POOL)
+        return pool
+
+    def _vehicle_params(self, req: _Request, weight: float) -> dict[str, Any]:
+        return {"vehicles": req.vehicles, "w_vehicle": weight if req.vehicles else 0.0}
 
     async def semantic(
         self, conn: psycopg.AsyncConnection[Any], query: str, limit: int = 20, offset: int = 0,
-        filters: dict[str, Any] | None = None,
+        filters: dict[str, Any] | None = None, opts: SearchOptions | None = None,
     ) -> SearchResponse:  # fmt: skip
-        started = time.perf_counter()
-        text = normalise_query(query)
-        check_page(limit, offset)
-        where, fparams = self._filters(filters)
-        vec, embed_s, cached = await self.embed(text)
-        order, strategy = await self._strategy(conn, where, fparams)
-        params = {"q": vec, "k": limit + offset, "limit": limit, "offset": offset,
-                  "exclude": -1, **fparams}  # fmt: skip
-        query = queries.nearest(self.source, order, where, exact=strategy == "exact")
-        rows, search_s = await self._run(conn, query, params, bool(fparams))
-        return self._respond(rows, started, embed_s, search_s, strategy, cached)
+        req = await self._prepare(conn, query, limit, offset, filters, opts)
+        params = {"q": req.vector, "k": self._pool(req), "exclude": -1, **req.fparams,
+                  **self._vehicle_params(req, self.settings.vehicle_boost)}  # fmt: skip
+        sql_ = queries.nearest(self.source, req.order, req.where, req.strategy == "exact",
+                               self.vehicle_column)  # fmt: skip
+        rows, search_s = await self._run(conn, sql_, params, req)
+        return self._respond(rows, req, search_s)
+
+    async def lexical_query(self, conn: psycopg.AsyncConnection[Any], text: str) -> LexicalQuery:
+        """The full-text query for ``text``: synonyms expanded, unknown words corrected
+        (one trigram lookup, cached) or dropped."""
+        known: Callable[[str], bool] | None = self.terms.__contains__ if self.terms else None
+        corrections: dict[str, str] = {}
+        if known is not None:
+            unknown = unknown_words(text, self.synonyms, known)
+            missing = [w for w in unknown if self.corrections.get(w) is None]
+            if missing:
+                cur = await conn.execute(queries.closest_terms(),
+                                         {"words": missing, "min_sim": MIN_SIMILARITY})  # fmt: skip
+                for word, term in await cur.fetchall():
+                    self.corrections.put(word, (term, time.monotonic()))
+                if not conn.autocommit:
+                    await conn.commit()
+            for w in unknown:
+                hit = self.corrections.get(w)
+                if hit is not None and hit[0]:
+                    corrections[w] = hit[0]
+        return analyze_lexical(text, self.synonyms, known, corrections)
 
     async def hybrid(
         self, conn: psycopg.AsyncConnection[Any], query: str, limit: int = 20, offset: int = 0,
         filters: dict[str, Any] | None = None, rrf_k: int | None = None,
+        opts: SearchOptions | None = None,
     ) -> SearchResponse:  # fmt: skip
-        started = time.perf_counter()
-        text = normalise_query(query)
-        check_page(limit, offset)
         rrf = self.rrf_k if rrf_k is None else rrf_k
         if isinstance(rrf, bool) or not isinstance(rrf, int) or not 1 <= rrf <= 1000:
             raise SearchError("rrf_k must be an integer from 1 to 1000")
-        where, fparams = self._filters(filters)
-        vec, embed_s, cached = await self.embed(text)
-        order, strategy = await self._strategy(conn, where, fparams)
-        k = max(limit + offset, 50)
+        req = await self._prepare(conn, query, limit, offset, filters, opts)
+        lexq = req.lexical
+        assert lexq is not None
+        k = max(req.k, 50)
         params = {
-            "q": vec, "text": text, "k": k, "rrf_k": rrf, "w_sem": 1.0,
-            "w_lex": self.settings.lexical_weight, "w_code": 1.0, "lex_cap": 4 * k + 1000,
-            "limit": limit, "offset": offset, **fparams,
+            "q": req.vector, "text": req.text, "strict": lexq.strict, "loose": lexq.loose,
+            "k": k, "rrf_k": rrf, "w_sem": 1.0, "w_lex": self.settings.lexical_weight,
+            "w_code": 1.0, "lex_cap": 4 * k + 1000, "pool": max(self._pool(req), k),
+            **req.fparams,
+            **self._vehicle_params(req, self.settings.vehicle_boost_hybrid),
         }  # fmt: skip
-        query = queries.hybrid(self.source, order, where, exact=strategy == "exact")
-        rows, search_s = await self._run(conn, query, params, bool(fparams))
-        return self._respond(rows, started, embed_s, search_s, strategy, cached)
+        sql_ = queries.hybrid(self.source, req.order, req.where, req.strategy == "exact",
+                              self.vehicle_column)  # fmt: skip
+        rows, search_s = await self._run(conn, sql_, params, req)
+        return self._respond(rows, req, search_s, {"lexical_query": lexq.strict})
 
     async def similar(
         self, conn: psycopg.AsyncConnection[Any], product_id: int, limit: int = 20,
         offset: int = 0, filters: dict[str, Any] | None = None,
+        opts: SearchOptions | None = None,
     ) -> SearchResponse:  # fmt: skip
-        started = time.perf_counter()
-        check_page(limit, offset)
-        where, fparams = self._filters(filters)
+        req = await self._prepare(conn, None, limit, offset, filters, opts)
         cur = await conn.execute(queries.stored_vector(), (product_id,))
         row = await cur.fetchone()
         await conn.commit()
@@ -289,15 +478,9 @@ class Searcher:
                 raise SearchError(f"product {product_id} does not exist", not_found=True)
             state = "is deleted" if not found[0] else "is not embedded yet (run prodsearch embed)"
             raise SearchError(f"product {product_id} {state}", not_found=True)
-        order, strategy = await self._strategy(conn, where, fparams)
-        params = {"q": row[0], "k": limit + offset, "limit": limit, "offset": offset,
-                  "exclude": product_id, **fparams}  # fmt: skip
-        query = queries.nearest(self.source, order, where, exact=strategy == "exact")
-        rows, search_s = await self._run(conn, query, params, bool(fparams))
-        return self._respond(rows, started, 0.0, search_s, strategy)
-
-    def _filters(self, filters: dict[str, Any] | None) -> tuple[sql.Composable, dict[str, Any]]:
-        try:
-            return flt.build(self.source, filters)
-        except flt.FilterError as exc:
-            raise SearchError(str(exc)) from exc
+        params = {"q": row[0], "k": self._pool(req), "exclude": product_id, **req.fparams,
+                  **self._vehicle_params(req, 0.0)}  # fmt: skip
+        sql_ = queries.nearest(self.source, req.order, req.where, req.strategy == "exact",
+                               self.vehicle_column)  # fmt: skip
+        rows, search_s = await self._run(conn, sql_, params, req)
+        return self._respond(rows, req, search_s)

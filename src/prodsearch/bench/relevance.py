@@ -1,0 +1,342 @@
+"""Graded relevance on judged shopper queries: nDCG@10, P@10 and MRR per search mode,
+language and query kind.
+
+The judged set (``bench/data/relevance_queries.tsv``, or ``--queries PATH`` in the same
+format) names, per query, what a shopper wants in the catalog's *structured* fields:
+
+``query  lang  kind  category  vehicle  position  brand``
+
+``category`` (one or more leaf categories, ``|``-separated) is required; ``vehicle``
+(vehicle names, ``|``-separated), ``position`` (words that must all appear in the
+product's position, e.g. ``front left``) and ``brand`` are optional. A product's grade:
+
+* 0 — another category;
+* 1 + 2·m/n — the category, and ``m`` of the ``n`` named attributes match (3 when all do,
+  or when the query names none).
+
+nDCG@10 uses linear gains and the ideal ranking over the whole catalog (how many products
+of each grade exist). A result is *relevant* for P@10 and MRR at grade ≥ 2. Part-number
+queries (kind ``part_number``, language ``code``) are drawn from the catalog itself: the
+part number of every n-th product, typed without its separators; the product itself is
+grade 3, its category and brand 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from prodsearch.catalog.source import Source
+from prodsearch.search.service import Searcher, SearchOptions
+
+K = 10
+RELEVANT = 2.0
+MODES = ("semantic", "hybrid", "lexical", "exact")
+
+
+@dataclass(frozen=True)
+class JudgedQuery:
+    query: str
+    lang: str
+    kind: str
+    categories: tuple[str, ...]
+    vehicles: tuple[str, ...] = ()
+    position: tuple[str, ...] = ()
+    brand: str = ""
+    product_id: int | None = None  # part-number queries: the product itself
+
+    @property
+    def attributes(self) -> int:
+        return bool(self.vehicles) + bool(self.position) + bool(self.brand)
+
+    def grade(self, product: dict[str, Any]) -> float:
+        if self.product_id is not None and product["product_id"] == self.product_id:
+            return 3.0
+        if product.get("category") not in self.categories:
+            return 0.0
+        if self.product_id is not None:
+            return 1.0 if product.get("brand") == self.brand else 0.0
+        if not self.attributes:
+            return 3.0
+        matched = 0
+        if self.vehicles and product.get("vehicle") in self.vehicles:
+            matched += 1
+        if self.position:
+            words = set((product.get("position") or "").lower().split())
+            matched += all(w in words for w in self.position)
+        if self.brand and product.get("brand") == self.brand:
+            matched += 1
+        return 1.0 + 2.0 * matched / self.attributes
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(p.strip() for p in (value or "").split("|") if p.strip())
+
+
+def load_queries(path: str | Path | None = None) -> list[JudgedQuery]:
+    """The judged query set (TSV with a header; see the module docstring)."""
+    if path is None:
+        text = (resources.files("prodsearch.bench") / "data" / "relevance_queries.tsv").read_text(
+            "utf-8"
+        )
+    else:
+        text = Path(path).read_text("utf-8")
+    out = []
+    for row in csv.DictReader(text.splitlines(), delimiter="\t"):
+        if not (row.get("query") or "").strip() or not _split(row.get("category")):
+            continue
+        out.append(
+            JudgedQuery(
+                query=row["query"].strip(),
+                lang=(row.get("lang") or "en").strip(),
+                kind=(row.get("kind") or "plain").strip(),
+                categories=_split(row.get("category")),
+                vehicles=_split(row.get("vehicle")),
+                position=tuple((row.get("position") or "").lower().split()),
+                brand=(row.get("brand") or "").strip(),
+            )
+        )
+    return out
+
+
+def part_number_queries(
+    conn: psycopg.Connection[Any], source: Source, count: int = 12
+) -> list[JudgedQuery]:
+    """``count`` part numbers from evenly spaced products, typed without separators."""
+    if not {"part_number", "category", "brand"} <= set(source.columns):
+        return []
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT s.{id}, s.part_number, s.category, s.brand FROM {t} AS s "
+            "WHERE {eligible} AND s.part_number ~ '[^[:alnum:]]' ORDER BY s.{id}"
+        ).format(
+            id=sql.Identifier(source.id_column), t=source.qualified, eligible=source.eligible_sql()
+        ),
+    ).fetchall()
+    conn.commit()
+    step = max(1, len(rows) // max(count, 1))
+    out = []
+    for pid, part, category, brand in rows[::step][:count]:
+        typed = "".join(ch for ch in part if ch.isalnum())
+        out.append(
+            JudgedQuery(typed, "code", "part_number", (category,), brand=brand, product_id=int(pid))
+        )
+    return out
+
+
+def ideal_dcg(conn: psycopg.Connection[Any], source: Source, q: JudgedQuery) -> float:
+    """DCG@10 of the best possible ranking: the catalog's products sorted by grade."""
+    grades: list[float] = []
+    for row in _attributes(conn, source, q.categories):
+        grades.append(q.grade(row))
+    grades.sort(reverse=True)
+    return dcg(grades[:K])
+
+
+def _attributes(
+    conn: psycopg.Connection[Any], source: Source, categories: Iterable[str]
+) -> list[dict[str, Any]]:
+    cols = [c for c in ("category", "brand", "vehicle", "position") if c in source.columns]
+    query = sql.SQL(
+        "SELECT s.{id} AS product_id, {cols} FROM {t} AS s WHERE {eligible} AND "
+        "s.category = ANY(%s)"
+    ).format(
+        id=sql.Identifier(source.id_column),
+        cols=sql.SQL(", ").join(sql.Identifier("s", c) for c in cols),
+        t=source.qualified,
+        eligible=source.eligible_sql(),
+    )
+    with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        rows = cur.execute(query, (list(categories),)).fetchall()
+    conn.commit()
+    return rows
+
+
+def product_attributes(
+    conn: psycopg.Connection[Any], source: Source, ids: Iterable[int]
+) -> dict[int, dict[str, Any]]:
+    cols = [c for c in ("category", "brand", "vehicle", "position") if c in source.columns]
+    query = sql.SQL(
+        "SELECT s.{id} AS product_id, {cols} FROM {t} AS s WHERE s.{id} = ANY(%s)"
+    ).format(
+        id=sql.Identifier(source.id_column),
+        cols=sql.SQL(", ").join(sql.Identifier("s", c) for c in cols),
+        t=source.qualified,
+    )
+    with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        rows = cur.execute(query, (list(ids),)).fetchall()
+    conn.commit()
+    return {r["product_id"]: r for r in rows}
+
+
+def dcg(grades: list[float]) -> float:
+    return sum(g / math.log2(i + 2) for i, g in enumerate(grades))
+
+
+@dataclass
+class QueryScore:
+    query: str
+    lang: str
+    kind: str
+    mode: str
+    ndcg: float
+    precision: float
+    mrr: float
+    top: list[int] = field(default_factory=list)
+
+
+def score(
+    q: JudgedQuery, mode: str, ids: list[int], attrs: dict[int, dict[str, Any]], ideal: float
+) -> QueryScore:
+    grades = [q.grade(attrs.get(pid, {"product_id": pid})) for pid in ids[:K]]
+    first = next((i for i, g in enumerate(grades) if g >= RELEVANT), None)
+    return QueryScore(
+        q.query,
+        q.lang,
+        q.kind,
+        mode,
+        ndcg=dcg(grades) / ideal if ideal > 0 else 0.0,
+        precision=sum(g >= RELEVANT for g in grades) / K,
+        mrr=0.0 if first is None else 1.0 / (first + 1),
+        top=ids[:K],
+    )
+
+
+Runner = Callable[[psycopg.AsyncConnection[Any], str], Any]
+
+
+def runners(searcher: Searcher, plain: Searcher | None = None) -> dict[str, Runner]:
+    """Search modes by name: each returns the top-10 product ids for a query."""
+
+    async def semantic(aconn: psycopg.AsyncConnection[Any], text: str) -> list[int]:
+        resp = await searcher.semantic(aconn, text, K)
+        return [r["product_id"] for r in resp.results]
+
+    async def exact(aconn: psycopg.AsyncConnection[Any], text: str) -> list[int]:
+        resp = await searcher.semantic(aconn, text, K, opts=SearchOptions(exact=True))
+        return [r["product_id"] for r in resp.results]
+
+    async def hybrid(aconn: psycopg.AsyncConnection[Any], text: str) -> list[int]:
+        resp = await searcher.hybrid(aconn, text, K)
+        return [r["product_id"] for r in resp.results]
+
+    async def lexical(aconn: psycopg.AsyncConnection[Any], text: str) -> list[int]:
+        resp = await searcher.hybrid(aconn, text, 100, opts=SearchOptions(explain=True))
+        hits = [
+            r
+            for r in resp.results
+            if r["explain"]["lexical_rank"] is not None or r["explain"]["code_match"]
+        ]
+        return [r["product_id"] for r in hits[:K]]
+
+    out: dict[str, Runner] = {
+        "semantic": semantic,
+        "hybrid": hybrid,
+        "lexical": lexical,
+        "exact": exact,
+    }
+    if plain is not None:
+
+        async def semantic_no_map(aconn: psycopg.AsyncConnection[Any], text: str) -> list[int]:
+            resp = await plain.semantic(aconn, text, K)
+            return [r["product_id"] for r in resp.results]
+
+        out["semantic_no_map"] = semantic_no_map
+    return out
+
+
+async def evaluate(
+    conn: psycopg.Connection[Any],
+    aconn: psycopg.AsyncConnection[Any],
+    source: Source,
+    queries: list[JudgedQuery],
+    modes: dict[str, Runner],
+) -> list[QueryScore]:
+    """Run every query in every mode and score the top 10."""
+    ideals = {q: ideal_dcg(conn, source, q) for q in queries}
+    results: list[QueryScore] = []
+    for name, run in modes.items():
+        tops = [await run(aconn, q.query) for q in queries]
+        attrs = product_attributes(conn, source, {pid for top in tops for pid in top})
+        for q, top in zip(queries, tops, strict=True):
+            results.append(score(q, name, top, attrs, ideals[q]))
+    return results
+
+
+def summarise(
+    scores: list[QueryScore], by: tuple[str, ...]
+) -> dict[tuple[str, ...], dict[str, float]]:
+    """Mean nDCG@10, P@10 and MRR grouped by the named fields."""
+    groups: dict[tuple[str, ...], list[QueryScore]] = defaultdict(list)
+    for s in scores:
+        groups[tuple(getattr(s, f) for f in by)].append(s)
+    return {
+        key: {
+            "queries": len(items),
+            "ndcg@10": round(sum(s.ndcg for s in items) / len(items), 4),
+            "p@10": round(sum(s.precision for s in items) / len(items), 4),
+            "mrr": round(sum(s.mrr for s in items) / len(items), 4),
+        }
+        for key, items in sorted(groups.items())
+    }
+
+
+def save(path: str | Path, scores: list[QueryScore], meta: dict[str, Any]) -> None:
+    Path(path).write_text(
+        json.dumps({"meta": meta, "scores": [asdict(s) for s in scores]}, indent=1), "utf-8"
+    )
+
+
+def regressions(
+    old_path: str | Path, scores: list[QueryScore], threshold: float = 0.1
+) -> tuple[dict[tuple[str, str], tuple[float, float]], list[tuple[str, str, float, float]]]:
+    """Against an earlier run: mean nDCG per (mode, lang) then and now, and the queries
+    whose nDCG fell by more than ``threshold``."""
+    old = [QueryScore(**s) for s in json.loads(Path(old_path).read_text("utf-8"))["scores"]]
+    before = summarise(old, ("mode", "lang"))
+    after = summarise(scores, ("mode", "lang"))
+    means = {
+        (k[0], k[1]): (before[k]["ndcg@10"] if k in before else float("nan"), v["ndcg@10"])
+        for k, v in after.items()
+    }
+    prior = {(s.mode, s.query): s.ndcg for s in old}
+    worse = [
+        (s.mode, s.query, prior[(s.mode, s.query)], s.ndcg)
+        for s in scores
+        if (s.mode, s.query) in prior and prior[(s.mode, s.query)] - s.ndcg > threshold
+    ]
+    return means, sorted(worse)
+
+
+def run(
+    conn: psycopg.Connection[Any],
+    url: str,
+    searcher: Searcher,
+    plain: Searcher | None,
+    queries: list[JudgedQuery],
+    modes: Iterable[str],
+) -> list[QueryScore]:
+    from pgvector.psycopg import register_vector_async
+
+    async def main() -> list[QueryScore]:
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as aconn:
+            await register_vector_async(aconn)
+            await searcher.load_vocabulary(aconn)
+            if plain is not None:
+                await plain.load_vocabulary(aconn)
+            available = runners(searcher, plain)
+            chosen = {m: available[m] for m in modes if m in available}
+            return await evaluate(conn, aconn, searcher.source, queries, chosen)
+
+    return asyncio.run(main())

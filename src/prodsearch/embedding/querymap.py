@@ -1,0 +1,149 @@
+"""A learned linear map that brings Polish queries into the English model's space.
+
+all-MiniLM-L6-v2 is an English model: a Polish query ("klocki hamulcowe") and the English
+name of the product it means ("Brake Pads") are far apart (cosine ≈ 0.05). The catalog
+itself says which texts mean the same thing: most products carry a Polish name beside
+the English one. We learn ``W`` (d × d) so that ``embed(polish_name) @ W ≈
+embed(name)`` *and* ``embed(name) @ W ≈ embed(name)`` — a ridge regression pulled
+towards the identity, so English queries pass through almost unchanged and no language
+detection is needed. At query time the query vector is multiplied by ``W`` and
+re-normalised: one 384 × 384 product, ~20 µs.
+
+The map is fitted by ``prodsearch embed`` when the catalog has a Polish name column and
+no map exists for the model and mode (or ``--refit-map``), and stored in
+``analytics_features.query_maps``; the API loads it at start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from prodsearch.catalog.source import Source
+from prodsearch.catalog.text import clean_text
+from prodsearch.embedding.encoder import Encoder
+
+QUERY_MAPS = sql.Identifier("analytics_features", "query_maps")
+DEFAULT_PAIRS = 6000
+RIDGE = 1.0  # pull towards the identity, relative to the mean squared norm per pair
+
+
+@dataclass
+class QueryMap:
+    matrix: np.ndarray  # float32 (dim, dim)
+    pairs: int
+    details: dict[str, Any]
+
+    def apply(self, vectors: np.ndarray) -> np.ndarray:
+        out = np.asarray(vectors, dtype=np.float32) @ self.matrix
+        norms = np.linalg.norm(out, axis=-1, keepdims=True)
+        return out / np.maximum(norms, 1e-12)
+
+
+def pair_columns(source: Source) -> tuple[str, str] | None:
+    """(English name column, Polish name column) when the source has both."""
+    english = "name" if "name" in source.columns else source.text_columns[0]
+    polish = "polish_name" if "polish_name" in source.columns else None
+    return (english, polish) if polish else None
+
+
+def training_pairs(
+    conn: psycopg.Connection[Any], source: Source, limit: int = DEFAULT_PAIRS
+) -> list[tuple[str, str]]:
+    """A deterministic sample of (English, Polish) name pairs, distinct Polish names."""
+    cols = pair_columns(source)
+    if cols is None:
+        return []
+    en, pl = (sql.Identifier("s", c) for c in cols)
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT DISTINCT ON (md5({pl}::text)) {en}::text, {pl}::text FROM {t} AS s "
+            "WHERE {eligible} AND {pl} IS NOT NULL AND {en} IS NOT NULL "
+            "ORDER BY md5({pl}::text) LIMIT %s"
+        ).format(en=en, pl=pl, t=source.qualified, eligible=source.eligible_sql()),
+        (limit,),
+    ).fetchall()
+    conn.commit()
+    pairs = [(clean_text(a), clean_text(b)) for a, b in rows]
+    return [(a, b) for a, b in pairs if a and b]
+
+
+def fit(encoder: Encoder, pairs: list[tuple[str, str]], ridge: float = RIDGE) -> QueryMap:
+    """Ridge regression towards the identity over Polish→English and English→English pairs."""
+    started = time.perf_counter()
+    english = encoder.encode([a for a, _ in pairs]).astype(np.float64)
+    polish = encoder.encode([b for _, b in pairs]).astype(np.float64)
+    x = np.vstack([polish, english])
+    y = np.vstack([english, english])
+    dim = x.shape[1]
+    lam = ridge * len(x) / dim
+    gram = x.T @ x + lam * np.eye(dim)
+    matrix = np.linalg.solve(gram, x.T @ y + lam * np.eye(dim)).astype(np.float32)
+    qmap = QueryMap(matrix, len(pairs), {})
+    before = float(np.mean(np.sum(polish * english, axis=1)))
+    after = float(np.mean(np.sum(qmap.apply(polish) * english, axis=1)))
+    keep = float(np.mean(np.sum(qmap.apply(english) * english, axis=1)))
+    qmap.details = {
+        "ridge": ridge, "fit_s": round(time.perf_counter() - started, 3),
+        "cosine_pl_en_before": round(before, 4), "cosine_pl_en_after": round(after, 4),
+        "cosine_en_en_after": round(keep, 4),
+    }  # fmt: skip
+    return qmap
+
+
+def save(conn: psycopg.Connection[Any], model: str, mode: str, qmap: QueryMap) -> None:
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {} (model_name, mode, dim, matrix, pairs, details) "
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (model_name, mode) DO UPDATE SET "
+            "dim = EXCLUDED.dim, matrix = EXCLUDED.matrix, pairs = EXCLUDED.pairs, "
+            "details = EXCLUDED.details, created_at = now()"
+        ).format(QUERY_MAPS),
+        (
+            model,
+            mode,
+            qmap.matrix.shape[0],
+            qmap.matrix.astype("<f4").tobytes(),
+            qmap.pairs,
+            json.dumps(qmap.details),
+        ),
+    )
+    conn.commit()
+
+
+def load(conn: psycopg.Connection[Any], model: str, mode: str) -> QueryMap | None:
+    row = conn.execute(
+        sql.SQL(
+            "SELECT dim, matrix, pairs, details FROM {} WHERE model_name = %s AND mode = %s"
+        ).format(QUERY_MAPS),
+        (model, mode),
+    ).fetchone()
+    conn.commit()
+    if row is None:
+        return None
+    dim, blob, pairs, details = row
+    matrix = np.frombuffer(bytes(blob), dtype="<f4").reshape(dim, dim).astype(np.float32)
+    return QueryMap(matrix, int(pairs), dict(details))
+
+
+def refresh(
+    conn: psycopg.Connection[Any], source: Source, encoder: Encoder, force: bool = False
+) -> QueryMap | None:
+    """Fit and store the map when the source has Polish names and none is stored (or
+    ``force``); returns the stored map (None when the catalog has no pairs)."""
+    if not force:
+        existing = load(conn, encoder.model_name, encoder.mode)
+        if existing is not None:
+            return existing
+    pairs = training_pairs(conn, source)
+    if len(pairs) < 50:
+        return None
+    qmap = fit(encoder, pairs)
+    save(conn, encoder.model_name, encoder.mode, qmap)
+    return qmap

@@ -1,0 +1,36 @@
+"""One way to build a :class:`Searcher`, shared by the API, the CLI and the benches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from prodsearch.catalog.source import load_source
+from prodsearch.config import Settings
+from prodsearch.embedding import index, querymap
+from prodsearch.embedding.encoder import Encoder, load_encoder
+from prodsearch.search.service import Searcher
+
+
+def query_encoder(settings: Settings) -> Encoder:
+    """The encoder tuned for one short query at a time beside the database, warmed up."""
+    encoder = load_encoder(
+        settings.mode, settings.model, models_dir=settings.models_dir, for_queries=True
+    )
+    encoder.encode(["warm up"])
+    return encoder
+
+
+def build_searcher(
+    conn: psycopg.Connection[Any], settings: Settings, encoder: Encoder | None = None,
+    use_query_map: bool = True,
+) -> Searcher:  # fmt: skip
+    """A searcher over the configured source, with the index shape and query map that the
+    database holds. Call ``await searcher.load_vocabulary(aconn)`` before searching."""
+    encoder = encoder or query_encoder(settings)
+    source = load_source(conn, settings)
+    index_type = index.current_type(conn)
+    qmap = querymap.load(conn, encoder.model_name, encoder.mode) if use_query_map else None
+    conn.commit()
+    return Searcher(settings, encoder, source, index_type, qmap)
