@@ -11,6 +11,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,6 +62,12 @@ def browser() -> Iterator[object]:
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def items(driver: Any) -> list[Any]:
+    from selenium.webdriver.common.by import By
+
+    return list(driver.find_elements(By.CSS_SELECTOR, "li.result"))
 
 
 def test_search_filter_and_similar_in_a_real_browser(server: str, browser: object) -> None:
@@ -122,3 +129,30 @@ def test_search_filter_and_similar_in_a_real_browser(server: str, browser: objec
     wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "(hybrid)"))
     pl = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "li.result .pl")][:5]  # type: ignore[attr-defined]
     assert pl and all(t.startswith("Klocki hamulcowe") for t in pl)
+
+    # facets: counts shown, a click filters by that value; "more results" appends a page
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    wait = WebDriverWait(driver, 20, ignored_exceptions=[StaleElementReferenceException])
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".facet-brand button.facet-value"))
+    facet = driver.find_elements(By.CSS_SELECTOR, ".facet-brand button.facet-value")[0]  # type: ignore[attr-defined]
+    brand = facet.get_attribute("data-value")
+    assert int(facet.find_element(By.CSS_SELECTOR, ".count").text) >= 1
+    facet.click()
+    wait.until(
+        lambda d: (
+            d.find_elements(By.CSS_SELECTOR, "li.result .brand")
+            and all(e.text == brand for e in d.find_elements(By.CSS_SELECTOR, "li.result .brand"))
+        )
+    )
+    assert Select(driver.find_element(By.ID, "brand")).first_selected_option.text == brand  # type: ignore[attr-defined]
+    Select(driver.find_element(By.ID, "brand")).select_by_index(0)  # type: ignore[attr-defined]
+    box = driver.find_element(By.ID, "q")  # type: ignore[attr-defined]
+    box.clear()
+    box.send_keys("oil filter", Keys.ENTER)
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "li.result")) == 20)
+    first_page = [e.get_attribute("data-product-id") for e in items(driver)]
+    driver.find_element(By.ID, "more").click()  # type: ignore[attr-defined]
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "li.result")) == 40)
+    both = [e.get_attribute("data-product-id") for e in items(driver)]
+    assert both[:20] == first_page and len(set(both)) == 40
