@@ -837,7 +837,8 @@ def bench_search(
         rec = result["recall"]
         out.print(
             f"recall@10 vs exact search ({rec['queries']} queries, tie-aware): {rec['all']:.4f} "
-            f"— WANDS {rec['wands']:.4f}, catalog {rec['catalog']:.4f}; by ids {rec['ids']:.4f}"
+            f"— WANDS {rec['wands']:.4f}, catalog {rec['catalog']:.4f}; by ids {rec['ids']:.4f}; "
+            f"ε-recall (ε=0.01) {rec['eps']:.4f}"
         )
     ratio = (
         f"semantic p50 is {b['ratio_p50']}x faster"
@@ -861,6 +862,15 @@ def bench_index(
         ),
     ] = None,
     ef: Annotated[str, typer.Option(help="Comma-separated ef_search values.")] = "40,100,200",
+    existing: Annotated[
+        bool, typer.Option("--existing", help="Measure the index as it is; build nothing.")
+    ] = False,
+    unique: Annotated[
+        bool, typer.Option("--unique", help="Also index one vector per distinct text.")
+    ] = False,
+    plot: Annotated[
+        str | None, typer.Option(help="Write recall and latency vs ef_search as a PNG here.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """HNSW shapes and build parameters: build time, size, recall@10, latency per ef_search."""
@@ -886,22 +896,30 @@ def bench_index(
         ef_values=ef_values,
         n_queries=queries,
         progress=log,
+        existing=existing,
+        unique=unique,
     )
+    if plot:
+        bench.plot(result, plot)
     if as_json:
         _print_json(result)
         return
     table = Table(
-        "index", "m", "ef_constr.", "build s", "size", "ef_search", "recall@10", "WANDS",
-        "catalog", "p50 ms", "p95 ms",
+        "index", "m", "ef_constr.", "build s", "size", "ef_search", "recall@10", "ε-recall",
+        "WANDS", "catalog", "p50 ms", "p95 ms",
         title=f"HNSW over {result['rows']:,} vectors, {result['queries']} queries",
     )  # fmt: skip
-    for shape in result["shapes"]:
+    entries = [(s["shape"], s) for s in result["shapes"]]
+    if "unique" in result:
+        entries.append((f"unique ({result['unique']['rows']:,})", result["unique"]))
+    for label, shape in entries:
         for row in shape["by_ef"]:
             table.add_row(
-                shape["shape"], str(shape["m"]), str(shape["ef_construction"]),
-                f"{shape['build_s']:.1f}", shape["size"], str(row["ef_search"]),
-                f"{row['recall_at_10']:.4f}", f"{row['recall_wands']:.4f}",
-                f"{row['recall_catalog']:.4f}", f"{row['p50_ms']:.2f}", f"{row['p95_ms']:.2f}",
+                label, str(shape["m"]), str(shape["ef_construction"]),
+                f"{shape['build_s']:.1f}", shape["size"] or "", str(row["ef_search"]),
+                f"{row['recall_at_10']:.4f}", f"{row['eps_recall_at_10']:.4f}",
+                f"{row['recall_wands']:.4f}", f"{row['recall_catalog']:.4f}",
+                f"{row['p50_ms']:.2f}", f"{row['p95_ms']:.2f}",
             )  # fmt: skip
     out.print(table)
 

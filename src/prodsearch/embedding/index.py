@@ -92,8 +92,11 @@ def build(
     m: int = 32,
     ef_construction: int = 256,
     workers: int = 2,
+    table: sql.Composable = EMBEDDINGS,
+    name: str = INDEX_NAME,
 ) -> float:
-    """(Re)build the index with generous maintenance memory and parallel workers; seconds."""
+    """(Re)build the index with generous maintenance memory and parallel workers; seconds.
+    ``table`` and ``name``: another table of the same shape (benchmarks' scratch copies)."""
     dim = embedding_dim(conn)
     column = (
         sql.SQL("(embedding::halfvec({})) halfvec_cosine_ops").format(sql.Literal(dim))
@@ -103,17 +106,15 @@ def build(
     started = time.perf_counter()
     conn.execute("SET maintenance_work_mem = '1GB'")
     conn.execute(sql.SQL("SET max_parallel_maintenance_workers = {}").format(sql.Literal(workers)))
-    conn.execute(
-        sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(INDEX_SCHEMA, INDEX_NAME))
-    )
+    conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(INDEX_SCHEMA, name)))
     conn.execute(
         sql.SQL("CREATE INDEX {name} ON {table} USING hnsw ({column}) "
                 "WITH (m = {m}, ef_construction = {efc})").format(
-            name=sql.Identifier(INDEX_NAME), table=EMBEDDINGS, column=column,
+            name=sql.Identifier(name), table=table, column=column,
             m=sql.Literal(m), efc=sql.Literal(ef_construction),
         )
     )  # fmt: skip
-    conn.execute(sql.SQL("ANALYZE {}").format(EMBEDDINGS))
+    conn.execute(sql.SQL("ANALYZE {}").format(table))
     conn.commit()
     conn.execute("RESET maintenance_work_mem")
     conn.execute("RESET max_parallel_maintenance_workers")
