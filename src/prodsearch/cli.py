@@ -681,6 +681,31 @@ def bench_relevance(
         _print_json(result)
 
 
+@bench_app.command("polish")
+def bench_polish(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Polish queries in semantic mode: English-only vs query map vs second Polish vectors."""
+    from prodsearch.bench import polish
+
+    log = (lambda msg: err.print(f"  {msg}", highlight=False)) if not as_json else (lambda _m: None)
+    result = polish.run(get_settings(), progress=log)
+    if as_json:
+        _print_json(result)
+        return
+    title = f"semantic leg, exact search over {result['products']:,} products"
+    table = Table("approach", "synonyms", "lang", "queries", "nDCG@10", "P@10", "MRR",
+                  title=title)  # fmt: skip
+    for r in result["rows"]:
+        table.add_row(r["approach"], "on" if r["synonyms"] else "off", r["lang"],
+                      str(r["queries"]), f"{r['ndcg@10']:.3f}", f"{r['p@10']:.3f}",
+                      f"{r['mrr']:.3f}")  # fmt: skip
+    out.print(table)
+    for name, cost in result["cost"].items():
+        out.print(f"{name}: +{cost['extra_bytes_per_product']} B/product; "
+                  f"embed {cost['extra_embed']}; query {cost['query']}", highlight=False)
+
+
 @bench_app.command("encode")
 def bench_encode(
     texts: Annotated[int, typer.Option("--texts", min=64, help="Product texts to encode.")] = 2048,
