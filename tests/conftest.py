@@ -112,10 +112,11 @@ def encoders(models_dir: Path) -> dict[str, Any]:
     return Lazy()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def search_db(pg_url: str, encoders: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
               ) -> Iterator[str]:  # fmt: skip
-    """A module-wide database: 1,500 generated products, embedded (int8), indexed."""
+    """A session-wide database: 1,500 generated products, embedded (int8), indexed. Tests
+    that change a row put it back."""
     from prodsearch.catalog import generate
     from prodsearch.embedding.sync import SyncOptions, sync
 

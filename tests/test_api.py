@@ -185,17 +185,21 @@ def test_similar(client: TestClient, search_db: str) -> None:
             "INSERT INTO staging_marts.dim_product (product_id, name) "
             "VALUES (42, 'Fresh product') ON CONFLICT DO NOTHING"
         )
-    res = client.get(f"/search/similar/{pid}?limit=7")
-    assert res.status_code == 200
-    ids = [r["product_id"] for r in res.json()["results"]]
-    assert len(ids) == 7 and pid not in ids
-    for missing, words in (
-        (999_999_999, "does not exist"),
-        (42, "not embedded yet"),
-        (deleted, "is deleted"),
-    ):
-        res = client.get(f"/search/similar/{missing}")
-        assert res.status_code == 404 and words in res.json()["error"]
+    try:
+        res = client.get(f"/search/similar/{pid}?limit=7")
+        assert res.status_code == 200
+        ids = [r["product_id"] for r in res.json()["results"]]
+        assert len(ids) == 7 and pid not in ids
+        for missing, words in (
+            (999_999_999, "does not exist"),
+            (42, "not embedded yet"),
+            (deleted, "is deleted"),
+        ):
+            res = client.get(f"/search/similar/{missing}")
+            assert res.status_code == 404 and words in res.json()["error"]
+    finally:  # the catalog is shared by the whole session
+        with psycopg.connect(search_db) as conn:
+            conn.execute("DELETE FROM staging_marts.dim_product WHERE product_id = 42")
     assert client.get(f"/search/similar/{pid}?limit=0").status_code == 422
     assert client.get("/search/similar/abc").status_code == 422
 

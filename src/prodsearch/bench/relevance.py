@@ -233,12 +233,14 @@ def runners(searcher: Searcher, plain: Searcher | None = None) -> dict[str, Runn
 
     async def lexical(aconn: psycopg.AsyncConnection[Any], text: str) -> list[int]:
         resp = await searcher.hybrid(aconn, text, 100, opts=SearchOptions(explain=True))
+        # the full-text and code legs alone, in their own order (code match first)
+        parts = [r["explain"] for r in resp.results]
         hits = [
-            r
-            for r in resp.results
-            if r["explain"]["lexical_rank"] is not None or r["explain"]["code_match"]
+            (not p["code_match"], p["lexical_rank"] or 0, r["product_id"])
+            for r, p in zip(resp.results, parts, strict=True)
+            if p["lexical_rank"] is not None or p["code_match"]
         ]
-        return [r["product_id"] for r in hits[:K]]
+        return [pid for *_key, pid in sorted(hits)[:K]]
 
     out: dict[str, Runner] = {
         "semantic": semantic,

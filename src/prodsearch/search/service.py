@@ -338,9 +338,8 @@ class Searcher:
         req = _Request(started, text, limit, offset, opts, where, fparams, order, strategy,
                        vehicles)  # fmt: skip
         if text:
-            req.lexical = await self.lexical_query(conn, text)
+            req.lexical, req.vector, req.embed_s, req.cached = await self.understand(conn, text)
             req.semantic_text = req.lexical.semantic_text(text)
-            req.vector, req.embed_s, req.cached = await self.embed(req.semantic_text)
         return req
 
     async def _run(
@@ -416,26 +415,50 @@ class Searcher:
         rows, search_s = await self._run(conn, sql_, params, req)
         return self._respond(rows, req, search_s)
 
-    async def lexical_query(self, conn: psycopg.AsyncConnection[Any], text: str) -> LexicalQuery:
-        """The full-text query for ``text``: synonyms expanded, unknown words corrected
-        (one trigram lookup, cached) or dropped."""
+    def _analyze(self, text: str) -> LexicalQuery:
+        """The full-text query for ``text``: synonyms expanded, unknown words replaced by
+        the corrections found so far (or dropped)."""
         known: Callable[[str], bool] | None = self.terms.__contains__ if self.terms else None
         corrections: dict[str, str] = {}
         if known is not None:
-            unknown = unknown_words(text, self.synonyms, known)
-            missing = [w for w in unknown if self.corrections.get(w) is None]
-            if missing:
-                cur = await conn.execute(queries.closest_terms(),
-                                         {"words": missing, "min_sim": MIN_SIMILARITY})  # fmt: skip
-                for word, term in await cur.fetchall():
-                    self.corrections.put(word, (term, time.monotonic()))
-                if not conn.autocommit:
-                    await conn.commit()
-            for w in unknown:
+            for w in unknown_words(text, self.synonyms, known):
                 hit = self.corrections.get(w)
                 if hit is not None and hit[0]:
                     corrections[w] = hit[0]
         return analyze_lexical(text, self.synonyms, known, corrections)
+
+    async def _look_up_corrections(self, conn: psycopg.AsyncConnection[Any],
+                                   words: list[str]) -> None:  # fmt: skip
+        cur = await conn.execute(queries.closest_terms(),
+                                 {"words": words, "min_sim": MIN_SIMILARITY})  # fmt: skip
+        for word, term in await cur.fetchall():
+            self.corrections.put(word, (term, time.monotonic()))
+        if not conn.autocommit:
+            await conn.commit()
+
+    async def understand(
+        self, conn: psycopg.AsyncConnection[Any], text: str
+    ) -> tuple[LexicalQuery, np.ndarray, float, bool]:
+        """The query's analysis and its vector. Words the catalog never uses are looked up
+        (trigram similarity, one SQL statement, cached) *while* the encoder embeds the text
+        as if none of them were a typo; only when a correction turns up is the corrected
+        text embedded again, so the lookup costs no latency in the common case."""
+        missing: list[str] = []
+        if self.terms:
+            unknown = unknown_words(text, self.synonyms, self.terms.__contains__)
+            missing = [w for w in unknown if self.corrections.get(w) is None]
+        guess = self._analyze(text)
+        if not missing:
+            vec, embed_s, cached = await self.embed(guess.semantic_text(text))
+            return guess, vec, embed_s, cached
+        (vec, embed_s, cached), _ = await asyncio.gather(
+            self.embed(guess.semantic_text(text)), self._look_up_corrections(conn, missing)
+        )
+        lexq = self._analyze(text)
+        if lexq.semantic_text(text) != guess.semantic_text(text):
+            vec, more_s, cached = await self.embed(lexq.semantic_text(text))
+            embed_s += more_s
+        return lexq, vec, embed_s, cached
 
     async def hybrid(
         self, conn: psycopg.AsyncConnection[Any], query: str, limit: int = 20, offset: int = 0,
