@@ -7,6 +7,7 @@ either language fails here; docs/BENCHMARKS.md has the full-catalog numbers.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from prodsearch.bench import relevance as rel
 from prodsearch.config import Settings
 from prodsearch.search.setup import build_searcher
+from tests.conftest import run_cli
 
 # (mode, lang) -> minimum mean nDCG@10 on the 1,500-product test catalog
 # (measured when set: semantic 0.884 / 0.839, hybrid 0.866 / 0.889, exact = semantic)
@@ -87,3 +89,21 @@ def test_regressions_between_runs(scores: list[rel.QueryScore], tmp_path: Path) 
     means, regressions = rel.regressions(path, worse)
     assert {q for _m, q, _b, _n in regressions} == {"brake pads"}
     assert means[("semantic", "en")][1] <= means[("semantic", "en")][0]
+
+
+def test_bench_relevance_command(search_db: str, pg_root: Path, tmp_path: Path) -> None:
+    """What a user types: a run saved, then a second run compared with it."""
+    env = {"DATABASE_URL": search_db, "PRODSEARCH_HOME": str(pg_root), "PRODSEARCH_MODE": "int8"}
+    saved = tmp_path / "run.json"
+    first = run_cli("bench", "relevance", "--modes", "hybrid", "--save", str(saved), "--json",
+                    env=env)  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    summary = json.loads(first.stdout)
+    langs = {row["group"][1] for row in summary["by_lang"]}
+    assert {"en", "pl", "code"} <= langs and summary["meta"]["query_map"] is True
+    second = run_cli("bench", "relevance", "--modes", "hybrid", "--by-kind", "--compare",
+                     str(saved), env=env)  # fmt: skip
+    assert second.returncode == 0, second.stderr
+    assert "no query lost more than 0.1 nDCG" in second.stdout and "no_diacritics" in second.stdout
+    bad = run_cli("bench", "relevance", "--queries", str(tmp_path / "none.tsv"), env=env)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr

@@ -38,6 +38,7 @@ import psycopg
 from psycopg import sql
 
 from prodsearch.catalog.source import Source
+from prodsearch.errors import ProdsearchError
 from prodsearch.search.service import Searcher, SearchOptions
 
 K = 10
@@ -91,7 +92,16 @@ def load_queries(path: str | Path | None = None) -> list[JudgedQuery]:
             "utf-8"
         )
     else:
-        text = Path(path).read_text("utf-8")
+        try:
+            text = Path(path).read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ProdsearchError(f"cannot read the judged queries {path}: {exc}") from exc
+    header = text.splitlines()[0].split("\t") if text.strip() else []
+    if not {"query", "category"} <= set(header):
+        raise ProdsearchError(
+            f"{path or 'the shipped query set'}: expected a tab-separated header with at least "
+            f"query and category (query lang kind category vehicle position brand)"
+        )
     out = []
     for row in csv.DictReader(text.splitlines(), delimiter="\t"):
         if not (row.get("query") or "").strip() or not _split(row.get("category")):
