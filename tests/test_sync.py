@@ -272,3 +272,42 @@ def test_cli_embed_json_and_index_commands(
     assert run_cli("index", "drop", env=env).stdout.startswith("dropped")
     assert "not built" in run_cli("index", "status", env=env).stdout
     assert "built idx_product_embeddings_hnsw" in run_cli("index", "build", env=env).stdout
+
+
+def test_lexemes_follow_the_source_without_re_encoding(
+    conn: psycopg.Connection[Any], settings: Settings, encoders: dict[str, Any]
+) -> None:
+    """A Polish name change refreshes the full-text lexemes (Polish stems, folded) and the
+    term vocabulary; the vector is kept. So does a change of the analysis itself."""
+    generate.load(conn, 60, seed=12)
+    first = sync(settings, SyncOptions(mode="int8"), encoder=encoders["int8"])
+    assert first.status == "succeeded"
+    pid = conn.execute(
+        "SELECT product_id FROM analytics_features.product_embeddings ORDER BY 1 LIMIT 1"
+    ).fetchone()[0]
+    conn.execute(
+        "UPDATE staging_marts.dim_product SET polish_name = %s WHERE product_id = %s",
+        ("Sprężyny żółwia", pid),
+    )
+    conn.commit()
+    again = sync(settings, SyncOptions(mode="int8"), encoder=encoders["int8"])
+    conn.commit()
+    assert again.embedded == 0 and again.written == 0
+    hit = conn.execute(
+        "SELECT product_id FROM analytics_features.product_embeddings "
+        "WHERE search_tsv @@ to_tsquery('simple', 'zolw & sprezyn')"
+    ).fetchall()
+    assert hit == [(pid,)]
+    terms = {r[0] for r in conn.execute("SELECT term FROM analytics_features.search_terms")}
+    assert {"zolwia", "sprezyny"} <= terms
+    # an analysis change (simulated: every stored raw hash forgotten) rewrites the lexemes
+    conn.execute("UPDATE analytics_features.product_embeddings SET source_hash = NULL, "
+                 "search_tsv = NULL")  # fmt: skip
+    conn.commit()
+    third = sync(settings, SyncOptions(mode="int8"), encoder=encoders["int8"])
+    conn.commit()
+    assert third.embedded == 0
+    missing = conn.execute(
+        "SELECT count(*) FROM analytics_features.product_embeddings WHERE search_tsv IS NULL"
+    ).fetchone()[0]
+    assert missing == 0
