@@ -179,7 +179,7 @@ def load_encoder(
         raise ValueError(f"unknown encoder mode {mode!r}: use one of {', '.join(MODES)}")
     settings = get_settings()
     source = resolve_model(model or settings.model)
-    threads = threads or (1 if for_queries else cpu_threads())
+    threads = threads or (min(2, cpu_threads()) if for_queries else cpu_threads())
     backend: Backend
     if mode == "bf16":
         backend = TorchBf16Backend(source, threads)

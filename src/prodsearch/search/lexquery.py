@@ -64,7 +64,7 @@ def unknown_words(text: str, synonyms: Synonyms, known: Known) -> list[str]:
         if length:
             i += length
             continue
-        if not known(words[i]) and not words[i].isdigit():
+        if not known(words[i]) and words[i].isalpha():  # codes and sizes are not typos
             out.append(words[i])
         i += 1
     return out

@@ -87,7 +87,8 @@ def nearest(source: Source, order: sql.Composable, where: sql.Composable,
 
 
 def hybrid(source: Source, order: sql.Composable, where: sql.Composable,
-           exact: bool = False, vehicle_column: str = "vehicle") -> sql.Composed:  # fmt: skip
+           exact: bool = False, vehicle_column: str = "vehicle",
+           filtered: bool = True) -> sql.Composed:  # fmt: skip
     """Semantic + full-text + exact code match, fused by reciprocal rank fusion.
 
     params: q (vector), text, strict / loose (tsquery texts, '' for none), k, rrf_k, w_sem,
@@ -105,15 +106,12 @@ def hybrid(source: Source, order: sql.Composable, where: sql.Composable,
         " FROM (SELECT e.product_id, {order} AS distance{candidates}"
         "  ORDER BY distance LIMIT %(k)s) AS x),"
         " strict_hits AS MATERIALIZED ("
-        "  SELECT e.product_id, e.search_tsv"
-        "  FROM {emb} AS e JOIN {src} AS s ON s.{id} = e.product_id, tq"
-        "  WHERE e.search_tsv @@ tq.strict AND {eligible} AND ({where}) LIMIT %(lex_cap)s),"
+        "  SELECT e.product_id, e.search_tsv{lex_from} e.search_tsv @@ tq.strict"
+        "  LIMIT %(lex_cap)s),"
         " hits AS ("
         "  SELECT product_id, search_tsv FROM strict_hits UNION ALL"
-        "  SELECT e.product_id, e.search_tsv"
-        "  FROM {emb} AS e JOIN {src} AS s ON s.{id} = e.product_id, tq"
-        "  WHERE NOT EXISTS (SELECT 1 FROM strict_hits) AND e.search_tsv @@ tq.loose"
-        "   AND {eligible} AND ({where}) LIMIT %(lex_cap)s),"
+        "  SELECT e.product_id, e.search_tsv{lex_from} NOT EXISTS (SELECT 1 FROM strict_hits)"
+        "   AND e.search_tsv @@ tq.loose LIMIT %(lex_cap)s),"
         " lex AS MATERIALIZED ("
         " SELECT product_id, rank, row_number() OVER (ORDER BY rank DESC, product_id) AS r"
         " FROM (SELECT h.product_id, ts_rank_cd(h.search_tsv, tq.loose) AS rank"
@@ -134,13 +132,26 @@ def hybrid(source: Source, order: sql.Composable, where: sql.Composable,
         " SELECT f.product_id, {display}, f.score + %(w_vehicle)s::float8 * {vmatch} AS score,"
         " f.distance, f.sem_r AS semantic_rank, f.lex_r AS lexical_rank,"
         " f.lex_rank AS lexical_score, f.code AS code_match, {vmatch} AS vehicle_match"
-        " FROM fused AS f JOIN {src} AS s ON s.{id} = f.product_id"
+        " FROM fused AS f JOIN {src} AS s ON s.{id} = f.product_id WHERE {eligible}"
         " ORDER BY score DESC, f.code DESC, f.lex_r NULLS LAST, f.product_id LIMIT %(pool)s"
     ).format(
         order=order, where=where, candidates=_candidates(source, where, exact),
         key=code_key_sql(sql.SQL("%(text)s::text")), vmatch=vehicle_match(source, vehicle_column),
-        **_base(source),
+        lex_from=_lexical_from(source, where, filtered), **_base(source),
     )  # fmt: skip
+
+
+def _lexical_from(source: Source, where: sql.Composable, filtered: bool) -> sql.Composed:
+    """FROM … WHERE of the full-text leg, up to its own condition. With a filter, every
+    hit is checked against the live source row before it counts; without one, hits are
+    taken straight from the GIN index and deleted products are dropped after fusion
+    (one primary-key lookup per fused row instead of one per full-text hit)."""
+    if filtered:
+        text = (" FROM {emb} AS e JOIN {src} AS s ON s.{id} = e.product_id, tq"
+                " WHERE {eligible} AND ({where}) AND")  # fmt: skip
+    else:
+        text = " FROM {emb} AS e, tq WHERE"
+    return sql.SQL(text).format(where=where, **_base(source))
 
 
 def match_estimate(source: Source, where: sql.Composable) -> sql.Composed:
@@ -159,7 +170,7 @@ def closest_terms() -> sql.Composed:
     """For each word (param: text[]), the indexed term most like it by trigram similarity,
     at least ``min_sim`` (NULL when none)."""
     return sql.SQL(
-        "SELECT w, (SELECT t.term FROM {terms} AS t WHERE t.term %% w"
+        "SELECT w, (SELECT t.term FROM {terms} AS t WHERE t.term !~ '[0-9]' AND t.term %% w"
         " AND similarity(t.term, w) >= %(min_sim)s"
         " ORDER BY similarity(t.term, w) DESC, t.ndoc DESC, t.term LIMIT 1)"
         " FROM unnest(%(words)s::text[]) AS w"

@@ -42,6 +42,7 @@ MAX_LIMIT = 100
 MAX_OFFSET = 10_000
 VOCABULARY_TTL_S = 300.0
 MIN_SIMILARITY = 0.45  # trigram similarity for a typo correction
+LEX_CAP = 1000  # full-text hits ranked per query, at least (fewer cost nDCG: BENCHMARKS.md)
 
 
 V = TypeVar("V")
@@ -475,12 +476,12 @@ class Searcher:
         params = {
             "q": req.vector, "text": req.text, "strict": lexq.strict, "loose": lexq.loose,
             "k": k, "rrf_k": rrf, "w_sem": 1.0, "w_lex": self.settings.lexical_weight,
-            "w_code": 1.0, "lex_cap": 4 * k + 1000, "pool": max(self._pool(req), k),
+            "w_code": 1.0, "lex_cap": LEX_CAP + 4 * k, "pool": max(self._pool(req), k),
             **req.fparams,
             **self._vehicle_params(req, self.settings.vehicle_boost_hybrid),
         }  # fmt: skip
         sql_ = queries.hybrid(self.source, req.order, req.where, req.strategy == "exact",
-                              self.vehicle_column)  # fmt: skip
+                              self.vehicle_column, filtered=bool(req.fparams))  # fmt: skip
         rows, search_s = await self._run(conn, sql_, params, req)
         return self._respond(rows, req, search_s, {"lexical_query": lexq.strict})
 

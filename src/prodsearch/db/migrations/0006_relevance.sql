@@ -11,13 +11,15 @@ ALTER TABLE staging_marts.dim_product
 
 -- Every lexeme of the full-text index with its document frequency, rebuilt by sync
 -- (ts_stat): queries check their words against it and correct unknown ones by trigram
--- similarity (pg_trgm), so "alternater" finds "alternator".
+-- similarity (pg_trgm), so "alternater" finds "alternator". Only words are correction
+-- targets (terms with digits are part numbers and sizes: most of the vocabulary), so the
+-- trigram index covers those alone.
 CREATE TABLE IF NOT EXISTS analytics_features.search_terms (
     term TEXT PRIMARY KEY,
     ndoc INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS idx_search_terms_trgm
-    ON analytics_features.search_terms USING gin (term gin_trgm_ops);
+    ON analytics_features.search_terms USING gin (term gin_trgm_ops) WHERE term !~ '[0-9]';
 
 -- A linear map from query vectors to the catalog's English vector space, learned by sync
 -- from the catalog's own (polish_name, name) pairs: a Polish query, embedded by the
