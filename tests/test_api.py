@@ -56,7 +56,7 @@ def test_semantic(client: TestClient) -> None:
     assert [r["product_id"] for r in page2["results"]] == [
         r["product_id"] for r in page["results"][10:]
     ]
-    # a page deeper than ef_search (100) raises it for that query only
+    # a page deeper than ef_search (150) raises it for that query only
     deep = client.post(
         "/search/semantic", json={"query": "front brake pads", "limit": 100, "offset": 100}
     ).json()

@@ -139,6 +139,8 @@ def test_search_filter_and_similar_in_a_real_browser(server: str, browser: objec
     brand = facet.get_attribute("data-value")
     assert int(facet.find_element(By.CSS_SELECTOR, ".count").text) >= 1
     facet.click()
+    # the new search has rendered when its facet list shows the value as chosen
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".facet-brand [aria-pressed=true]"))
     wait.until(
         lambda d: (
             d.find_elements(By.CSS_SELECTOR, "li.result .brand")
@@ -150,6 +152,7 @@ def test_search_filter_and_similar_in_a_real_browser(server: str, browser: objec
     box = driver.find_element(By.ID, "q")  # type: ignore[attr-defined]
     box.clear()
     box.send_keys("oil filter", Keys.ENTER)
+    wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "“oil filter”"))
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "li.result")) == 20)
     first_page = [e.get_attribute("data-product-id") for e in items(driver)]
     driver.find_element(By.ID, "more").click()  # type: ignore[attr-defined]

@@ -109,3 +109,18 @@ def test_any_source_table_with_deleted_at_predicate(conn: psycopg.Connection[Any
     assert (stats.total, stats.deleted) == (3, 1)
     cov = {c.field: c.filled for c in stats.coverage}
     assert cov == {"title": 2, "body": 1}
+
+
+def test_generated_rows_are_coherent() -> None:
+    """Variants repeat a whole product (texts, category, brand, part number, fitment), and
+    engines belong to the vehicle's make, as a mechanic would expect."""
+    from prodsearch.catalog import vocab
+
+    en_name = {pt.category: pt.en for pt in vocab.PART_TYPES}
+    for row in generate.rows(4000, seed=3):
+        r = dict(zip(generate.COLUMNS, row, strict=True))
+        assert r["brand"] in r["name"] and r["part_number"] in r["name"]
+        assert en_name[r["category"]] in r["name"]
+        assert r["vehicle"] in r["name"]
+        if r["engine"]:
+            assert r["engine"] in vocab.engines_for(r["vehicle"])

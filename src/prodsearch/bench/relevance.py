@@ -148,27 +148,31 @@ def part_number_queries(
 def ideal_dcg(conn: psycopg.Connection[Any], source: Source, q: JudgedQuery) -> float:
     """DCG@10 of the best possible ranking: the catalog's products sorted by grade."""
     grades: list[float] = []
-    for row in _attributes(conn, source, q.categories):
+    for row in _attributes(conn, source, "category", list(q.categories)):
         grades.append(q.grade(row))
     grades.sort(reverse=True)
     return dcg(grades[:K])
 
 
 def _attributes(
-    conn: psycopg.Connection[Any], source: Source, categories: Iterable[str]
+    conn: psycopg.Connection[Any], source: Source, condition: str, values: list[Any]
 ) -> list[dict[str, Any]]:
+    """The judged fields of the products matching ``condition`` (``category`` or ``id``
+    equal to any of ``values``), eligible ones only when selecting by category."""
     cols = [c for c in ("category", "brand", "vehicle", "position") if c in source.columns]
-    query = sql.SQL(
-        "SELECT s.{id} AS product_id, {cols} FROM {t} AS s WHERE {eligible} AND "
-        "s.category = ANY(%s)"
-    ).format(
+    where = (
+        sql.SQL("{} AND s.category = ANY(%s)").format(source.eligible_sql())
+        if condition == "category"
+        else sql.SQL("s.{} = ANY(%s)").format(sql.Identifier(source.id_column))
+    )
+    query = sql.SQL("SELECT s.{id} AS product_id, {cols} FROM {t} AS s WHERE {where}").format(
         id=sql.Identifier(source.id_column),
         cols=sql.SQL(", ").join(sql.Identifier("s", c) for c in cols),
         t=source.qualified,
-        eligible=source.eligible_sql(),
+        where=where,
     )
     with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
-        rows = cur.execute(query, (list(categories),)).fetchall()
+        rows = cur.execute(query, (values,)).fetchall()
     conn.commit()
     return rows
 
@@ -176,18 +180,7 @@ def _attributes(
 def product_attributes(
     conn: psycopg.Connection[Any], source: Source, ids: Iterable[int]
 ) -> dict[int, dict[str, Any]]:
-    cols = [c for c in ("category", "brand", "vehicle", "position") if c in source.columns]
-    query = sql.SQL(
-        "SELECT s.{id} AS product_id, {cols} FROM {t} AS s WHERE s.{id} = ANY(%s)"
-    ).format(
-        id=sql.Identifier(source.id_column),
-        cols=sql.SQL(", ").join(sql.Identifier("s", c) for c in cols),
-        t=source.qualified,
-    )
-    with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
-        rows = cur.execute(query, (list(ids),)).fetchall()
-    conn.commit()
-    return {r["product_id"]: r for r in rows}
+    return {r["product_id"]: r for r in _attributes(conn, source, "id", list(ids))}
 
 
 def dcg(grades: list[float]) -> float:

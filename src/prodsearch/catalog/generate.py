@@ -104,7 +104,11 @@ def rows(count: int, seed: int = 42) -> Iterator[tuple[Any, ...]]:
         part_no = _part_number(rng, style)
         sku = brand[:3].upper().replace("Ö", "O") + "-" + "".join(c for c in part_no if c.isalnum())
         if recent and rng.random() < DUPLICATE_SHARE:
-            name, polish_name, description, polish_description, fitment = rng.choice(recent)
+            # a variant: another listing of a recent product (same part, texts and fitment;
+            # its own id, price and stock)
+            pt, brand, part_no, sku, name, polish_name, description, polish_description, fitment = (
+                rng.choice(recent)
+            )
         else:
             vehicle, years = rng.choice(vocab.VEHICLES)
             engine_name = rng.choice(vocab.engines_for(vehicle)) if rng.random() < 0.5 else None
@@ -127,7 +131,8 @@ def rows(count: int, seed: int = 42) -> Iterator[tuple[Any, ...]]:
                 description = _description(
                     rng, vocab.INTRO_EN, pt.specs_en, vocab.FILLER_EN, "Fits", fields, vehicle
                 )
-            recent.append((name, polish_name, description, polish_description, fitment))
+            recent.append((pt, brand, part_no, sku, name, polish_name, description,
+                           polish_description, fitment))  # fmt: skip
             if len(recent) > 2000:
                 recent = recent[-1000:]
         stock = 0 if rng.random() < 0.12 else 1 + int(rng.lognormvariate(2.5, 1.0))
