@@ -702,8 +702,11 @@ def bench_polish(
                       f"{r['mrr']:.3f}")  # fmt: skip
     out.print(table)
     for name, cost in result["cost"].items():
-        out.print(f"{name}: +{cost['extra_bytes_per_product']} B/product; "
-                  f"embed {cost['extra_embed']}; query {cost['query']}", highlight=False)
+        out.print(
+            f"{name}: +{cost['extra_bytes_per_product']} B/product; "
+            f"embed {cost['extra_embed']}; query {cost['query']}",
+            highlight=False,
+        )
 
 
 @bench_app.command("encode")

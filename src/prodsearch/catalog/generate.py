@@ -124,7 +124,12 @@ def rows(count: int, seed: int = 42) -> Iterator[tuple[Any, ...]]:
                 polish_name = f"{pt.pl}{pos_pl} {brand} do {vehicle}{engine} ({years}) {part_no}"
                 if rng.random() < p_pd_given_pn:
                     polish_description = _description(
-                        rng, vocab.INTRO_PL, pt.specs_pl, vocab.FILLER_PL, "Pasuje do", fields,
+                        rng,
+                        vocab.INTRO_PL,
+                        pt.specs_pl,
+                        vocab.FILLER_PL,
+                        "Pasuje do",
+                        fields,
                         vehicle,
                     )
             if rng.random() < COVERAGE["description"]:

@@ -657,6 +657,7 @@ def platform_of(vehicle: str) -> tuple[str, ...]:
             return (vehicle, *(v for v in group if v != vehicle))
     return (vehicle,)
 
+
 INTRO_EN: tuple[str, ...] = (
     "Genuine quality replacement part from {brand}.",
     "OE-equivalent {part_lc} designed for a precise fit.",
