@@ -134,16 +134,17 @@ def load(conn: psycopg.Connection[Any], model: str, mode: str) -> QueryMap | Non
 
 def refresh(
     conn: psycopg.Connection[Any], source: Source, encoder: Encoder, force: bool = False
-) -> QueryMap | None:
+) -> tuple[QueryMap | None, bool]:
     """Fit and store the map when the source has Polish names and none is stored (or
-    ``force``); returns the stored map (None when the catalog has no pairs)."""
+    ``force``). Returns the stored map (None when the catalog has no pairs) and whether
+    it was fitted now."""
     if not force:
         existing = load(conn, encoder.model_name, encoder.mode)
         if existing is not None:
-            return existing
+            return existing, False
     pairs = training_pairs(conn, source)
     if len(pairs) < 50:
-        return None
+        return None, False
     qmap = fit(encoder, pairs)
     save(conn, encoder.model_name, encoder.mode, qmap)
-    return qmap
+    return qmap, True

@@ -250,17 +250,10 @@ def rebuild_terms(conn: psycopg.Connection[Any]) -> int:
     """Refill ``search_terms`` (every indexed lexeme, with its document count) from the
     full-text column. Computed aside first, then swapped in one short transaction, so
     queries reading the vocabulary never wait for the scan."""
-    conn.execute(
-        sql.SQL(
-            "CREATE TEMP TABLE IF NOT EXISTS _terms AS SELECT word, ndoc FROM ts_stat("
-            "'SELECT search_tsv FROM analytics_features.product_embeddings') WITH NO DATA"
-        )
-    )
+    lexemes = sql.SQL("SELECT search_tsv FROM {}").format(EMBEDDINGS).as_string(conn)
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS _terms (word text, ndoc integer)")
     conn.execute("TRUNCATE _terms")
-    conn.execute(
-        "INSERT INTO _terms SELECT word, ndoc FROM ts_stat("
-        "'SELECT search_tsv FROM analytics_features.product_embeddings')"
-    )
+    conn.execute("INSERT INTO _terms SELECT word, ndoc FROM ts_stat(%s)", (lexemes,))
     conn.execute(sql.SQL("DELETE FROM {}").format(TERMS))
     count = conn.execute(sql.SQL("INSERT INTO {} SELECT word, ndoc FROM _terms").format(TERMS))
     conn.commit()

@@ -256,9 +256,9 @@ def _refresh_search_support(
         result.timings["terms_s"] = round(time.perf_counter() - t0, 3)
         log.info("run %s: %d search terms", result.run_id, terms)
     t0 = time.perf_counter()
-    qmap = querymap.refresh(conn, source, encoder, force=opts.refit_map)
-    if qmap is not None and (opts.refit_map or ("fit_s" in qmap.details and
-                             time.perf_counter() - t0 > 0.5)):  # fmt: skip
+    qmap, fitted = querymap.refresh(conn, source, encoder, force=opts.refit_map)
+    if fitted:
+        assert qmap is not None
         result.timings["query_map_s"] = round(time.perf_counter() - t0, 3)
         log.info("run %s: query map %s", result.run_id, qmap.details)
 

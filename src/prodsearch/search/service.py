@@ -225,10 +225,12 @@ class Searcher:
         self.cache = QueryCache(settings.query_cache_size)
         self.exact_distance = hnsw.exact_expression(encoder.dim)
         self.estimates: LRUCache[tuple[float, float]] = LRUCache(1024)
-        self.corrections: LRUCache[tuple[str | None, float]] = LRUCache(4096)
+        # unknown word -> its closest indexed term, "" when it has none
+        self.corrections: LRUCache[str] = LRUCache(4096)
         self.set_index_type(index_type)
-        self.filter_keys = list(allowed_keys(source))
-        self.facet_keys = [k for k, (_c, kind) in allowed_keys(source).items()
+        keys = allowed_keys(source)
+        self.filter_keys = list(keys)
+        self.facet_keys = [k for k, (_c, kind) in keys.items()
                            if kind == "any" and k in queries.DISPLAY]  # fmt: skip
         self.vehicle_column = settings.vehicle_column
         self.vehicles = VehicleIndex([])
@@ -416,16 +418,18 @@ class Searcher:
         rows, search_s = await self._run(conn, sql_, params, req)
         return self._respond(rows, req, search_s)
 
-    def _analyze(self, text: str) -> LexicalQuery:
-        """The full-text query for ``text``: synonyms expanded, unknown words replaced by
-        the corrections found so far (or dropped)."""
+    def _unknown(self, text: str) -> list[str]:
+        """Words of ``text`` the index does not know (typo candidates); none without a
+        vocabulary."""
+        if not self.terms:
+            return []
+        return unknown_words(text, self.synonyms, self.terms.__contains__)
+
+    def _analyze(self, text: str, unknown: list[str]) -> LexicalQuery:
+        """The full-text query for ``text``: synonyms expanded, the ``unknown`` words
+        replaced by the corrections found so far (or dropped)."""
         known: Callable[[str], bool] | None = self.terms.__contains__ if self.terms else None
-        corrections: dict[str, str] = {}
-        if known is not None:
-            for w in unknown_words(text, self.synonyms, known):
-                hit = self.corrections.get(w)
-                if hit is not None and hit[0]:
-                    corrections[w] = hit[0]
+        corrections = {w: term for w in unknown if (term := self.corrections.get(w))}
         return analyze_lexical(text, self.synonyms, known, corrections)
 
     async def _look_up_corrections(self, conn: psycopg.AsyncConnection[Any],
@@ -433,7 +437,7 @@ class Searcher:
         cur = await conn.execute(queries.closest_terms(),
                                  {"words": words, "min_sim": MIN_SIMILARITY})  # fmt: skip
         for word, term in await cur.fetchall():
-            self.corrections.put(word, (term, time.monotonic()))
+            self.corrections.put(word, term or "")
         if not conn.autocommit:
             await conn.commit()
 
@@ -444,18 +448,16 @@ class Searcher:
         (trigram similarity, one SQL statement, cached) *while* the encoder embeds the text
         as if none of them were a typo; only when a correction turns up is the corrected
         text embedded again, so the lookup costs no latency in the common case."""
-        missing: list[str] = []
-        if self.terms:
-            unknown = unknown_words(text, self.synonyms, self.terms.__contains__)
-            missing = [w for w in unknown if self.corrections.get(w) is None]
-        guess = self._analyze(text)
+        unknown = self._unknown(text)
+        missing = [w for w in unknown if self.corrections.get(w) is None]
+        guess = self._analyze(text, unknown)
         if not missing:
             vec, embed_s, cached = await self.embed(guess.semantic_text(text))
             return guess, vec, embed_s, cached
         (vec, embed_s, cached), _ = await asyncio.gather(
             self.embed(guess.semantic_text(text)), self._look_up_corrections(conn, missing)
         )
-        lexq = self._analyze(text)
+        lexq = self._analyze(text, unknown)
         if lexq.semantic_text(text) != guess.semantic_text(text):
             vec, more_s, cached = await self.embed(lexq.semantic_text(text))
             embed_s += more_s
