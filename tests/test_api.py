@@ -277,6 +277,7 @@ def test_health_and_metrics(client: TestClient) -> None:
     assert res.status_code == 200
     h = res.json()
     assert h["database"] == "ok" and h["model"].endswith("all-MiniLM-L6-v2") and h["mode"] == "int8"
+    assert h["query_mode"] == "int8"
     assert h["embeddings"] > 0 and h["products"] > 0 and h["index"]["state"] == "valid"
     assert h["coverage"] >= 99.0
     client.post("/search/semantic", json={"query": "spark plug"})

@@ -135,6 +135,16 @@ def test_export_is_cached_with_manifest(models_dir: Path, encoders: dict[str, An
     manifest = json.loads(path.with_name("exact.manifest.json").read_text())
     assert manifest["mode"] == "exact" and "onnxruntime" in manifest["versions"]
     assert manifest["source"]["model.safetensors"]["sha256"]
+    # the exact graph is fused into ONNX Runtime's transformer kernels (the equivalence is
+    # test_exact_matches_sentence_transformers); int8 is quantized from the plain graph
+    import onnx
+
+    ops = {node.op_type for node in onnx.load(str(path), load_external_data=False).graph.node}
+    assert manifest["fused"] is True and {"Attention", "SkipLayerNormalization"} <= ops
+    int8_ops = {
+        n.op_type for n in onnx.load(str(onnx_model(source, "int8", models_dir))).graph.node
+    }
+    assert "Attention" not in int8_ops and "MatMulInteger" in int8_ops
     stamp = path.stat().st_mtime_ns
     assert onnx_model(source, "exact", models_dir) == path
     assert path.stat().st_mtime_ns == stamp  # not rebuilt

@@ -115,3 +115,22 @@ def test_custom_synonyms_file(search_db: str, pg_root: Path, tmp_path: Path) -> 
         assert (
             _post(c, "/search/hybrid", query="wishbone", explain=True)["explain"]["synonyms"] == []
         )
+
+
+def test_statements_are_reused_by_shape_never_by_value(client: TestClient) -> None:
+    """Composed SQL is cached per shape (endpoint, strategy, filter clause): requests with
+    the same filter keys and other values share a statement and still get their own
+    values' results."""
+    searcher = client.app.state.prodsearch.searcher  # type: ignore[attr-defined]
+    facets = _post(client, "/search/hybrid", query="brake pads", facets=True)["facets"]
+    brands = [f["value"] for f in facets["brand"][:2]]
+    assert len(brands) == 2
+    sizes = []
+    for brand in brands:
+        for path in ("/search/filtered", "/search/hybrid"):
+            got = _post(client, path, query="brake pads", limit=10, filters={"brand": brand})
+            assert got["results"] and {r["brand"] for r in got["results"]} == {brand}
+        sizes.append(len(searcher.statements._data))
+    assert sizes[1] == sizes[0]  # the second brand composed nothing new
+    texts = b" ".join(searcher.statements._data.values())
+    assert not any(brand.encode() in texts for brand in brands)

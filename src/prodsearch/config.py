@@ -37,6 +37,11 @@ class Settings(BaseSettings):
         description="Bundled model name, or a local sentence-transformers model directory.",
     )
     mode: EncoderMode = Field(default="exact", description="Encoder precision: exact|bf16|int8.")
+    query_mode: EncoderMode = Field(
+        default="int8",
+        description="Encoder precision for search queries (documents use mode): int8 embeds a "
+        "query ~2 ms faster than exact at no measured relevance cost (docs/BENCHMARKS.md).",
+    )
     batch_size: int = Field(default=64, ge=1, le=4096, description="Texts per encoder batch.")
     hnsw_m: int = Field(
         default=32, ge=2, le=100,
@@ -52,8 +57,8 @@ class Settings(BaseSettings):
     )
     ef_search: int = Field(
         default=150, ge=1, le=1000,
-        description="hnsw.ef_search at query time (150: ε-recall@10 ≥ 0.99 at 278k products; "
-        "see BENCHMARKS.md).",
+        description="hnsw.ef_search at query time (150: nDCG of exact search, ε-recall@10 "
+        "0.97-0.99 at 278k products depending on the index build; see BENCHMARKS.md).",
     )  # fmt: skip
     exact_filter_rows: int = Field(
         default=20_000, ge=0, le=10_000_000,

@@ -16,7 +16,8 @@ async def health_report(state: Any) -> dict[str, Any]:
         "status": "ok",
         "database": "ok",
         "model": searcher.encoder.model_name,
-        "mode": searcher.encoder.mode,
+        "mode": searcher.settings.mode,
+        "query_mode": searcher.encoder.mode,
         "index_type": searcher.index_type,
     }
     source = searcher.source

@@ -55,11 +55,12 @@ def run(
     configured pair), or measure the existing index; see the module docstring."""
     params = list(params or [(settings.hnsw_m, settings.hnsw_ef_construction)])
     sample = recall_sample(n_queries)
-    enc = load_encoder(settings.mode, settings.model, models_dir=settings.models_dir)
+    # queries as the API embeds them: the query encoder, the documents' query map
+    enc = load_encoder(settings.query_mode, settings.model, models_dir=settings.models_dir)
     vectors = [enc.encode([q])[0] for _kind, q in sample]
     out: dict[str, Any] = {"queries": len(sample), "shapes": []}
     with connect(database_url(settings)) as conn:
-        qmap = querymap.load(conn, enc.model_name, enc.mode)
+        qmap = querymap.load(conn, enc.model_name, settings.mode)
         if qmap is not None:
             vectors = list(qmap.apply(np.asarray(vectors)))
         out["query_map"] = qmap is not None

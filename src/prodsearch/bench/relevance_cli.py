@@ -40,7 +40,8 @@ def main(
     meta = {
         "queries": len(queries),
         "products_embedded": products[0] if products else 0,
-        "mode": encoder.mode,
+        "mode": settings.mode,
+        "query_mode": encoder.mode,
         "model": encoder.model_name,
         "ef_search": settings.ef_search,
         "query_map": searcher.query_map is not None,
@@ -55,7 +56,8 @@ def main(
         "P@10",
         "MRR",
         title=f"relevance: {meta['queries']} judged queries, "
-        f"{meta['products_embedded']:,} products, encoder {meta['mode']}",
+        f"{meta['products_embedded']:,} products, documents {meta['mode']}, "
+        f"queries {meta['query_mode']}",
     )
     for (mode, lang), m in by_lang.items():
         table.add_row(

@@ -169,7 +169,7 @@ def _by_filter_set(url: str, queries: list[str], per_set: int = 100) -> list[dic
     return out
 
 
-def _recall(db: str, url: str, enc: Any, n: int) -> dict[str, Any]:
+def _recall(db: str, url: str, enc: Any, doc_mode: str, n: int) -> dict[str, Any]:
     """Recall@10 of ``/search/semantic`` against brute force of the same query vector, per
     query set: strict (tie-aware) and ε-recall (ann-benchmarks, ε = 0.01).
 
@@ -184,7 +184,7 @@ def _recall(db: str, url: str, enc: Any, n: int) -> dict[str, Any]:
     eps: list[float] = []
     id_hits = 0
     with connect(db) as conn, httpx.Client(base_url=url, timeout=30) as client:
-        qmap = querymap.load(conn, enc.model_name, enc.mode)
+        qmap = querymap.load(conn, enc.model_name, doc_mode)
         register_vector(conn)
         for kind, q in sample:
             got = client.post(
@@ -245,10 +245,12 @@ def run(
         "embeddings": products,
         "queries": len(queries),
         "mode": settings.mode,
+        "query_mode": settings.query_mode,
         "endpoints": [],
     }
     # our own server: embedding cache off, so every request pays for its embedding
     own = {"PRODSEARCH_QUERY_CACHE_SIZE": "0", "PRODSEARCH_MODE": settings.mode,
+           "PRODSEARCH_QUERY_MODE": settings.query_mode,
            "PRODSEARCH_HOME": str(settings.home_dir)}  # fmt: skip
     with LocalServer(own) if url is None else nullcontext() as server:
         url = url or server.url
@@ -279,8 +281,9 @@ def run(
                          f"{f['strategy']}")  # fmt: skip
         # recall@10 of the API's semantic results against exact search of the same vector
         if recall_queries:
-            enc = load_encoder(settings.mode, settings.model, models_dir=settings.models_dir)
-            result["recall"] = rec = _recall(db, url, enc, recall_queries)
+            # the API's query encoder (query_mode) and the documents' query map (mode)
+            enc = load_encoder(settings.query_mode, settings.model, models_dir=settings.models_dir)
+            result["recall"] = rec = _recall(db, url, enc, settings.mode, recall_queries)
             progress(
                 f"recall@10 {rec['all']} (tie-aware; WANDS {rec['wands']}, catalog "
                 f"{rec['catalog']}), eps-recall {rec['eps']}, {rec['ids']} (ids)"

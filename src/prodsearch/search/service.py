@@ -223,6 +223,9 @@ class Searcher:
         self.query_map = query_map
         self.synonyms = synonyms if synonyms is not None else load_synonyms(settings.synonyms)
         self.cache = QueryCache(settings.query_cache_size)
+        # an int8 query embeds in 1-2 ms on one thread: cheaper on the event loop's own
+        # thread than handed to a worker thread (which must be woken first)
+        self.encode_inline = encoder.mode == "int8"
         self.exact_distance = hnsw.exact_expression(encoder.dim)
         self.estimates: LRUCache[tuple[float, float]] = LRUCache(1024)
         # unknown word -> its closest indexed term, "" when it has none
@@ -244,6 +247,9 @@ class Searcher:
         """Queries must use the expression the index was built on (vector or halfvec)."""
         self.index_type = index_type or self.settings.index_type
         self.index_distance = hnsw.order_expression(self.index_type, self.encoder.dim)
+        # composed statements by shape (composing one costs ~0.2 ms of Python per request);
+        # they hold the distance expression, so a new index type starts them afresh
+        self.statements: LRUCache[bytes] = LRUCache(512)
 
     async def load_vocabulary(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """The indexed terms (typo correction) and the catalog's vehicles; reloaded by
@@ -269,7 +275,10 @@ class Searcher:
         if vec is not None:
             return vec, 0.0, True
         started = time.perf_counter()
-        vec = (await asyncio.to_thread(self.encoder.encode, [text]))[0]
+        if self.encode_inline:
+            vec = self.encoder.encode([text])[0]
+        else:
+            vec = (await asyncio.to_thread(self.encoder.encode, [text]))[0]
         if self.query_map is not None:
             vec = self.query_map.apply(vec)
         elapsed = time.perf_counter() - started
@@ -346,7 +355,7 @@ class Searcher:
         return req
 
     async def _run(
-        self, conn: psycopg.AsyncConnection[Any], query: sql.Composable, params: dict[str, Any],
+        self, conn: psycopg.AsyncConnection[Any], query: bytes, params: dict[str, Any],
         req: _Request,
     ) -> tuple[list[dict[str, Any]], float]:  # fmt: skip
         """One round trip on an autocommit connection; a transaction with a local
@@ -403,6 +412,16 @@ class Searcher:
             pool = max(pool, FACET_POOL)
         return pool
 
+    def _statement(self, kind: str, req: _Request, build: Callable[[], sql.Composable]) -> bytes:
+        """The SQL for ``kind`` and this request's shape (strategy, filter clause), composed
+        once and kept as bytes; the values are parameters, never part of the text."""
+        key = f"{kind}|{req.strategy}|{req.where.as_string() if req.fparams else ''}"
+        text = self.statements.get(key)
+        if text is None:
+            text = build().as_string().encode()
+            self.statements.put(key, text)
+        return text
+
     def _vehicle_params(self, req: _Request, weight: float) -> dict[str, Any]:
         return {"vehicles": req.vehicles, "w_vehicle": weight if req.vehicles else 0.0}
 
@@ -413,10 +432,17 @@ class Searcher:
         req = await self._prepare(conn, query, limit, offset, filters, opts)
         params = {"q": req.vector, "k": self._pool(req), "exclude": -1, **req.fparams,
                   **self._vehicle_params(req, self.settings.vehicle_boost)}  # fmt: skip
-        sql_ = queries.nearest(self.source, req.order, req.where, req.strategy == "exact",
-                               self.vehicle_column)  # fmt: skip
-        rows, search_s = await self._run(conn, sql_, params, req)
+        rows, search_s = await self._run(conn, self._nearest(req), params, req)
         return self._respond(rows, req, search_s)
+
+    def _nearest(self, req: _Request) -> bytes:
+        return self._statement(
+            "nearest",
+            req,
+            lambda: queries.nearest(
+                self.source, req.order, req.where, req.strategy == "exact", self.vehicle_column
+            ),
+        )
 
     def _unknown(self, text: str) -> list[str]:
         """Words of ``text`` the index does not know (typo candidates); none without a
@@ -454,8 +480,10 @@ class Searcher:
         if not missing:
             vec, embed_s, cached = await self.embed(guess.semantic_text(text))
             return guess, vec, embed_s, cached
-        (vec, embed_s, cached), _ = await asyncio.gather(
-            self.embed(guess.semantic_text(text)), self._look_up_corrections(conn, missing)
+        # the lookup first: its statement is on its way before an inline encode holds the
+        # event loop
+        _, (vec, embed_s, cached) = await asyncio.gather(
+            self._look_up_corrections(conn, missing), self.embed(guess.semantic_text(text))
         )
         lexq = self._analyze(text, unknown)
         if lexq.semantic_text(text) != guess.semantic_text(text):
@@ -482,8 +510,18 @@ class Searcher:
             **req.fparams,
             **self._vehicle_params(req, self.settings.vehicle_boost_hybrid),
         }  # fmt: skip
-        sql_ = queries.hybrid(self.source, req.order, req.where, req.strategy == "exact",
-                              self.vehicle_column, filtered=bool(req.fparams))  # fmt: skip
+        sql_ = self._statement(
+            "hybrid",
+            req,
+            lambda: queries.hybrid(
+                self.source,
+                req.order,
+                req.where,
+                req.strategy == "exact",
+                self.vehicle_column,
+                filtered=bool(req.fparams),
+            ),
+        )
         rows, search_s = await self._run(conn, sql_, params, req)
         return self._respond(rows, req, search_s, {"lexical_query": lexq.strict})
 
@@ -506,7 +544,5 @@ class Searcher:
             raise SearchError(f"product {product_id} {state}", not_found=True)
         params = {"q": row[0], "k": self._pool(req), "exclude": product_id, **req.fparams,
                   **self._vehicle_params(req, 0.0)}  # fmt: skip
-        sql_ = queries.nearest(self.source, req.order, req.where, req.strategy == "exact",
-                               self.vehicle_column)  # fmt: skip
-        rows, search_s = await self._run(conn, sql_, params, req)
+        rows, search_s = await self._run(conn, self._nearest(req), params, req)
         return self._respond(rows, req, search_s)

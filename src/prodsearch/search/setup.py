@@ -14,9 +14,10 @@ from prodsearch.search.service import Searcher
 
 
 def query_encoder(settings: Settings) -> Encoder:
-    """The encoder tuned for one short query at a time beside the database, warmed up."""
+    """The encoder for search queries (``query_mode`` precision), tuned for one short text
+    at a time beside the database, warmed up."""
     encoder = load_encoder(
-        settings.mode, settings.model, models_dir=settings.models_dir, for_queries=True
+        settings.query_mode, settings.model, models_dir=settings.models_dir, for_queries=True
     )
     encoder.encode(["warm up"])
     return encoder
@@ -31,6 +32,7 @@ def build_searcher(
     encoder = encoder or query_encoder(settings)
     source = load_source(conn, settings)
     index_type = index.current_type(conn)
-    qmap = querymap.load(conn, encoder.model_name, encoder.mode) if use_query_map else None
+    # the map is fitted on the documents' vectors (``mode``), whatever encodes the queries
+    qmap = querymap.load(conn, encoder.model_name, settings.mode) if use_query_map else None
     conn.commit()
     return Searcher(settings, encoder, source, index_type, qmap)
