@@ -149,8 +149,9 @@ def test_jsonl_and_parquet(conn: psycopg.Connection[Any], tmp_path: Path) -> Non
 def test_bad_arguments_are_clear(conn: psycopg.Connection[Any], tmp_path: Path) -> None:
     with pytest.raises(ProdsearchError, match="TARGET=SOURCE"):
         parse_mapping(["name"])
+    feed = _write_csv(tmp_path / "feed.csv")
     with pytest.raises(ProdsearchError, match="not a catalog column"):
-        parse_mapping(["titel=title"])
+        import_file(conn, feed, mapping=parse_mapping(["titel=title"]))
     odd = tmp_path / "items.xlsx"
     odd.write_text("x")
     with pytest.raises(ProdsearchError, match="--format"):
@@ -195,3 +196,82 @@ def test_large_file_streams_in_bounded_memory(
         tracemalloc.stop()
     assert summary.inserted == 40_000 and summary.balanced
     assert peak < size / 3, f"peak {peak:,} bytes for a {size:,}-byte file"
+
+
+def test_configured_source_table_end_to_end(db_url: str, pg_root: Path, tmp_path: Path) -> None:
+    """Import → embed → search → status against a table of another name, other column
+    names and a ``deleted_at IS NOT NULL`` soft delete: every step uses the configured
+    source, and the demo table is never read or written."""
+    with psycopg.connect(db_url) as conn:
+        conn.execute("CREATE SCHEMA shop")
+        conn.execute(
+            'CREATE TABLE shop."Parts List" (item_id bigint PRIMARY KEY, title text NOT NULL, '
+            "body text, kind text, cost numeric(10, 2), weight_kg real, "
+            "deleted_at timestamptz, updated_at timestamptz)"
+        )
+        conn.execute("INSERT INTO staging_marts.dim_product (product_id, name) VALUES (1, 'x')")
+    feed = tmp_path / "parts.csv"
+    feed.write_text(
+        "id,title,body,kind,cost,weight_kg,deleted_at\n"
+        "1,Ceramic brake pads front,Low dust pads for the front axle,brakes,120.50,1.2,\n"
+        "2,Oil filter,Spin-on engine oil filter,filters,25,-0.1,\n"
+        "3,Spark plug iridium,Long-life iridium spark plug,ignition,30,0.05,\n"
+        "4,Brake disc vented,Vented front brake disc,brakes,210,6.5,2026-01-02T03:04:05+00:00\n"
+        "5,Air filter,,filters,abc,0.3,\n"
+        "6,Wiper blade,Flat wiper blade,wipers,15,0.2,yesterday\n"
+        ",No id,,,1,,\n",
+        encoding="utf-8",
+    )
+    env = {
+        "DATABASE_URL": db_url,
+        "PRODSEARCH_HOME": str(pg_root),
+        "PRODSEARCH_SOURCE_TABLE": "shop.Parts List",
+        "PRODSEARCH_SOURCE_ID_COLUMN": "item_id",
+        "PRODSEARCH_TEXT_FIELDS": "title,body",
+        "PRODSEARCH_FILTER_COLUMNS": "kind,cost",
+        "PRODSEARCH_SOURCE_DELETED": "deleted_at IS NOT NULL",
+        "PRODSEARCH_MODE": "int8",
+    }
+    res = run_cli("demo", "--no-serve", env=env)  # nothing to demo in an empty own table
+    assert res.returncode != 0 and "shop.Parts List (PRODSEARCH_SOURCE_TABLE) is empty" in (
+        res.stdout + res.stderr
+    )
+    res = run_cli("catalog", "import", str(feed), "--map", "item_id=id", "--json", env=env)
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert (summary["read"], summary["inserted"], summary["rejected"]) == (7, 4, 3)
+    reasons = summary["reasons"]
+    assert set(reasons) == {
+        "cost is not a number",
+        "deleted_at is not an ISO 8601 date or timestamp",
+        "missing item_id",
+    }
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute(
+            "SELECT item_id, cost, weight_kg, deleted_at IS NOT NULL, updated_at IS NOT NULL "
+            'FROM shop."Parts List" ORDER BY 1'
+        ).fetchall()
+        assert [r[0] for r in rows] == [1, 2, 3, 4] and all(r[4] for r in rows)
+        assert float(rows[1][2]) == pytest.approx(-0.1) and [r[3] for r in rows] == [
+            False,
+            False,
+            False,
+            True,
+        ]
+        (demo,) = conn.execute("SELECT count(*) FROM staging_marts.dim_product").fetchone()
+        assert demo == 1  # untouched
+    res = run_cli("embed", "--json", env=env)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["embedded"] == 3  # the deleted product is not embedded
+    res = run_cli("search", "brake pads", "--json", env=env)
+    assert res.returncode == 0, res.stderr
+    ids = [r["product_id"] for r in json.loads(res.stdout)["results"]]
+    assert ids[0] == 1 and 4 not in ids and set(ids) <= {1, 2, 3}
+    res = run_cli(
+        "search", "filter", "--mode", "filtered", "--filter", "kind=filters", "--json", env=env
+    )
+    assert [r["product_id"] for r in json.loads(res.stdout)["results"]] == [2]
+    res = run_cli("status", "--json", env=env)
+    assert res.returncode == 0, res.stderr
+    status = json.loads(res.stdout)
+    assert (status["eligible_products"], status["embeddings"]) == (3, 3)

@@ -183,7 +183,7 @@ def catalog_generate(
 
     from rich.progress import Progress
 
-    from prodsearch.catalog.generate import load
+    from prodsearch.catalog.generate import DEMO_TABLE, load
 
     started = time.perf_counter()
     with _open_db() as conn, Progress(console=err, transient=True) as bar:
@@ -191,7 +191,7 @@ def catalog_generate(
         load(conn, products, seed, progress=lambda n: bar.update(task, completed=n))
     elapsed = time.perf_counter() - started
     out.print(
-        f"generated {products:,} products (seed {seed}) into staging_marts.dim_product "
+        f"generated {products:,} products (seed {seed}) into {DEMO_TABLE} "
         f"in {elapsed:.1f} s ({products / elapsed:,.0f} rows/s)"
     )
 
@@ -965,7 +965,10 @@ def demo(
     ] = True,
 ) -> None:
     """Start the database, build the demo catalog, embed it, index it, serve the API and page."""
-    from prodsearch.catalog.generate import load
+    from psycopg import sql
+
+    from prodsearch.catalog.generate import DEMO_TABLE, load
+    from prodsearch.catalog.source import load_source
     from prodsearch.db import connect, database_url, migrate
 
     settings = get_settings()
@@ -975,10 +978,17 @@ def demo(
     with connect(url) as conn:
         applied = migrate(conn)
         out.print(f"[2/5] schema ready ({len(applied)} migration(s) applied now)")
-        row = conn.execute("SELECT count(*) FROM staging_marts.dim_product").fetchone()
+        source = load_source(conn, settings)
+        row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(source.qualified)).fetchone()
         existing = row[0] if row else 0
         if existing:
             out.print(f"[3/5] catalog already holds {existing:,} products (kept)")
+        elif source.name != DEMO_TABLE:
+            raise ProdsearchError(
+                f"{source.name} (PRODSEARCH_SOURCE_TABLE) is empty: import a catalog into it "
+                "first (prodsearch catalog import FILE), or unset PRODSEARCH_SOURCE_TABLE "
+                "for the demo catalog"
+            )
         else:
             load(conn, products)
             out.print(f"[3/5] demo catalog generated: {products:,} products")

@@ -112,7 +112,21 @@ def run(
         eligible = conn.execute(
             "SELECT count(*) FROM staging_marts.dim_product WHERE NOT is_deleted"
         ).fetchone()[0]  # type: ignore[index]
-    bench_settings = settings.model_copy(update={"database_url": SecretStr(url)})
+    # the generated demo catalog in a scratch database: its own table, whatever the
+    # configured source is
+    demo_source = {
+        name: Settings.model_fields[name].default
+        for name in (
+            "source_table",
+            "source_id_column",
+            "source_deleted",
+            "text_fields",
+            "search_fields",
+            "code_columns",
+            "filter_columns",
+        )
+    }
+    bench_settings = settings.model_copy(update={"database_url": SecretStr(url), **demo_source})
     for mode in modes:  # exports cached before timing, as after a first run
         load_encoder(mode, settings.model, models_dir=settings.models_dir)
     out: dict[str, Any] = {"products": products, "eligible": eligible, "methods": []}

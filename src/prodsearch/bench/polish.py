@@ -25,24 +25,36 @@ from typing import Any
 import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
+from psycopg import sql
 
 from prodsearch.bench import relevance as rel
-from prodsearch.catalog.source import load_source
+from prodsearch.catalog.source import Source, load_source
 from prodsearch.catalog.text import prepare_text
 from prodsearch.config import Settings
 from prodsearch.db import connect, database_url
 from prodsearch.embedding import querymap
 from prodsearch.embedding.encoder import load_encoder
+from prodsearch.embedding.store import EMBEDDINGS
 from prodsearch.search.lexquery import analyze
 from prodsearch.search.synonyms import load as load_synonyms
 
 
-def _catalog(conn: psycopg.Connection[Any]) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+def _catalog(
+    conn: psycopg.Connection[Any], source: Source
+) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+    """Every embedded product's id, English vector and Polish texts (from the configured
+    source, which must have ``polish_name`` / ``polish_description`` columns)."""
+    missing = [c for c in ("polish_name", "polish_description") if c not in source.columns]
+    if missing:
+        raise ValueError(
+            f"bench polish needs Polish text columns; {source.name} has no {', '.join(missing)}"
+        )
     register_vector(conn)
     rows = conn.execute(
-        "SELECT e.product_id, e.embedding::real[], s.polish_name, s.polish_description "
-        "FROM analytics_features.product_embeddings AS e "
-        "JOIN staging_marts.dim_product AS s ON s.product_id = e.product_id ORDER BY 1"
+        sql.SQL(
+            "SELECT e.product_id, e.embedding::real[], s.polish_name, s.polish_description "
+            "FROM {emb} AS e JOIN {src} AS s ON s.{id} = e.product_id ORDER BY 1"
+        ).format(emb=EMBEDDINGS, src=source.qualified, id=sql.Identifier(source.id_column))
     ).fetchall()
     ids = np.array([r[0] for r in rows])
     english = np.vstack([np.asarray(r[1], dtype=np.float32) for r in rows])
@@ -57,7 +69,7 @@ def run(settings: Settings, progress: Callable[[str], None] = lambda _m: None) -
         qmap = querymap.load(conn, enc.model_name, enc.mode)
         if qmap is None:
             raise ValueError("no query map stored: run `prodsearch embed` first")
-        ids, english, polish_rows = _catalog(conn)
+        ids, english, polish_rows = _catalog(conn, load_source(conn, settings))
         fields = ["polish_name", "polish_description"]
         texts = [prepare_text(r, fields, settings.max_chars) for r in polish_rows]
         has = [i for i, t in enumerate(texts) if t]

@@ -26,14 +26,17 @@ import httpx
 import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
+from psycopg import sql
 
 from prodsearch.bench.baseline import sentence_transformer
 from prodsearch.bench.index import EPSILON
 from prodsearch.bench.queries import benchmark_queries, recall_sample
+from prodsearch.catalog.source import Source, load_source
 from prodsearch.config import Settings
 from prodsearch.db import connect, database_url
 from prodsearch.embedding import querymap
 from prodsearch.embedding.encoder import load_encoder
+from prodsearch.embedding.store import EMBEDDINGS
 
 FILTERS: tuple[dict[str, Any], ...] = (
     {"category": "Brake Pads"},
@@ -137,14 +140,23 @@ def _pct(values: list[float], q: float) -> float:
     return round(float(np.percentile(values, q)), 2)
 
 
-def _exact_top(conn: psycopg.Connection[Any], vec: np.ndarray) -> list[tuple[int, float]]:
-    """Brute force: index scans off, so no HNSW index (of either shape) can answer."""
+def _exact_top(
+    conn: psycopg.Connection[Any], source: Source, vec: np.ndarray
+) -> list[tuple[int, float]]:
+    """Brute force over the live products of the configured source: index scans off, so no
+    HNSW index (of either shape) can answer."""
     with conn.transaction():
         conn.execute("SET LOCAL enable_indexscan = off")
         return conn.execute(
-            "SELECT e.product_id, e.embedding <=> %s FROM analytics_features.product_embeddings e "
-            "JOIN staging_marts.dim_product s ON s.product_id = e.product_id "
-            "WHERE NOT s.is_deleted ORDER BY 2 LIMIT 10",
+            sql.SQL(
+                "SELECT e.product_id, e.embedding <=> %s FROM {emb} AS e "
+                "JOIN {src} AS s ON s.{id} = e.product_id WHERE {eligible} ORDER BY 2 LIMIT 10"
+            ).format(
+                emb=EMBEDDINGS,
+                src=source.qualified,
+                id=sql.Identifier(source.id_column),
+                eligible=source.eligible_sql(),
+            ),
             (vec,),
         ).fetchall()
 
@@ -169,7 +181,7 @@ def _by_filter_set(url: str, queries: list[str], per_set: int = 100) -> list[dic
     return out
 
 
-def _recall(db: str, url: str, enc: Any, doc_mode: str, n: int) -> dict[str, Any]:
+def _recall(db: str, url: str, enc: Any, settings: Settings, n: int) -> dict[str, Any]:
     """Recall@10 of ``/search/semantic`` against brute force of the same query vector, per
     query set: strict (tie-aware) and ε-recall (ann-benchmarks, ε = 0.01).
 
@@ -184,7 +196,8 @@ def _recall(db: str, url: str, enc: Any, doc_mode: str, n: int) -> dict[str, Any
     eps: list[float] = []
     id_hits = 0
     with connect(db) as conn, httpx.Client(base_url=url, timeout=30) as client:
-        qmap = querymap.load(conn, enc.model_name, doc_mode)
+        source = load_source(conn, settings)
+        qmap = querymap.load(conn, enc.model_name, settings.mode)
         register_vector(conn)
         for kind, q in sample:
             got = client.post(
@@ -194,7 +207,7 @@ def _recall(db: str, url: str, enc: Any, doc_mode: str, n: int) -> dict[str, Any
             vec = enc.encode([got["explain"]["semantic_text"]])[0]
             if qmap is not None:
                 vec = qmap.apply(vec)
-            exact = _exact_top(conn, vec)
+            exact = _exact_top(conn, source, vec)
             kth = exact[-1][1]
             dist = dict(
                 conn.execute(
@@ -283,7 +296,7 @@ def run(
         if recall_queries:
             # the API's query encoder (query_mode) and the documents' query map (mode)
             enc = load_encoder(settings.query_mode, settings.model, models_dir=settings.models_dir)
-            result["recall"] = rec = _recall(db, url, enc, settings.mode, recall_queries)
+            result["recall"] = rec = _recall(db, url, enc, settings, recall_queries)
             progress(
                 f"recall@10 {rec['all']} (tie-aware; WANDS {rec['wands']}, catalog "
                 f"{rec['catalog']}), eps-recall {rec['eps']}, {rec['ids']} (ids)"

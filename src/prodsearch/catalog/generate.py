@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from prodsearch.catalog import vocab
 from prodsearch.db.connect import vacuum_analyze
@@ -27,6 +28,7 @@ HTML_SHARE = 0.03
 FIRST_ID = 100_001
 _BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 
+DEMO_TABLE = "staging_marts.dim_product"  # the demo catalog's table (migration 0001)
 COLUMNS: tuple[str, ...] = (
     "product_id", "sku", "part_number", "name", "polish_name", "description", "polish_description",
     "category", "category_path", "brand", "price", "currency", "stock_qty", "in_stock",
@@ -156,16 +158,19 @@ def load(
     seed: int = 42,
     progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Replace the catalog in ``staging_marts.dim_product`` with ``count`` generated rows."""
-    cols = ", ".join(COLUMNS)
+    """Replace the demo catalog (``DEMO_TABLE``, whose columns the generator writes; not
+    the configured source, which may be any table) with ``count`` generated rows."""
+    schema, table = DEMO_TABLE.split(".")
+    target = sql.Identifier(schema, table)
+    cols = sql.SQL(", ").join(sql.Identifier(c) for c in COLUMNS)
     with conn.transaction(), conn.cursor() as cur:
-        cur.execute("TRUNCATE staging_marts.dim_product")
-        with cur.copy(f"COPY staging_marts.dim_product ({cols}) FROM STDIN") as copy:
+        cur.execute(sql.SQL("TRUNCATE {}").format(target))
+        with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(target, cols)) as copy:
             for n, row in enumerate(rows(count, seed), 1):
                 copy.write_row(row)
                 if progress is not None and n % 10_000 == 0:
                     progress(n)
-    vacuum_analyze(conn, "staging_marts", "dim_product")
+    vacuum_analyze(conn, schema, table)
     if progress is not None:
         progress(count)
     return count

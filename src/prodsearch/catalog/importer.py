@@ -1,19 +1,26 @@
-"""Import catalog files into ``staging_marts.dim_product``: validate, upsert, lose nothing.
+"""Import catalog files into the configured source table: validate, upsert, lose nothing.
+
+The target is the configured source (``PRODSEARCH_SOURCE_TABLE``, ``…_ID_COLUMN``,
+``…_TEXT_FIELDS``; default ``staging_marts.dim_product``): its columns, read from the
+database, decide what a file may hold and how each value is checked.
 
 Rules (documented in the README):
 
-- Columns: the file's columns (after ``--map target=source``) that name catalog columns
-  are written; other columns are ignored and listed in the summary. ``product_id`` and
-  ``name`` are required. In JSON Lines a key missing from one line is NULL for that line.
+- Columns: the file's columns (after ``--map target=source``) that name columns of the
+  table are written; other columns are ignored and listed in the summary. The id column
+  and the name column (the first text field) are required. In JSON Lines a key missing
+  from one line is NULL for that line. ``updated_at``, when the table has it, is set by
+  the import.
 - A row is rejected when: the id is missing, not an integer or not positive; the name is
   empty after text cleaning; the price is not a non-negative number (``12.50``, ``12,50``
-  and ``1 234,50`` are numbers); ``stock_qty`` is not an integer; a boolean is not one of
-  true/false/1/0/yes/no/t/f/y/n; a value holds invalid UTF-8 or a NUL character; the
-  record is malformed (wrong CSV field count, invalid JSON); or its id already appeared
-  earlier in the same file (**the first occurrence wins**; later ones are rejected with
-  the line of the first).
+  and ``1 234,50`` are numbers; other numeric columns may be negative); an integer column
+  holds no integer; a boolean is not one of true/false/1/0/yes/no/t/f/y/n; a date or
+  timestamp is not ISO 8601; a value holds invalid UTF-8 or a NUL character; a NOT NULL
+  column is empty; the record is malformed (wrong CSV field count, invalid JSON); or its
+  id already appeared earlier in the same file (**the first occurrence wins**; later
+  ones are rejected with the line of the first).
 - Rejected rows go to ``PATH.rejects.jsonl`` (line, reason, the row as read).
-- Upsert by ``product_id`` in chunks, one transaction each: a row whose provided columns
+- Upsert by the id column in chunks, one transaction each: a row whose provided columns
   equal the stored ones is *unchanged* (not touched, ``updated_at`` kept).
 - The summary always satisfies ``read == inserted + updated + unchanged + rejected``.
 """
@@ -25,29 +32,94 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
+from psycopg import errors as pg_errors
 from psycopg import sql
 
 from prodsearch.catalog.readers import Record, detect_format, read_records
+from prodsearch.catalog.source import Source
 from prodsearch.catalog.text import clean_text
 from prodsearch.db.connect import vacuum_analyze
 from prodsearch.errors import ProdsearchError
 
-TABLE = ("staging_marts", "dim_product")
-TEXT_COLUMNS = (
-    "sku", "part_number", "name", "polish_name", "description", "polish_description",
-    "category", "category_path", "brand", "currency", "vehicle", "engine", "position",
-)  # fmt: skip
-TARGETS = ("product_id", *TEXT_COLUMNS, "price", "stock_qty", "in_stock", "is_deleted")
+Kind = Literal["int", "number", "bool", "text", "timestamp"]
+_KINDS: dict[str, Kind] = {
+    "bigint": "int",
+    "integer": "int",
+    "smallint": "int",
+    "numeric": "number",
+    "real": "number",
+    "double precision": "number",
+    "boolean": "bool",
+    "text": "text",
+    "character varying": "text",
+    "character": "text",
+    "timestamp with time zone": "timestamp",
+    "timestamp without time zone": "timestamp",
+    "date": "timestamp",
+}
+# demo-catalog conveniences, applied only where the table has these columns
+_NOT_NULL_DEFAULTS = {"in_stock": False, "is_deleted": False, "currency": "PLN"}
 _TRUE = {"true", "t", "1", "yes", "y"}
 _FALSE = {"false", "f", "0", "no", "n"}
 _INT = re.compile(r"^[+-]?\d+$")
 _BIGINT_MAX = 2**63 - 1
 _PRICE_MAX = Decimal("9999999999.99")
+_NUMBER_MAX = Decimal("1e15")
+
+
+@dataclass(frozen=True)
+class Target:
+    """The table an import writes: its id and name columns and each importable column's
+    kind (from its data type; columns of other types are not importable)."""
+
+    schema: str
+    table: str
+    id_column: str
+    name_column: str
+    kinds: dict[str, Kind]
+    required: frozenset[str]  # NOT NULL columns the import must be given a value for
+    updated_at: bool
+
+    @classmethod
+    def of(cls, conn: psycopg.Connection[Any], source: Source) -> Target:
+        rows = conn.execute(
+            "SELECT column_name, data_type, is_nullable = 'NO', column_default IS NOT NULL "
+            "FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
+            (source.schema, source.table),
+        ).fetchall()
+        kinds = {c: _KINDS[t] for c, t, _nn, _d in rows if t in _KINDS and c != "updated_at"}
+        if kinds.get(source.id_column) != "int":
+            raise ProdsearchError(
+                f"{source.name}.{source.id_column} must be an integer column to import into"
+            )
+        required = frozenset(
+            c
+            for c, _t, not_null, has_default in rows
+            if not_null and not has_default and c in kinds and c not in _NOT_NULL_DEFAULTS
+        )
+        return cls(
+            source.schema,
+            source.table,
+            source.id_column,
+            source.text_columns[0],
+            kinds,
+            required,
+            any(r[0] == "updated_at" for r in rows),
+        )
+
+    @property
+    def qualified(self) -> sql.Composed:
+        return sql.Identifier(self.schema, self.table)
+
+    @property
+    def name(self) -> str:
+        return f"{self.schema}.{self.table}"
 
 
 class RowError(ValueError):
@@ -81,20 +153,25 @@ class ImportSummary:
 
 
 def parse_mapping(pairs: Iterable[str]) -> dict[str, str]:
-    """``["name=title", "product_id=id"]`` → ``{"name": "title", "product_id": "id"}``."""
+    """``["name=title", "product_id=id"]`` → ``{"name": "title", "product_id": "id"}``.
+    The targets are checked against the table's columns by :func:`import_file`."""
     mapping: dict[str, str] = {}
     for pair in pairs:
         target, sep, source = pair.partition("=")
         target, source = target.strip(), source.strip()
         if not sep or not target or not source:
             raise ProdsearchError(f"--map {pair!r}: expected TARGET=SOURCE, e.g. name=title")
-        if target not in TARGETS:
-            raise ProdsearchError(
-                f"--map {pair!r}: {target!r} is not a catalog column; "
-                f"use one of {', '.join(TARGETS)}"
-            )
         mapping[target] = source
     return mapping
+
+
+def _check_mapping(mapping: Mapping[str, str], target: Target) -> None:
+    for column, source in mapping.items():
+        if column not in target.kinds:
+            raise ProdsearchError(
+                f"--map {column}={source}: {column!r} is not a catalog column of "
+                f"{target.name}; use one of {', '.join(target.kinds)}"
+            )
 
 
 def _int(value: Any, column: str) -> int | None:
@@ -115,21 +192,41 @@ def _int(value: Any, column: str) -> int | None:
     return number
 
 
-def _price(value: Any) -> Decimal | None:
+def _number(value: Any, column: str) -> Decimal | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, bool):
-        raise RowError(f"price is not a number: {value!r}")
+        raise RowError(f"{column} is not a number: {value!r}")
     text = str(value).strip().replace("\u00a0", "").replace(" ", "")
     if "," in text and "." not in text:
         text = text.replace(",", ".")
     try:
-        price = Decimal(text)
+        number = Decimal(text)
     except InvalidOperation:
-        raise RowError(f"price is not a number: {value!r}") from None
-    if not price.is_finite() or price < 0 or price > _PRICE_MAX:
+        raise RowError(f"{column} is not a number: {value!r}") from None
+    if not number.is_finite() or abs(number) > _NUMBER_MAX:
+        raise RowError(f"{column} is not a finite number: {value!r}")
+    return number
+
+
+def _price(value: Any) -> Decimal | None:
+    price = _number(value, "price")
+    if price is None:
+        return None
+    if price < 0 or price > _PRICE_MAX:
         raise RowError(f"price must be a number from 0 to {_PRICE_MAX}: {value!r}")
     return price.quantize(Decimal("0.01"))
+
+
+def _timestamp(value: Any, column: str) -> datetime | date | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, datetime | date):
+        return value
+    try:
+        return datetime.fromisoformat(str(value).strip())
+    except ValueError:
+        raise RowError(f"{column} is not an ISO 8601 date or timestamp: {value!r}") from None
 
 
 def _bool(value: Any, column: str) -> bool | None:
@@ -154,32 +251,42 @@ def _text(value: Any, column: str) -> str | None:
     return text
 
 
-def validate(data: Mapping[str, Any], columns: Iterable[str]) -> dict[str, Any]:
+def _value(value: Any, column: str, kind: Kind) -> Any:
+    if column == "price" and kind == "number":
+        return _price(value)
+    if kind == "int":
+        return _int(value, column)
+    if kind == "number":
+        return _number(value, column)
+    if kind == "bool":
+        return _bool(value, column)
+    if kind == "timestamp":
+        return _timestamp(value, column)
+    return _text(value, column)
+
+
+def validate(data: Mapping[str, Any], columns: Iterable[str], target: Target) -> dict[str, Any]:
     """Normalise one mapped record; raise RowError with the reason when it cannot be stored."""
     out: dict[str, Any] = {}
-    pid = _int(data.get("product_id"), "product_id")
+    pid = _int(data.get(target.id_column), target.id_column)
     if pid is None:
-        raise RowError("missing product_id")
+        raise RowError(f"missing {target.id_column}")
     if pid <= 0:
-        raise RowError(f"product_id must be positive: {pid}")
-    out["product_id"] = pid
+        raise RowError(f"{target.id_column} must be positive: {pid}")
+    out[target.id_column] = pid
     for col in columns:
-        if col in TEXT_COLUMNS:
-            out[col] = _text(data.get(col), col)
-    if not clean_text(out.get("name")):
-        raise RowError("empty name after cleaning")
-    if "price" in columns:
-        out["price"] = _price(data.get("price"))
-    if "stock_qty" in columns:
-        out["stock_qty"] = _int(data.get("stock_qty"), "stock_qty")
-    if "in_stock" in columns:
-        out["in_stock"] = _bool(data.get("in_stock"), "in_stock")
-    if "is_deleted" in columns:
-        out["is_deleted"] = bool(_bool(data.get("is_deleted"), "is_deleted"))
-    if "currency" in columns and not out.get("currency"):
+        if col != target.id_column:
+            out[col] = _value(data.get(col), col, target.kinds[col])
+    if not clean_text(out.get(target.name_column)):
+        raise RowError(f"empty {target.name_column} after cleaning")
+    if "currency" in out and not out["currency"]:
         out["currency"] = "PLN"
-    if ("in_stock" in out or "stock_qty" in out) and out.get("in_stock") is None:
+    derive = "in_stock" in target.kinds and ("in_stock" in out or "stock_qty" in out)
+    if derive and out.get("in_stock") is None:
         out["in_stock"] = (out.get("stock_qty") or 0) > 0
+    for col in target.required & out.keys():
+        if out[col] is None:
+            raise RowError(f"{col} is required (NOT NULL)")
     return out
 
 
@@ -205,48 +312,73 @@ class _Rejects:
             self._fh.close()
 
 
-_NOT_NULL_DEFAULTS = {"in_stock": False, "is_deleted": False, "currency": "PLN"}
-
-
 def _or_default(row: Mapping[str, Any], column: str) -> Any:
     value = row.get(column)
     return _NOT_NULL_DEFAULTS.get(column) if value is None else value
 
 
-def _upsert(conn: psycopg.Connection[Any], rows: list[dict[str, Any]]) -> tuple[int, int]:
+def _upsert(
+    conn: psycopg.Connection[Any], rows: list[dict[str, Any]], target: Target
+) -> tuple[int, int]:
     """Upsert one chunk; return (inserted, updated). Unchanged rows are not touched."""
-    cols = [c for c in TARGETS if any(c in r for r in rows)]
+    cols = [
+        target.id_column,
+        *(c for c in target.kinds if c != target.id_column and any(c in r for r in rows)),
+    ]
     ident = [sql.Identifier(c) for c in cols]
-    data_cols = [c for c in cols if c != "product_id"]
+    data_cols = cols[1:]
+    stamp_col, stamp_val = (
+        (sql.SQL(", updated_at"), sql.SQL(", now()")) if target.updated_at else (sql.SQL(""),) * 2
+    )
     with conn.transaction(), conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS _import_stage")
         cur.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS _import_stage ON COMMIT DELETE ROWS "
-            "AS SELECT * FROM staging_marts.dim_product WITH NO DATA"
+            sql.SQL(
+                "CREATE TEMP TABLE _import_stage ON COMMIT DROP AS SELECT * FROM {} WITH NO DATA"
+            ).format(target.qualified)
         )
         copy_sql = sql.SQL("COPY _import_stage ({}) FROM STDIN").format(sql.SQL(", ").join(ident))
         with cur.copy(copy_sql) as copy:
             for row in rows:
                 copy.write_row([_or_default(row, c) for c in cols])
+        sets = [sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in data_cols]
+        if target.updated_at:
+            sets.append(sql.SQL("updated_at = now()"))
+        action = (
+            sql.SQL("DO UPDATE SET {sets} WHERE ({old}) IS DISTINCT FROM ({new})").format(
+                sets=sql.SQL(", ").join(sets),
+                old=sql.SQL(", ").join(
+                    sql.SQL("d.{}").format(sql.Identifier(c)) for c in data_cols
+                ),
+                new=sql.SQL(", ").join(
+                    sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in data_cols
+                ),
+            )
+            if data_cols
+            else sql.SQL("DO NOTHING")
+        )
         query = sql.SQL(
             "WITH up AS ("
-            " INSERT INTO {table} AS d ({cols}, updated_at)"
-            " SELECT {cols}, now() FROM _import_stage"
-            " ON CONFLICT (product_id) DO UPDATE SET {sets}, updated_at = now()"
-            " WHERE ({old}) IS DISTINCT FROM ({new})"
+            " INSERT INTO {table} AS d ({cols}{stamp_col})"
+            " SELECT {cols}{stamp_val} FROM _import_stage"
+            " ON CONFLICT ({id}) {action}"
             " RETURNING (xmax = 0) AS inserted)"
             " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up"
         ).format(
-            table=sql.Identifier(*TABLE),
+            table=target.qualified,
             cols=sql.SQL(", ").join(ident),
-            sets=sql.SQL(", ").join(
-                sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in data_cols
-            ),
-            old=sql.SQL(", ").join(sql.SQL("d.{}").format(sql.Identifier(c)) for c in data_cols),
-            new=sql.SQL(", ").join(
-                sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in data_cols
-            ),
+            stamp_col=stamp_col,
+            stamp_val=stamp_val,
+            id=sql.Identifier(target.id_column),
+            action=action,
         )
-        inserted, updated = cur.execute(query).fetchone() or (0, 0)
+        try:
+            inserted, updated = cur.execute(query).fetchone() or (0, 0)
+        except pg_errors.InvalidColumnReference:
+            raise ProdsearchError(
+                f"{target.name}.{target.id_column} needs a primary key or unique constraint "
+                "for the import to upsert by it"
+            ) from None
     return int(inserted), int(updated)
 
 
@@ -257,10 +389,20 @@ def import_file(
     mapping: Mapping[str, str] | None = None,
     chunk_size: int = 5000,
     progress: Callable[[ImportSummary], None] | None = None,
+    source: Source | None = None,
 ) -> ImportSummary:
-    """Stream ``path`` into the catalog; see the module docstring for the rules."""
+    """Stream ``path`` into the catalog (``source``: the configured one when not given);
+    see the module docstring for the rules."""
     if not path.is_file():
         raise ProdsearchError(f"no such file: {path}")
+    if source is None:
+        from prodsearch.catalog.source import load_source
+        from prodsearch.config import get_settings
+
+        source = load_source(conn, get_settings())
+    target = Target.of(conn, source)
+    conn.commit()  # each chunk is its own transaction
+    _check_mapping(mapping or {}, target)
     fmt = detect_format(path, fmt)
     mapping = dict(mapping or {})
     reverse = {source: target for target, source in mapping.items()}
@@ -272,7 +414,7 @@ def import_file(
 
     def flush() -> None:
         if chunk:
-            inserted, updated = _upsert(conn, chunk)
+            inserted, updated = _upsert(conn, chunk, target)
             summary.inserted += inserted
             summary.updated += updated
             summary.unchanged += len(chunk) - inserted - updated
@@ -292,18 +434,19 @@ def import_file(
                 reject(rec, rec.error)
                 continue
             data = {reverse.get(k, k): v for k, v in rec.data.items()}
-            present = [c for c in data if c in TARGETS]
-            ignored.update(k for k in data if k not in TARGETS)
+            present = [c for c in data if c in target.kinds]
+            ignored.update(k for k in data if k not in target.kinds)
             try:
-                if "name" not in present:
-                    raise RowError("missing name")
-                row = validate(data, present)
+                if target.name_column not in present:
+                    raise RowError(f"missing {target.name_column}")
+                row = validate(data, present, target)
             except RowError as exc:
                 reject(rec, str(exc))
                 continue
-            first = seen.setdefault(row["product_id"], rec.line)
+            pid = row[target.id_column]
+            first = seen.setdefault(pid, rec.line)
             if first != rec.line:
-                reject(rec, f"duplicate product_id {row['product_id']} (first on line {first})")
+                reject(rec, f"duplicate {target.id_column} {pid} (first on line {first})")
                 continue
             chunk.append(row)
             if len(chunk) >= chunk_size:
@@ -312,7 +455,7 @@ def import_file(
     finally:
         rejects.close()
     if summary.inserted or summary.updated:
-        vacuum_analyze(conn, *TABLE)
+        vacuum_analyze(conn, target.schema, target.table)
     summary.ignored_columns = sorted(ignored)
     if summary.rejected:
         summary.rejects_path = str(rejects.path)
