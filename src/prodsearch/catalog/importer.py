@@ -75,13 +75,10 @@ _NUMBER_MAX = Decimal("1e15")
 
 @dataclass(frozen=True)
 class Target:
-    """The table an import writes: its id and name columns and each importable column's
-    kind (from its data type; columns of other types are not importable)."""
+    """The table an import writes (the validated source): its id and name columns and
+    each importable column's kind (from its data type; other types are not importable)."""
 
-    schema: str
-    table: str
-    id_column: str
-    name_column: str
+    source: Source
     kinds: dict[str, Kind]
     required: frozenset[str]  # NOT NULL columns the import must be given a value for
     updated_at: bool
@@ -103,23 +100,15 @@ class Target:
             for c, _t, not_null, has_default in rows
             if not_null and not has_default and c in kinds and c not in _NOT_NULL_DEFAULTS
         )
-        return cls(
-            source.schema,
-            source.table,
-            source.id_column,
-            source.text_columns[0],
-            kinds,
-            required,
-            any(r[0] == "updated_at" for r in rows),
-        )
+        return cls(source, kinds, required, any(r[0] == "updated_at" for r in rows))
 
     @property
-    def qualified(self) -> sql.Composed:
-        return sql.Identifier(self.schema, self.table)
+    def id_column(self) -> str:
+        return self.source.id_column
 
     @property
-    def name(self) -> str:
-        return f"{self.schema}.{self.table}"
+    def name_column(self) -> str:
+        return self.source.text_columns[0]
 
 
 class RowError(ValueError):
@@ -170,7 +159,7 @@ def _check_mapping(mapping: Mapping[str, str], target: Target) -> None:
         if column not in target.kinds:
             raise ProdsearchError(
                 f"--map {column}={source}: {column!r} is not a catalog column of "
-                f"{target.name}; use one of {', '.join(target.kinds)}"
+                f"{target.source.name}; use one of {', '.join(target.kinds)}"
             )
 
 
@@ -335,7 +324,7 @@ def _upsert(
         cur.execute(
             sql.SQL(
                 "CREATE TEMP TABLE _import_stage ON COMMIT DROP AS SELECT * FROM {} WITH NO DATA"
-            ).format(target.qualified)
+            ).format(target.source.qualified)
         )
         copy_sql = sql.SQL("COPY _import_stage ({}) FROM STDIN").format(sql.SQL(", ").join(ident))
         with cur.copy(copy_sql) as copy:
@@ -365,7 +354,7 @@ def _upsert(
             " RETURNING (xmax = 0) AS inserted)"
             " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up"
         ).format(
-            table=target.qualified,
+            table=target.source.qualified,
             cols=sql.SQL(", ").join(ident),
             stamp_col=stamp_col,
             stamp_val=stamp_val,
@@ -376,7 +365,7 @@ def _upsert(
             inserted, updated = cur.execute(query).fetchone() or (0, 0)
         except pg_errors.InvalidColumnReference:
             raise ProdsearchError(
-                f"{target.name}.{target.id_column} needs a primary key or unique constraint "
+                f"{target.source.name}.{target.id_column} needs a primary key or unique constraint "
                 "for the import to upsert by it"
             ) from None
     return int(inserted), int(updated)
@@ -455,7 +444,7 @@ def import_file(
     finally:
         rejects.close()
     if summary.inserted or summary.updated:
-        vacuum_analyze(conn, target.schema, target.table)
+        vacuum_analyze(conn, target.source.schema, target.source.table)
     summary.ignored_columns = sorted(ignored)
     if summary.rejected:
         summary.rejects_path = str(rejects.path)
