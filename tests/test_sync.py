@@ -143,10 +143,15 @@ def test_mode_change_dry_run_and_limit(
     assert dry.status == "dry-run" and dry.run_id is None
     assert dry.to_embed == dry.eligible  # a mode change re-embeds everything
     assert len(stored_state(conn)) == 100  # nothing changed
+    conn.commit()  # a reader's open transaction would hold the bulk path's DROP INDEX
     full = sync(settings, SyncOptions(mode="exact"), encoder=encoders["exact"])
     conn.commit()
     assert full.written == full.eligible
     assert_in_sync(conn, settings, "exact")
+    # rewriting every row takes the bulk path: index dropped, rows written, built once
+    assert part.index == "built" and full.index == "rebuilt" and "index_s" in full.timings
+    st = index.status(conn)
+    assert st["exists"] and st["valid"]
 
 
 def test_dimension_change_needs_full_refresh(
