@@ -31,7 +31,7 @@ browser-deps:
 	  || { echo "could not install chromium + chromium-driver (Debian packages, needs root)"; exit 1; }; \
 	fi
 
-test: $(STAMP) browser-deps
+test: $(STAMP) browser-deps lint
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -113,8 +113,9 @@ def encoders(models_dir: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def search_db(pg_url: str, encoders: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
-              ) -> Iterator[str]:  # fmt: skip
+def search_db(
+    pg_url: str, encoders: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """A session-wide database: 1,500 generated products, embedded (int8), indexed. Tests
     that change a row put it back."""
     from prodsearch.catalog import generate
@@ -128,8 +129,11 @@ def search_db(pg_url: str, encoders: dict[str, Any], tmp_path_factory: pytest.Te
         with psycopg.connect(url) as c:
             generate.load(c, 1500, seed=21)
         home = tmp_path_factory.mktemp("search-home")
-        sync(Settings(home=home, database_url=url), SyncOptions(mode="int8"),
-             encoder=encoders["int8"])  # fmt: skip
+        sync(
+            Settings(home=home, database_url=url),
+            SyncOptions(mode="int8"),
+            encoder=encoders["int8"],
+        )
         yield url
     finally:
         with psycopg.connect(pg_url, autocommit=True) as c:

@@ -107,9 +107,9 @@ def test_filtered_strategy_exact_or_index(search_db: str, pg_root: Path) -> None
         assert n >= 12
         with make_client(search_db, pg_root) as exact_client:
             res = exact_client.post(
-                "/search/filtered", json={"query": "iridium spark plug", "limit": 10,
-                                          "filters": filters},
-            ).json()  # fmt: skip
+                "/search/filtered",
+                json={"query": "iridium spark plug", "limit": 10, "filters": filters},
+            ).json()
             vec = exact_client.app.state.prodsearch.searcher.cache.get("iridium spark plug")
         assert res["timings"]["strategy"] == "exact"
         brute = conn.execute(
@@ -122,9 +122,9 @@ def test_filtered_strategy_exact_or_index(search_db: str, pg_root: Path) -> None
     assert [r["product_id"] for r in res["results"]] == [b[0] for b in brute]
     with make_client(search_db, pg_root, exact_filter_rows=0) as index_client:
         res = index_client.post(
-            "/search/filtered", json={"query": "iridium spark plug", "limit": 100,
-                                      "filters": filters},
-        ).json()  # fmt: skip
+            "/search/filtered",
+            json={"query": "iridium spark plug", "limit": 100, "filters": filters},
+        ).json()
     assert res["timings"]["strategy"] == "index"
     assert res["count"] == min(100, n)
     assert all(r["category"] == "Spark Plugs" and r["in_stock"] for r in res["results"])

@@ -23,8 +23,9 @@ def varied_texts() -> list[str]:
     """≥ 500 texts: EN and PL products (short to very long), queries, punctuation, odd Unicode."""
     products = [dict(zip(COLUMNS, r, strict=True)) for r in rows(220, seed=99)]
     texts = [prepare_text(p) for p in products[:110]]
-    texts += [prepare_text(p, ["polish_name", "polish_description"]) or p["name"]
-              for p in products[110:]]  # fmt: skip
+    texts += [
+        prepare_text(p, ["polish_name", "polish_description"]) or p["name"] for p in products[110:]
+    ]
     texts += wands_queries()[:220] + list(CATALOG_QUERIES)
     texts += [
         "!!!",
@@ -158,10 +159,14 @@ def test_stale_manifest_rebuilds_and_concurrent_start_builds_once(tmp_path: Path
         "print(e.encode(['brake pads'])[0][:3].tolist())"
     )
     procs = [
-        subprocess.Popen([sys.executable, "-c", code, str(models)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(models)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(2)
-    ]  # fmt: skip
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
     assert outs[0][0] == outs[1][0]

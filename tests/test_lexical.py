@@ -80,9 +80,17 @@ def test_query_analysis_synonyms_typos_and_unknown_words() -> None:
 
 def test_vehicle_detection() -> None:
     index = VehicleIndex(
-        ["VW Golf VII", "VW Golf VIII", "VW Passat B8", "BMW 3 F30", "Skoda Octavia III",
-         "Mazda 3 BM", "Mercedes C W205", "Peugeot 308 II"]
-    )  # fmt: skip
+        [
+            "VW Golf VII",
+            "VW Golf VIII",
+            "VW Passat B8",
+            "BMW 3 F30",
+            "Skoda Octavia III",
+            "Mazda 3 BM",
+            "Mercedes C W205",
+            "Peugeot 308 II",
+        ]
+    )
     assert index.find("klocki do golfa 7") == ["VW Golf VII"]
     assert index.find("golf vii brake pads") == ["VW Golf VII"]
     assert set(index.find("golf")) == {"VW Golf VII", "VW Golf VIII"}

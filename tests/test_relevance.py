@@ -38,8 +38,14 @@ def scores(search_db: str, pg_root: Path, encoders: dict[str, Any]) -> list[rel.
         searcher = build_searcher(conn, settings, encoders["int8"])
         plain = build_searcher(conn, settings, encoders["int8"], use_query_map=False)
         queries = rel.load_queries() + rel.part_number_queries(conn, searcher.source)
-        return rel.run(conn, search_db, searcher, plain, queries,
-                       ["semantic", "semantic_no_map", "hybrid", "lexical", "exact"])  # fmt: skip
+        return rel.run(
+            conn,
+            search_db,
+            searcher,
+            plain,
+            queries,
+            ["semantic", "semantic_no_map", "hybrid", "lexical", "exact"],
+        )
 
 
 def test_relevance_floors(scores: list[rel.QueryScore]) -> None:
@@ -67,10 +73,20 @@ def test_query_map_and_code_match_carry_their_weight(scores: list[rel.QueryScore
 
 
 def test_grades_and_metrics() -> None:
-    q = rel.JudgedQuery("klocki golf 7 przód", "pl", "vehicle", ("Brake Pads",),
-                        vehicles=("VW Golf VII",), position=("front",))  # fmt: skip
-    exact = {"product_id": 1, "category": "Brake Pads", "vehicle": "VW Golf VII",
-             "position": "Front"}  # fmt: skip
+    q = rel.JudgedQuery(
+        "klocki golf 7 przód",
+        "pl",
+        "vehicle",
+        ("Brake Pads",),
+        vehicles=("VW Golf VII",),
+        position=("front",),
+    )
+    exact = {
+        "product_id": 1,
+        "category": "Brake Pads",
+        "vehicle": "VW Golf VII",
+        "position": "Front",
+    }
     assert q.grade(exact) == 3.0
     assert q.grade({**exact, "position": "Rear"}) == 2.0
     assert q.grade({**exact, "vehicle": "VW Passat B8", "position": None}) == 1.0
@@ -84,8 +100,10 @@ def test_grades_and_metrics() -> None:
 def test_regressions_between_runs(scores: list[rel.QueryScore], tmp_path: Path) -> None:
     path = tmp_path / "before.json"
     rel.save(path, scores, {})
-    worse = [rel.QueryScore(**{**s.__dict__, "ndcg": 0.0}) if s.query == "brake pads" else s
-             for s in scores]  # fmt: skip
+    worse = [
+        rel.QueryScore(**{**s.__dict__, "ndcg": 0.0}) if s.query == "brake pads" else s
+        for s in scores
+    ]
     means, regressions = rel.regressions(path, worse)
     assert {q for _m, q, _b, _n in regressions} == {"brake pads"}
     assert means[("semantic", "en")][1] <= means[("semantic", "en")][0]
@@ -95,14 +113,16 @@ def test_bench_relevance_command(search_db: str, pg_root: Path, tmp_path: Path) 
     """What a user types: a run saved, then a second run compared with it."""
     env = {"DATABASE_URL": search_db, "PRODSEARCH_HOME": str(pg_root), "PRODSEARCH_MODE": "int8"}
     saved = tmp_path / "run.json"
-    first = run_cli("bench", "relevance", "--modes", "hybrid", "--save", str(saved), "--json",
-                    env=env)  # fmt: skip
+    first = run_cli(
+        "bench", "relevance", "--modes", "hybrid", "--save", str(saved), "--json", env=env
+    )
     assert first.returncode == 0, first.stderr
     summary = json.loads(first.stdout)
     langs = {row["group"][1] for row in summary["by_lang"]}
     assert {"en", "pl", "code"} <= langs and summary["meta"]["query_map"] is True
-    second = run_cli("bench", "relevance", "--modes", "hybrid", "--by-kind", "--compare",
-                     str(saved), env=env)  # fmt: skip
+    second = run_cli(
+        "bench", "relevance", "--modes", "hybrid", "--by-kind", "--compare", str(saved), env=env
+    )
     assert second.returncode == 0, second.stderr
     assert "no query lost more than 0.1 nDCG" in second.stdout and "no_diacritics" in second.stdout
     bad = run_cli("bench", "relevance", "--queries", str(tmp_path / "none.tsv"), env=env)

@@ -31,8 +31,14 @@ def test_explain_carries_score_parts(client: TestClient) -> None:
     assert body["explain"]["lexical_query"] and body["explain"]["candidates"] >= 10
     for r in body["results"]:
         parts = r["explain"]
-        assert set(parts) >= {"semantic_rank", "distance", "lexical_rank", "lexical_score",
-                              "code_match", "vehicle_match"}  # fmt: skip
+        assert set(parts) >= {
+            "semantic_rank",
+            "distance",
+            "lexical_rank",
+            "lexical_score",
+            "code_match",
+            "vehicle_match",
+        }
         assert parts["semantic_rank"] is not None or parts["lexical_rank"] is not None
     sem = _post(client, "/search/semantic", query="brake pads", limit=5, explain=True)
     assert all(0 <= r["explain"]["distance"] <= 2 for r in sem["results"])
@@ -42,8 +48,7 @@ def test_explain_carries_score_parts(client: TestClient) -> None:
 
 
 def test_facets_count_the_candidates(client: TestClient) -> None:
-    body = _post(client, "/search/hybrid", query="filtr oleju", limit=5, facets=True,
-                 explain=True)  # fmt: skip
+    body = _post(client, "/search/hybrid", query="filtr oleju", limit=5, facets=True, explain=True)
     facets = body["facets"]
     assert set(facets) == {"category", "brand"}
     assert sum(f["count"] for f in facets["category"]) == body["explain"]["candidates"]
@@ -64,8 +69,9 @@ def test_ef_search_and_exact_are_validated_and_used(client: TestClient) -> None:
     hi = _post(client, "/search/semantic", query="oil filter", limit=10, ef_search=400)
     ex = _post(client, "/search/semantic", query="oil filter", limit=10, exact=True)
     assert hi["timings"]["strategy"] == "index" and ex["timings"]["strategy"] == "exact"
-    assert [r["score"] for r in ex["results"]] == sorted((r["score"] for r in ex["results"]),
-                                                         reverse=True)  # fmt: skip
+    assert [r["score"] for r in ex["results"]] == sorted(
+        (r["score"] for r in ex["results"]), reverse=True
+    )
     assert client.get("/search/similar/100050?ef_search=3").status_code in (404, 422)
 
 
@@ -96,8 +102,7 @@ def test_vehicle_named_in_the_query_ranks_first(client: TestClient, search_db: s
     vehicle, count = row
     model = vehicle.split(" ", 2)[1]  # "VW Golf VII" -> "Golf"
     for path in ("/search/hybrid", "/search/semantic"):
-        body = _post(client, path, query=f"klocki hamulcowe {vehicle}", limit=count,
-                     explain=True)  # fmt: skip
+        body = _post(client, path, query=f"klocki hamulcowe {vehicle}", limit=count, explain=True)
         assert vehicle in body["explain"]["vehicles"]
         top = body["results"][: min(count, 3)]
         assert all(r["explain"]["vehicle_match"] == 1 for r in top), (path, top)

@@ -26,8 +26,17 @@ from prodsearch.errors import ProdsearchError
 from tests.conftest import run_cli
 
 # `prodsearch embed` in a subprocess, small chunks so that kills land between commits
-EMBED_INT8 = [sys.executable, "-m", "prodsearch", "embed", "--mode", "int8", "--quiet",
-              "--chunk-size", "64"]  # fmt: skip
+EMBED_INT8 = [
+    sys.executable,
+    "-m",
+    "prodsearch",
+    "embed",
+    "--mode",
+    "int8",
+    "--quiet",
+    "--chunk-size",
+    "64",
+]
 
 
 def expected_state(
@@ -306,8 +315,9 @@ def test_lexemes_follow_the_source_without_re_encoding(
     terms = {r[0] for r in conn.execute("SELECT term FROM analytics_features.search_terms")}
     assert {"zolwia", "sprezyny"} <= terms
     # an analysis change (simulated: every stored raw hash forgotten) rewrites the lexemes
-    conn.execute("UPDATE analytics_features.product_embeddings SET source_hash = NULL, "
-                 "search_tsv = NULL")  # fmt: skip
+    conn.execute(
+        "UPDATE analytics_features.product_embeddings SET source_hash = NULL, search_tsv = NULL"
+    )
     conn.commit()
     third = sync(settings, SyncOptions(mode="int8"), encoder=encoders["int8"])
     conn.commit()

@@ -694,12 +694,17 @@ def bench_polish(
         _print_json(result)
         return
     title = f"semantic leg, exact search over {result['products']:,} products"
-    table = Table("approach", "synonyms", "lang", "queries", "nDCG@10", "P@10", "MRR",
-                  title=title)  # fmt: skip
+    table = Table("approach", "synonyms", "lang", "queries", "nDCG@10", "P@10", "MRR", title=title)
     for r in result["rows"]:
-        table.add_row(r["approach"], "on" if r["synonyms"] else "off", r["lang"],
-                      str(r["queries"]), f"{r['ndcg@10']:.3f}", f"{r['p@10']:.3f}",
-                      f"{r['mrr']:.3f}")  # fmt: skip
+        table.add_row(
+            r["approach"],
+            "on" if r["synonyms"] else "off",
+            r["lang"],
+            str(r["queries"]),
+            f"{r['ndcg@10']:.3f}",
+            f"{r['p@10']:.3f}",
+            f"{r['mrr']:.3f}",
+        )
     out.print(table)
     for name, cost in result["cost"].items():
         out.print(
@@ -933,22 +938,39 @@ def bench_index(
         _print_json(result)
         return
     table = Table(
-        "index", "m", "ef_constr.", "build s", "size", "ef_search", "recall@10", "ε-recall",
-        "WANDS", "catalog", "p50 ms", "p95 ms",
+        "index",
+        "m",
+        "ef_constr.",
+        "build s",
+        "size",
+        "ef_search",
+        "recall@10",
+        "ε-recall",
+        "WANDS",
+        "catalog",
+        "p50 ms",
+        "p95 ms",
         title=f"HNSW over {result['rows']:,} vectors, {result['queries']} queries",
-    )  # fmt: skip
+    )
     entries = [(s["shape"], s) for s in result["shapes"]]
     if "unique" in result:
         entries.append((f"unique ({result['unique']['rows']:,})", result["unique"]))
     for label, shape in entries:
         for row in shape["by_ef"]:
             table.add_row(
-                label, str(shape["m"]), str(shape["ef_construction"]),
-                f"{shape['build_s']:.1f}", shape["size"] or "", str(row["ef_search"]),
-                f"{row['recall_at_10']:.4f}", f"{row['eps_recall_at_10']:.4f}",
-                f"{row['recall_wands']:.4f}", f"{row['recall_catalog']:.4f}",
-                f"{row['p50_ms']:.2f}", f"{row['p95_ms']:.2f}",
-            )  # fmt: skip
+                label,
+                str(shape["m"]),
+                str(shape["ef_construction"]),
+                f"{shape['build_s']:.1f}",
+                shape["size"] or "",
+                str(row["ef_search"]),
+                f"{row['recall_at_10']:.4f}",
+                f"{row['eps_recall_at_10']:.4f}",
+                f"{row['recall_wands']:.4f}",
+                f"{row['recall_catalog']:.4f}",
+                f"{row['p50_ms']:.2f}",
+                f"{row['p95_ms']:.2f}",
+            )
     out.print(table)
 
 

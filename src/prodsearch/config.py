@@ -44,27 +44,35 @@ class Settings(BaseSettings):
     )
     batch_size: int = Field(default=64, ge=1, le=4096, description="Texts per encoder batch.")
     hnsw_m: int = Field(
-        default=32, ge=2, le=100,
+        default=32,
+        ge=2,
+        le=100,
         description="HNSW links per node (the original platform used 16; see BENCHMARKS.md).",
-    )  # fmt: skip
+    )
     hnsw_ef_construction: int = Field(
-        default=256, ge=4, le=1000,
+        default=256,
+        ge=4,
+        le=1000,
         description="HNSW build candidate list (the original platform used 64).",
-    )  # fmt: skip
+    )
     index_type: Literal["vector", "halfvec"] = Field(
         default="halfvec",
         description="HNSW over the stored vectors, or over a halfvec expression (half the size).",
     )
     ef_search: int = Field(
-        default=150, ge=1, le=1000,
+        default=150,
+        ge=1,
+        le=1000,
         description="hnsw.ef_search at query time (150: nDCG of exact search, ε-recall@10 "
         "0.97-0.99 at 278k products depending on the index build; see BENCHMARKS.md).",
-    )  # fmt: skip
+    )
     exact_filter_rows: int = Field(
-        default=20_000, ge=0, le=10_000_000,
+        default=20_000,
+        ge=0,
+        le=10_000_000,
         description="Filtered search is exact (no index) when the planner expects at most this "
         "many matching products; above it, an iterative HNSW scan.",
-    )  # fmt: skip
+    )
     query_cache_size: int = Field(
         default=4096, ge=0, description="LRU of query embeddings in the API (0 disables)."
     )
@@ -83,15 +91,19 @@ class Settings(BaseSettings):
         "ignored when the table has no such column.",
     )
     vehicle_boost: float = Field(
-        default=0.05, ge=0, le=1,
+        default=0.05,
+        ge=0,
+        le=1,
         description="Semantic search: added to the similarity of products that fit the "
         "vehicle the query names.",
-    )  # fmt: skip
+    )
     vehicle_boost_hybrid: float = Field(
-        default=0.01, ge=0, le=1,
+        default=0.01,
+        ge=0,
+        le=1,
         description="Hybrid search: added to the fused score of products that fit the "
         "vehicle the query names.",
-    )  # fmt: skip
+    )
     host: str = Field(default="127.0.0.1", description="API bind address.")
     port: int = Field(default=8000, ge=1, le=65535, description="API port.")
     api_key: SecretStr | None = Field(

@@ -70,8 +70,7 @@ class ObserveMiddleware:
             endpoint = getattr(route, "path", None) or "unmatched"
             self.metrics.observe(endpoint, scope["method"], status, elapsed)
             if log.isEnabledFor(logging.INFO):
-                log.info("%s %s %d %.1f ms", scope["method"], scope["path"], status,
-                         elapsed * 1000)  # fmt: skip
+                log.info("%s %s %d %.1f ms", scope["method"], scope["path"], status, elapsed * 1000)
 
 
 class State:
@@ -107,9 +106,14 @@ async def _startup(state: State) -> None:
         await conn.set_autocommit(True)
 
     state.pool = AsyncConnectionPool(
-        state.database_url, min_size=2, max_size=16, open=False, configure=configure,
-        kwargs={"connect_timeout": 5}, timeout=5,
-    )  # fmt: skip
+        state.database_url,
+        min_size=2,
+        max_size=16,
+        open=False,
+        configure=configure,
+        kwargs={"connect_timeout": 5},
+        timeout=5,
+    )
     await state.pool.open(wait=True, timeout=30)
     async with state.pool.connection() as aconn:
         await searcher.load_vocabulary(aconn)
@@ -130,10 +134,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await state.pool.close()
 
     app = FastAPI(
-        title="prodsearch", version="0.1.0", lifespan=lifespan,
+        title="prodsearch",
+        version="0.1.0",
+        lifespan=lifespan,
         default_response_class=ORJSONResponse,
         description="Semantic, filtered, hybrid and similar-product search over PostgreSQL.",
-    )  # fmt: skip
+    )
     app.state.prodsearch = state
 
     @app.exception_handler(RequestValidationError)
@@ -141,9 +147,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         errors = exc.errors()
         return ORJSONResponse(
             status_code=422,
-            content={"error": _validation_message(list(errors)),
-                     "detail": json.loads(json.dumps(list(errors), default=str))},
-        )  # fmt: skip
+            content={
+                "error": _validation_message(list(errors)),
+                "detail": json.loads(json.dumps(list(errors), default=str)),
+            },
+        )
 
     @app.exception_handler(SearchError)
     async def _search_error(_req: Request, exc: SearchError) -> ORJSONResponse:
@@ -170,22 +178,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post("/search/semantic", dependencies=guarded)
     async def semantic(body: SemanticRequest) -> ORJSONResponse:
         async with state.pool.connection() as conn:
-            return _json(await state.searcher.semantic(conn, body.query, body.limit, body.offset,
-                                                       None, body.options()))  # fmt: skip
+            return _json(
+                await state.searcher.semantic(
+                    conn, body.query, body.limit, body.offset, None, body.options()
+                )
+            )
 
     @app.post("/search/filtered", dependencies=guarded)
     async def filtered(body: FilteredRequest) -> ORJSONResponse:
         async with state.pool.connection() as conn:
-            return _json(await state.searcher.semantic(conn, body.query, body.limit, body.offset,
-                                                       body.filters, body.options()))  # fmt: skip
+            return _json(
+                await state.searcher.semantic(
+                    conn, body.query, body.limit, body.offset, body.filters, body.options()
+                )
+            )
 
     @app.post("/search/hybrid", dependencies=guarded)
     async def hybrid(body: HybridRequest) -> ORJSONResponse:
         async with state.pool.connection() as conn:
             resp = await state.searcher.hybrid(
-                conn, body.query, body.limit, body.offset, body.filters, body.rrf_k,
+                conn,
+                body.query,
+                body.limit,
+                body.offset,
+                body.filters,
+                body.rrf_k,
                 body.options(),
-            )  # fmt: skip
+            )
             return _json(resp)
 
     @app.get("/search/similar/{product_id}", dependencies=guarded)

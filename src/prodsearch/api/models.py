@@ -23,10 +23,12 @@ class SemanticRequest(BaseModel):
     limit: int = Field(default=20, ge=1, le=MAX_LIMIT)
     offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
     ef_search: int | None = Field(
-        default=None, ge=MIN_EF, le=MAX_EF,
+        default=None,
+        ge=MIN_EF,
+        le=MAX_EF,
         description="HNSW candidate list for this request (default PRODSEARCH_EF_SEARCH): "
         "higher finds more of the exact neighbours, slower.",
-    )  # fmt: skip
+    )
     exact: bool = Field(
         default=False, description="Brute force: score every product exactly (no index)."
     )

@@ -79,9 +79,11 @@ def baseline(url: str, batch: int = 32) -> float:
                         "content_hash, model_name, mode) VALUES (%s, %s, %s, %s, 'exact') "
                         "ON CONFLICT (product_id) DO UPDATE SET embedding = EXCLUDED.embedding, "
                         "content_hash = EXCLUDED.content_hash, updated_at = now()",
-                        [(pid, vec, content_hash(t, name, "exact"), name)
-                         for (pid, _, _), vec, t in zip(part, vectors, texts, strict=True)],
-                    )  # fmt: skip
+                        [
+                            (pid, vec, content_hash(t, name, "exact"), name)
+                            for (pid, _, _), vec, t in zip(part, vectors, texts, strict=True)
+                        ],
+                    )
                 conn.commit()
         index.build(conn, "vector")
     return time.perf_counter() - started
@@ -135,9 +137,13 @@ def run(
         progress(f"baseline: sentence-transformers fp32, batch 32, executemany ({eligible:,} rows)")
         base_s = baseline(url)
         out["methods"].append(
-            {"method": "baseline", "seconds": round(base_s, 1),
-             "products_per_s": round(eligible / base_s, 1), "ratio": 1.0}
-        )  # fmt: skip
+            {
+                "method": "baseline",
+                "seconds": round(base_s, 1),
+                "products_per_s": round(eligible / base_s, 1),
+                "ratio": 1.0,
+            }
+        )
         progress(f"baseline: {base_s:.1f} s")
     for n, mode in enumerate(modes):
         _reset(url)
@@ -149,16 +155,23 @@ def run(
         inc = sync(bench_settings, SyncOptions(mode=mode))
         inc_s = inc.timings["total_s"]
         t = full.timings
-        out["methods"].append({
-            "method": mode, "seconds": round(full_s, 1),
-            "products_per_s": round(eligible / full_s, 1),
-            "ratio": round(base_s / full_s, 2) if base_s else None,
-            "embedded_texts": full.embedded, "deduplicated": full.deduplicated,
-            "write_share": round(t.get("write_s", 0) / full_s, 3),
-            "index_s": t.get("index_s"), "encode_s": t.get("encode_s"),
-            "incremental_changed": changed, "incremental_written": inc.written,
-            "incremental_s": round(inc_s, 2), "incremental_speedup": round(full_s / inc_s, 1),
-        })  # fmt: skip
+        out["methods"].append(
+            {
+                "method": mode,
+                "seconds": round(full_s, 1),
+                "products_per_s": round(eligible / full_s, 1),
+                "ratio": round(base_s / full_s, 2) if base_s else None,
+                "embedded_texts": full.embedded,
+                "deduplicated": full.deduplicated,
+                "write_share": round(t.get("write_s", 0) / full_s, 3),
+                "index_s": t.get("index_s"),
+                "encode_s": t.get("encode_s"),
+                "incremental_changed": changed,
+                "incremental_written": inc.written,
+                "incremental_s": round(inc_s, 2),
+                "incremental_speedup": round(full_s / inc_s, 1),
+            }
+        )
         progress(f"{mode}: incremental {inc_s:.2f} s ({full_s / inc_s:.0f}x faster)")
     with connect(database_url(settings), autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")

@@ -125,6 +125,8 @@ def recall_at_10(
         progress(f"{mode}: encoding {len(texts):,} products")
         top = np.argsort(-(enc.encode(queries) @ enc.encode(texts).T), axis=1)[:, :10]
         hits = [len(set(a) & set(b)) / 10 for a, b in zip(top, ref_top, strict=True)]
-        out["modes"][mode] = {"recall_at_10": round(float(np.mean(hits)), 4),
-                              "min_query_recall": round(float(np.min(hits)), 2)}  # fmt: skip
+        out["modes"][mode] = {
+            "recall_at_10": round(float(np.mean(hits)), 4),
+            "min_query_recall": round(float(np.min(hits)), 2),
+        }
     return out

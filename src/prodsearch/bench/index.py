@@ -77,20 +77,43 @@ def run(
             if not current["exists"]:
                 raise ValueError("no index to measure: run `prodsearch index build` first")
             out["shapes"].append(
-                _measure(conn, current["type"], current["m"], current["ef_construction"], 0.0,
-                         sample, vectors, exact_kth, ef_values, enc.dim, progress)
-            )  # fmt: skip
+                _measure(
+                    conn,
+                    current["type"],
+                    current["m"],
+                    current["ef_construction"],
+                    0.0,
+                    sample,
+                    vectors,
+                    exact_kth,
+                    ef_values,
+                    enc.dim,
+                    progress,
+                )
+            )
         for shape in () if existing else shapes:
             for m, efc in params:
                 progress(f"building {shape} index, m={m}, ef_construction={efc}")
                 build_s = index.build(conn, shape, m, efc)
                 out["shapes"].append(
-                    _measure(conn, shape, m, efc, build_s, sample, vectors, exact_kth,
-                             ef_values, enc.dim, progress)
-                )  # fmt: skip
+                    _measure(
+                        conn,
+                        shape,
+                        m,
+                        efc,
+                        build_s,
+                        sample,
+                        vectors,
+                        exact_kth,
+                        ef_values,
+                        enc.dim,
+                        progress,
+                    )
+                )
         if unique:
-            out["unique"] = _measure_unique(conn, settings, sample, vectors, exact_kth,
-                                            ef_values, enc.dim, progress)  # fmt: skip
+            out["unique"] = _measure_unique(
+                conn, settings, sample, vectors, exact_kth, ef_values, enc.dim, progress
+            )
         if not existing:
             progress(f"restoring the configured {settings.index_type} index")
             index.build(conn, settings.index_type, settings.hnsw_m, settings.hnsw_ef_construction)
@@ -111,10 +134,15 @@ def _exact_kth(conn: Any, table: sql.Composable, vectors: list[Any]) -> list[flo
 
 
 def _measure_unique(
-    conn: Any, settings: Settings, sample: list[tuple[str, str]], vectors: list[Any],
-    exact_kth: list[float], ef_values: Sequence[int], dim: int,
+    conn: Any,
+    settings: Settings,
+    sample: list[tuple[str, str]],
+    vectors: list[Any],
+    exact_kth: list[float],
+    ef_values: Sequence[int],
+    dim: int,
     progress: Callable[[str], None],
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """The configured index shape over one vector per distinct text, in a scratch table
     (dropped afterwards), measured against the exact neighbours *of that table* (serving
     it would expand each hit to the products sharing its text)."""
@@ -130,13 +158,29 @@ def _measure_unique(
     try:
         rows = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(UNIQUE)).fetchone()
         progress(f"building the {settings.index_type} index over {rows[0]:,} unique vectors")
-        build_s = index.build(conn, settings.index_type, settings.hnsw_m,
-                              settings.hnsw_ef_construction, table=UNIQUE,
-                              name="bench_unique_hnsw")  # fmt: skip
+        build_s = index.build(
+            conn,
+            settings.index_type,
+            settings.hnsw_m,
+            settings.hnsw_ef_construction,
+            table=UNIQUE,
+            name="bench_unique_hnsw",
+        )
         exact_kth = _exact_kth(conn, UNIQUE, vectors)
-        result = _measure(conn, settings.index_type, settings.hnsw_m,
-                          settings.hnsw_ef_construction, build_s, sample, vectors, exact_kth,
-                          ef_values, dim, progress, table=UNIQUE)  # fmt: skip
+        result = _measure(
+            conn,
+            settings.index_type,
+            settings.hnsw_m,
+            settings.hnsw_ef_construction,
+            build_s,
+            sample,
+            vectors,
+            exact_kth,
+            ef_values,
+            dim,
+            progress,
+            table=UNIQUE,
+        )
         result["rows"] = rows[0]
         return result
     finally:
@@ -145,18 +189,32 @@ def _measure_unique(
 
 
 def _measure(
-    conn: Any, shape: str, m: int, efc: int, build_s: float, sample: list[tuple[str, str]],
-    vectors: list[Any], exact_kth: list[float], ef_values: Sequence[int], dim: int,
-    progress: Callable[[str], None], table: sql.Composable = EMBEDDINGS,
-) -> dict[str, Any]:  # fmt: skip
+    conn: Any,
+    shape: str,
+    m: int,
+    efc: int,
+    build_s: float,
+    sample: list[tuple[str, str]],
+    vectors: list[Any],
+    exact_kth: list[float],
+    ef_values: Sequence[int],
+    dim: int,
+    progress: Callable[[str], None],
+    table: sql.Composable = EMBEDDINGS,
+) -> dict[str, Any]:
     st = index.status(conn) if table is EMBEDDINGS else {"size": None, "size_bytes": None}
     query = sql.SQL(
         "SELECT e.embedding <=> %(q)s::vector({d}) FROM {emb} AS e ORDER BY {order} LIMIT 10"
     ).format(order=index.order_expression(shape, dim), emb=table, d=sql.Literal(dim))
     result: dict[str, Any] = {
-        "shape": shape, "m": m, "ef_construction": efc, "build_s": round(build_s, 1),
-        "size": st["size"], "size_bytes": st["size_bytes"], "by_ef": [],
-    }  # fmt: skip
+        "shape": shape,
+        "m": m,
+        "ef_construction": efc,
+        "build_s": round(build_s, 1),
+        "size": st["size"],
+        "size_bytes": st["size_bytes"],
+        "by_ef": [],
+    }
     for ef in ef_values:
         conn.execute(sql.SQL("SET hnsw.ef_search = {}").format(sql.Literal(ef)))
         lat: list[float] = []
@@ -203,8 +261,9 @@ def plot(result: dict[str, Any], path: str) -> None:
     for label, entry in entries:
         efs = [r["ef_search"] for r in entry["by_ef"]]
         ax_r.plot(efs, [r["recall_at_10"] for r in entry["by_ef"]], "o-", label=f"{label}: strict")
-        ax_r.plot(efs, [r["eps_recall_at_10"] for r in entry["by_ef"]], "s--",
-                  label=f"{label}: ε=0.01")  # fmt: skip
+        ax_r.plot(
+            efs, [r["eps_recall_at_10"] for r in entry["by_ef"]], "s--", label=f"{label}: ε=0.01"
+        )
         ax_l.plot(efs, [r["p50_ms"] for r in entry["by_ef"]], "o-", label=f"{label} p50")
         ax_l.plot(efs, [r["p95_ms"] for r in entry["by_ef"]], "s--", label=f"{label} p95")
     title = f"recall@10, {result['rows']:,} vectors, {result['queries']} queries"

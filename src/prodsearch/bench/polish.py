@@ -82,8 +82,12 @@ def run(settings: Settings, progress: Callable[[str], None] = lambda _m: None) -
         queries = [q for q in rel.load_queries() if q.lang in ("en", "pl")]
         ideals = {q: rel.ideal_dcg(conn, source_rows, q) for q in queries}
         attrs = rel.product_attributes(conn, source_rows, ids.tolist())
-    results: dict[str, Any] = {"products": len(ids), "polish_texts": len(has),
-                               "polish_embed_s": round(pl_embed_s, 1), "rows": []}  # fmt: skip
+    results: dict[str, Any] = {
+        "products": len(ids),
+        "polish_texts": len(has),
+        "polish_embed_s": round(pl_embed_s, 1),
+        "rows": [],
+    }
     approaches = ["english only", "query map", "polish vectors", "map + polish vectors"]
     for expand in (False, True):
         texts_q = []
@@ -101,22 +105,30 @@ def run(settings: Settings, progress: Callable[[str], None] = lambda _m: None) -
             else:
                 scores = scores_en
             top = np.argsort(-scores, axis=1)[:, : rel.K]
-            per = [rel.score(q, name, ids[t].tolist(), attrs, ideals[q])
-                   for q, t in zip(queries, top, strict=True)]  # fmt: skip
+            per = [
+                rel.score(q, name, ids[t].tolist(), attrs, ideals[q])
+                for q, t in zip(queries, top, strict=True)
+            ]
             for (_m, lang), m in rel.summarise(per, ("mode", "lang")).items():
                 results["rows"].append({"approach": name, "synonyms": expand, "lang": lang, **m})
             progress(f"{name}, synonyms {'on' if expand else 'off'}: done")
     dim = english.shape[1]
     results["cost"] = {
-        "english only": {"extra_bytes_per_product": 0, "extra_embed": "none",
-                         "query": "1 encode"},
-        "query map": {"extra_bytes_per_product": 0,
-                      "extra_embed": f"{qmap.pairs * 2:,} names once (fit {qmap.details})",
-                      "query": "1 encode + one 384x384 product (~20 us)"},
-        "polish vectors": {"extra_bytes_per_product": 4 * dim + 8,
-                           "extra_embed": f"{len(has):,} texts, {pl_embed_s:.0f} s",
-                           "query": "1 encode, 2 nearest-neighbour searches, a second index"},
-        "map + polish vectors": {"extra_bytes_per_product": 4 * dim + 8,
-                                 "extra_embed": "both", "query": "both"},
-    }  # fmt: skip
+        "english only": {"extra_bytes_per_product": 0, "extra_embed": "none", "query": "1 encode"},
+        "query map": {
+            "extra_bytes_per_product": 0,
+            "extra_embed": f"{qmap.pairs * 2:,} names once (fit {qmap.details})",
+            "query": "1 encode + one 384x384 product (~20 us)",
+        },
+        "polish vectors": {
+            "extra_bytes_per_product": 4 * dim + 8,
+            "extra_embed": f"{len(has):,} texts, {pl_embed_s:.0f} s",
+            "query": "1 encode, 2 nearest-neighbour searches, a second index",
+        },
+        "map + polish vectors": {
+            "extra_bytes_per_product": 4 * dim + 8,
+            "extra_embed": "both",
+            "query": "both",
+        },
+    }
     return results

@@ -170,14 +170,20 @@ def _by_filter_set(url: str, queries: list[str], per_set: int = 100) -> list[dic
             lat, strategies = [], set()
             for q in queries[:: max(1, len(queries) // per_set)][:per_set]:
                 t0 = time.perf_counter()
-                res = client.post("/search/filtered", json={"query": q, "limit": 10,
-                                                             "filters": filters})  # fmt: skip
+                res = client.post(
+                    "/search/filtered", json={"query": q, "limit": 10, "filters": filters}
+                )
                 lat.append((time.perf_counter() - t0) * 1000)
                 strategies.add(res.json()["timings"]["strategy"])
-            out.append({
-                "filters": filters, "requests": len(lat), "p50_ms": _pct(lat, 50),
-                "p95_ms": _pct(lat, 95), "strategy": "/".join(sorted(strategies)),
-            })  # fmt: skip
+            out.append(
+                {
+                    "filters": filters,
+                    "requests": len(lat),
+                    "p50_ms": _pct(lat, 50),
+                    "p95_ms": _pct(lat, 95),
+                    "strategy": "/".join(sorted(strategies)),
+                }
+            )
     return out
 
 
@@ -262,9 +268,12 @@ def run(
         "endpoints": [],
     }
     # our own server: embedding cache off, so every request pays for its embedding
-    own = {"PRODSEARCH_QUERY_CACHE_SIZE": "0", "PRODSEARCH_MODE": settings.mode,
-           "PRODSEARCH_QUERY_MODE": settings.query_mode,
-           "PRODSEARCH_HOME": str(settings.home_dir)}  # fmt: skip
+    own = {
+        "PRODSEARCH_QUERY_CACHE_SIZE": "0",
+        "PRODSEARCH_MODE": settings.mode,
+        "PRODSEARCH_QUERY_MODE": settings.query_mode,
+        "PRODSEARCH_HOME": str(settings.home_dir),
+    }
     with LocalServer(own) if url is None else nullcontext() as server:
         url = url or server.url
         for endpoint in endpoints:
@@ -290,8 +299,10 @@ def run(
         if "filtered" in endpoints:
             result["filter_sets"] = _by_filter_set(url, queries)
             for f in result["filter_sets"]:
-                progress(f"filtered {f['filters']}: p50 {f['p50_ms']} ms, p95 {f['p95_ms']} ms, "
-                         f"{f['strategy']}")  # fmt: skip
+                progress(
+                    f"filtered {f['filters']}: p50 {f['p50_ms']} ms, p95 {f['p95_ms']} ms, "
+                    f"{f['strategy']}"
+                )
         # recall@10 of the API's semantic results against exact search of the same vector
         if recall_queries:
             # the API's query encoder (query_mode) and the documents' query map (mode)

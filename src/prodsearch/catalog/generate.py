@@ -30,10 +30,26 @@ _BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 
 DEMO_TABLE = "staging_marts.dim_product"  # the demo catalog's table (migration 0001)
 COLUMNS: tuple[str, ...] = (
-    "product_id", "sku", "part_number", "name", "polish_name", "description", "polish_description",
-    "category", "category_path", "brand", "price", "currency", "stock_qty", "in_stock",
-    "is_deleted", "updated_at", "vehicle", "engine", "position",
-)  # fmt: skip
+    "product_id",
+    "sku",
+    "part_number",
+    "name",
+    "polish_name",
+    "description",
+    "polish_description",
+    "category",
+    "category_path",
+    "brand",
+    "price",
+    "currency",
+    "stock_qty",
+    "in_stock",
+    "is_deleted",
+    "updated_at",
+    "vehicle",
+    "engine",
+    "position",
+)
 
 
 def _part_number(rng: random.Random, style: str) -> str:
@@ -138,18 +154,42 @@ def rows(count: int, seed: int = 42) -> Iterator[tuple[Any, ...]]:
                 description = _description(
                     rng, vocab.INTRO_EN, pt.specs_en, vocab.FILLER_EN, "Fits", fields, vehicle
                 )
-            recent.append((pt, brand, part_no, sku, name, polish_name, description,
-                           polish_description, fitment))  # fmt: skip
+            recent.append(
+                (
+                    pt,
+                    brand,
+                    part_no,
+                    sku,
+                    name,
+                    polish_name,
+                    description,
+                    polish_description,
+                    fitment,
+                )
+            )
             if len(recent) > 2000:
                 recent = recent[-1000:]
         stock = 0 if rng.random() < 0.12 else 1 + int(rng.lognormvariate(2.5, 1.0))
         price = Decimal(str(round(pt.price * rng.lognormvariate(0, 0.35), 2)))
         yield (
-            FIRST_ID + i, sku, part_no, name, polish_name, description, polish_description,
-            pt.category, f"{vocab.PARENT_OF[pt.category]} > {pt.category}", brand, price,
-            "PLN", stock, stock > 0, rng.random() < DELETED_SHARE,
-            _BASE_TIME - timedelta(seconds=rng.randrange(365 * 86400)), *fitment,
-        )  # fmt: skip
+            FIRST_ID + i,
+            sku,
+            part_no,
+            name,
+            polish_name,
+            description,
+            polish_description,
+            pt.category,
+            f"{vocab.PARENT_OF[pt.category]} > {pt.category}",
+            brand,
+            price,
+            "PLN",
+            stock,
+            stock > 0,
+            rng.random() < DELETED_SHARE,
+            _BASE_TIME - timedelta(seconds=rng.randrange(365 * 86400)),
+            *fitment,
+        )
 
 
 def load(

@@ -134,11 +134,17 @@ class ImportSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "path": self.path, "format": self.format, "read": self.read,
-            "inserted": self.inserted, "updated": self.updated, "unchanged": self.unchanged,
-            "rejected": self.rejected, "reasons": dict(self.reasons),
-            "ignored_columns": self.ignored_columns, "rejects_path": self.rejects_path,
-        }  # fmt: skip
+            "path": self.path,
+            "format": self.format,
+            "read": self.read,
+            "inserted": self.inserted,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "rejected": self.rejected,
+            "reasons": dict(self.reasons),
+            "ignored_columns": self.ignored_columns,
+            "rejects_path": self.rejects_path,
+        }
 
 
 def parse_mapping(pairs: Iterable[str]) -> dict[str, str]:

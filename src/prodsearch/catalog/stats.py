@@ -41,9 +41,10 @@ class CatalogStats:
             "total": self.total,
             "deleted": self.deleted,
             "eligible": self.eligible,
-            "coverage": {c.field: {"filled": c.filled, "percent": round(c.percent, 2)}
-                         for c in self.coverage},
-        }  # fmt: skip
+            "coverage": {
+                c.field: {"filled": c.filled, "percent": round(c.percent, 2)} for c in self.coverage
+            },
+        }
 
 
 def catalog_stats(conn: psycopg.Connection[Any], source: Source) -> CatalogStats:

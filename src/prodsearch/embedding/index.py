@@ -108,12 +108,17 @@ def build(
     conn.execute(sql.SQL("SET max_parallel_maintenance_workers = {}").format(sql.Literal(workers)))
     conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(INDEX_SCHEMA, name)))
     conn.execute(
-        sql.SQL("CREATE INDEX {name} ON {table} USING hnsw ({column}) "
-                "WITH (m = {m}, ef_construction = {efc})").format(
-            name=sql.Identifier(name), table=table, column=column,
-            m=sql.Literal(m), efc=sql.Literal(ef_construction),
+        sql.SQL(
+            "CREATE INDEX {name} ON {table} USING hnsw ({column}) "
+            "WITH (m = {m}, ef_construction = {efc})"
+        ).format(
+            name=sql.Identifier(name),
+            table=table,
+            column=column,
+            m=sql.Literal(m),
+            efc=sql.Literal(ef_construction),
         )
-    )  # fmt: skip
+    )
     conn.execute(sql.SQL("ANALYZE {}").format(table))
     conn.commit()
     conn.execute("RESET maintenance_work_mem")

@@ -19,9 +19,14 @@ from prodsearch.config import DEFAULT_MODEL
 from prodsearch.errors import ConfigError
 
 _SOURCE_FILES = (
-    "config.json", "tokenizer.json", "model.safetensors", "pytorch_model.bin",
-    "sentence_bert_config.json", "1_Pooling/config.json", "modules.json",
-)  # fmt: skip
+    "config.json",
+    "tokenizer.json",
+    "model.safetensors",
+    "pytorch_model.bin",
+    "sentence_bert_config.json",
+    "1_Pooling/config.json",
+    "modules.json",
+)
 
 
 @dataclass(frozen=True)
@@ -80,8 +85,10 @@ class ModelSource:
                 for block in iter(lambda: fh.read(1 << 20), b""):
                     digest.update(block)
             out[rel] = {
-                "sha256": digest.hexdigest(), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-            }  # fmt: skip
+                "sha256": digest.hexdigest(),
+                "size": stat.st_size,
+                "mtime_ns": stat.st_mtime_ns,
+            }
         return out
 
 

@@ -90,10 +90,12 @@ def fit(encoder: Encoder, pairs: list[tuple[str, str]], ridge: float = RIDGE) ->
     after = float(np.mean(np.sum(qmap.apply(polish) * english, axis=1)))
     keep = float(np.mean(np.sum(qmap.apply(english) * english, axis=1)))
     qmap.details = {
-        "ridge": ridge, "fit_s": round(time.perf_counter() - started, 3),
-        "cosine_pl_en_before": round(before, 4), "cosine_pl_en_after": round(after, 4),
+        "ridge": ridge,
+        "fit_s": round(time.perf_counter() - started, 3),
+        "cosine_pl_en_before": round(before, 4),
+        "cosine_pl_en_after": round(after, 4),
         "cosine_en_en_after": round(keep, 4),
-    }  # fmt: skip
+    }
     return qmap
 
 

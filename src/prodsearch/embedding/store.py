@@ -129,9 +129,13 @@ def candidates(
         "OR e.model_name <> %(model)s OR e.mode <> %(mode)s) "
         "ORDER BY s.{id}"
     ).format(
-        id=sql.Identifier(source.id_column), shash=shash, text_cols=text_cols,
-        t=source.qualified, emb=EMBEDDINGS, eligible=source.eligible_sql(),
-    )  # fmt: skip
+        id=sql.Identifier(source.id_column),
+        shash=shash,
+        text_cols=text_cols,
+        t=source.qualified,
+        emb=EMBEDDINGS,
+        eligible=source.eligible_sql(),
+    )
     params = {"sig": signature, "full": full_refresh, "model": model, "mode": mode}
     with conn.cursor(name="prodsearch_candidates") as cur:
         cur.itersize = 5000
@@ -177,9 +181,11 @@ def orphans_sql(source: Source) -> sql.Composed:
         "FROM {emb} AS e WHERE NOT EXISTS (SELECT 1 FROM {t} AS s "
         "WHERE s.{id} = e.product_id AND {eligible})"
     ).format(
-        emb=EMBEDDINGS, t=source.qualified, id=sql.Identifier(source.id_column),
+        emb=EMBEDDINGS,
+        t=source.qualified,
+        id=sql.Identifier(source.id_column),
         eligible=source.eligible_sql(),
-    )  # fmt: skip
+    )
 
 
 def count_orphans(conn: psycopg.Connection[Any], source: Source) -> int:
@@ -210,8 +216,10 @@ class Writer:
             "mode = EXCLUDED.mode, search_tsv = EXCLUDED.search_tsv, "
             "code_keys = EXCLUDED.code_keys, embedding_md5 = EXCLUDED.embedding_md5, "
             "updated_at = now()"
-        ).format(tsv=TSV_SQL.format(a=sql.SQL("st.lex_a"), b=sql.SQL("st.lex_b")),
-                 **_derived_parts(source))  # fmt: skip
+        ).format(
+            tsv=TSV_SQL.format(a=sql.SQL("st.lex_a"), b=sql.SQL("st.lex_b")),
+            **_derived_parts(source),
+        )
         register_vector(conn)
         conn.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS _embed_stage (product_id bigint, "

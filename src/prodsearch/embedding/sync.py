@@ -104,18 +104,26 @@ def prep_signature(source: Source, settings: Settings) -> str:
 
 
 def _plan(
-    conn: Any, source: Source, settings: Settings, encoder: Encoder, opts: SyncOptions,
+    conn: Any,
+    source: Source,
+    settings: Settings,
+    encoder: Encoder,
+    opts: SyncOptions,
     result: SyncResult,
-) -> tuple[list[_Work], list[int], list[str]]:  # fmt: skip
+) -> tuple[list[_Work], list[int], list[str]]:
     groups: dict[str, _Work] = {}
     refresh_ids: list[int] = []
     refresh_hashes: list[str] = []
     fields = source.text_columns
     rows_to_write = 0
     for pid, shash, stored, *texts in store.candidates(
-        conn, source, prep_signature(source, settings), encoder.model_name, encoder.mode,
+        conn,
+        source,
+        prep_signature(source, settings),
+        encoder.model_name,
+        encoder.mode,
         opts.full_refresh,
-    ):  # fmt: skip
+    ):
         result.scanned += 1
         text = prepare_text(dict(zip(fields, texts, strict=True)), fields, settings.max_chars)
         if not text:
@@ -143,9 +151,14 @@ def _plan(
 
 
 def _pipeline(
-    work: list[_Work], encoder: Encoder, url: str, source: Source, opts: SyncOptions,
-    result: SyncResult, progress: Progress | None,
-) -> None:  # fmt: skip
+    work: list[_Work],
+    encoder: Encoder,
+    url: str,
+    source: Source,
+    opts: SyncOptions,
+    result: SyncResult,
+    progress: Progress | None,
+) -> None:
     """tokenise (thread) → encode (this thread) → write (thread), bounded queues."""
     chunks = [work[i : i + opts.chunk_size] for i in range(0, len(work), opts.chunk_size)]
     to_encode: queue.Queue[Any] = queue.Queue(maxsize=2)
@@ -197,8 +210,9 @@ def _pipeline(
                     rows = np.repeat(vectors, [len(w.ids) for w in chunk], axis=0)
                     chashes = [w.chash for w in chunk for _ in w.ids]
                     shashes = [h for w in chunk for h in w.shashes]
-                    written = out.write(ids, rows, chashes, shashes, encoder.model_name,
-                                        encoder.mode)  # fmt: skip
+                    written = out.write(
+                        ids, rows, chashes, shashes, encoder.model_name, encoder.mode
+                    )
                     busy["write"] += time.perf_counter() - t0
                     number += 1
                     result.written += written
@@ -207,17 +221,27 @@ def _pipeline(
                     log.info(
                         "run %s batch %d: product ids %d..%d, %d rows upserted (%d texts), "
                         "%d/%d rows, elapsed %.1f s, %.1f rows/s",
-                        result.run_id, number, min(ids), max(ids), written, len(chunk),
-                        result.written, result.to_embed, elapsed, result.written / elapsed,
-                    )  # fmt: skip
+                        result.run_id,
+                        number,
+                        min(ids),
+                        max(ids),
+                        written,
+                        len(chunk),
+                        result.written,
+                        result.to_embed,
+                        elapsed,
+                        result.written / elapsed,
+                    )
                     if progress is not None:
                         progress("embed", result.written, result.to_embed)
         except BaseException as exc:  # handed to the main thread
             failure.append(exc)
             stop.set()
 
-    threads = [threading.Thread(target=tokenizer, name="tokenize", daemon=True),
-               threading.Thread(target=writer, name="write", daemon=True)]  # fmt: skip
+    threads = [
+        threading.Thread(target=tokenizer, name="tokenize", daemon=True),
+        threading.Thread(target=writer, name="write", daemon=True),
+    ]
     for t in threads:
         t.start()
     try:
@@ -250,9 +274,13 @@ def _pipeline(
 
 
 def _refresh_search_support(
-    conn: Any, source: Source, encoder: Encoder, opts: SyncOptions, result: SyncResult,
+    conn: Any,
+    source: Source,
+    encoder: Encoder,
+    opts: SyncOptions,
+    result: SyncResult,
     refreshed: bool,
-) -> None:  # fmt: skip
+) -> None:
     """The term vocabulary (typo correction) after any change to the full-text column, and
     the Polish→English query map when none exists for this model and mode."""
     t0 = time.perf_counter()
@@ -323,14 +351,24 @@ def sync(
                 store.set_embedding_dim(conn, encoder.dim)
                 conn.commit()
         if not opts.dry_run:
-            result.run_id = store.start_run(conn, encoder.mode, encoder.model_name, {
-                "batch_size": encoder.max_batch, "limit": opts.limit,
-                "full_refresh": opts.full_refresh, "chunk_size": opts.chunk_size,
-                "text_fields": list(source.text_columns), "max_chars": settings.max_chars,
-                "source": source.name, "index_type": settings.index_type,
-            })  # fmt: skip
-            log.info("run %s started: mode %s, model %s", result.run_id, encoder.mode,
-                     encoder.model_name)  # fmt: skip
+            result.run_id = store.start_run(
+                conn,
+                encoder.mode,
+                encoder.model_name,
+                {
+                    "batch_size": encoder.max_batch,
+                    "limit": opts.limit,
+                    "full_refresh": opts.full_refresh,
+                    "chunk_size": opts.chunk_size,
+                    "text_fields": list(source.text_columns),
+                    "max_chars": settings.max_chars,
+                    "source": source.name,
+                    "index_type": settings.index_type,
+                },
+            )
+            log.info(
+                "run %s started: mode %s, model %s", result.run_id, encoder.mode, encoder.model_name
+            )
         t0 = time.perf_counter()
         result.eligible = store.count_eligible(conn, source)
         work, refresh_ids, refresh_hashes = _plan(conn, source, settings, encoder, opts, result)
@@ -349,8 +387,11 @@ def sync(
         conn.commit()
         result.timings["delete_s"] = round(time.perf_counter() - t0, 3)
         if result.deleted:
-            log.info("run %s: removed %d embeddings of deleted or missing products",
-                     result.run_id, result.deleted)  # fmt: skip
+            log.info(
+                "run %s: removed %d embeddings of deleted or missing products",
+                result.run_id,
+                result.deleted,
+            )
         idx = index.status(conn)
         stored = store.count_embeddings(conn)
         if work and idx["exists"] and _bulk(result.to_embed, stored, opts.full_refresh):
@@ -365,23 +406,34 @@ def sync(
             if progress is not None:
                 progress("index", 0, 1)
             result.timings["index_s"] = round(
-                index.build(conn, settings.index_type, settings.hnsw_m,
-                            settings.hnsw_ef_construction),
+                index.build(
+                    conn, settings.index_type, settings.hnsw_m, settings.hnsw_ef_construction
+                ),
                 3,
-            )  # fmt: skip
+            )
             if result.index != "rebuilt":  # dropped for a bulk load: say so
                 result.index = "built"
-            log.info("run %s: built %s in %.1f s", result.run_id, index.INDEX_NAME,
-                     result.timings["index_s"])  # fmt: skip
+            log.info(
+                "run %s: built %s in %.1f s",
+                result.run_id,
+                index.INDEX_NAME,
+                result.timings["index_s"],
+            )
         _refresh_search_support(conn, source, encoder, opts, result, bool(refresh_ids))
         result.embeddings_after = store.count_embeddings(conn)
         result.timings["total_s"] = round(time.perf_counter() - t_start, 3)
         result.status = "succeeded"
         store.update_run(
-            conn, run_id, status="succeeded", embedded=result.embedded,
-            skipped_unchanged=result.skipped_unchanged, deduplicated=result.deduplicated,
-            deleted=result.deleted, failed=result.failed, timings=result.timings,
-        )  # fmt: skip
+            conn,
+            run_id,
+            status="succeeded",
+            embedded=result.embedded,
+            skipped_unchanged=result.skipped_unchanged,
+            deduplicated=result.deduplicated,
+            deleted=result.deleted,
+            failed=result.failed,
+            timings=result.timings,
+        )
         log.info("run %s succeeded: %s", result.run_id, result.as_dict())
         return result
     except BaseException as exc:
@@ -391,10 +443,15 @@ def sync(
                 conn.rollback()
                 result.timings["total_s"] = round(time.perf_counter() - t_start, 3)
                 store.update_run(
-                    conn, result.run_id, status=result.status, error=str(exc) or type(exc).__name__,
-                    embedded=result.embedded, deleted=result.deleted, failed=result.failed,
+                    conn,
+                    result.run_id,
+                    status=result.status,
+                    error=str(exc) or type(exc).__name__,
+                    embedded=result.embedded,
+                    deleted=result.deleted,
+                    failed=result.failed,
                     timings=result.timings,
-                )  # fmt: skip
+                )
             except Exception:  # the original error matters more
                 log.exception("could not record the failed run")
             log.error("run %s %s: %s", result.run_id, result.status, exc)

@@ -11,8 +11,9 @@ from prodsearch.catalog.source import Source
 from prodsearch.search.filters import allowed_keys
 
 
-async def facet_values(conn: psycopg.AsyncConnection[Any], source: Source, cap: int = 200
-                       ) -> dict[str, Any]:  # fmt: skip
+async def facet_values(
+    conn: psycopg.AsyncConnection[Any], source: Source, cap: int = 200
+) -> dict[str, Any]:
     keys = allowed_keys(source)
     values: dict[str, list[str]] = {}
     for key, (col, kind) in keys.items():

@@ -71,9 +71,11 @@ def unknown_words(text: str, synonyms: Synonyms, known: Known) -> list[str]:
 
 
 def analyze(
-    text: str, synonyms: Synonyms, known: Known | None = None,
+    text: str,
+    synonyms: Synonyms,
+    known: Known | None = None,
     corrections: Mapping[str, str] | None = None,
-) -> LexicalQuery:  # fmt: skip
+) -> LexicalQuery:
     """Slots for ``text``. ``known`` tells whether a lexeme is in the index (None: assume
     all are); ``corrections`` maps unknown words to their closest indexed term."""
     corrections = corrections or {}

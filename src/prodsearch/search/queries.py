@@ -66,8 +66,13 @@ def vehicle_match(source: Source, column: str) -> sql.Composable:
     return sql.SQL("(s.{} = ANY(%(vehicles)s::text[]))::int").format(sql.Identifier(column))
 
 
-def nearest(source: Source, order: sql.Composable, where: sql.Composable,
-            exact: bool = False, vehicle_column: str = "vehicle") -> sql.Composed:  # fmt: skip
+def nearest(
+    source: Source,
+    order: sql.Composable,
+    where: sql.Composable,
+    exact: bool = False,
+    vehicle_column: str = "vehicle",
+) -> sql.Composed:
     """Semantic / filtered / similar: params q, k, exclude, vehicles, w_vehicle (+ filter
     params). Returns the ``k`` nearest, best first: similarity plus the vehicle boost.
     ``exact``: see :func:`_candidates`."""
@@ -82,13 +87,22 @@ def nearest(source: Source, order: sql.Composable, where: sql.Composable,
         " {vmatch} AS vehicle_match"
         " FROM nn JOIN {src} AS s ON s.{id} = nn.product_id"
         " ORDER BY score DESC, nn.product_id"
-    ).format(order=order, candidates=_candidates(source, where, exact),
-             vmatch=vehicle_match(source, vehicle_column), **_base(source))  # fmt: skip
+    ).format(
+        order=order,
+        candidates=_candidates(source, where, exact),
+        vmatch=vehicle_match(source, vehicle_column),
+        **_base(source),
+    )
 
 
-def hybrid(source: Source, order: sql.Composable, where: sql.Composable,
-           exact: bool = False, vehicle_column: str = "vehicle",
-           filtered: bool = True) -> sql.Composed:  # fmt: skip
+def hybrid(
+    source: Source,
+    order: sql.Composable,
+    where: sql.Composable,
+    exact: bool = False,
+    vehicle_column: str = "vehicle",
+    filtered: bool = True,
+) -> sql.Composed:
     """Semantic + full-text + exact code match, fused by reciprocal rank fusion.
 
     params: q (vector), text, strict / loose (tsquery texts, '' for none), k, rrf_k, w_sem,
@@ -135,10 +149,14 @@ def hybrid(source: Source, order: sql.Composable, where: sql.Composable,
         " FROM fused AS f JOIN {src} AS s ON s.{id} = f.product_id WHERE {eligible}"
         " ORDER BY score DESC, f.code DESC, f.lex_r NULLS LAST, f.product_id LIMIT %(pool)s"
     ).format(
-        order=order, where=where, candidates=_candidates(source, where, exact),
-        key=code_key_sql(sql.SQL("%(text)s::text")), vmatch=vehicle_match(source, vehicle_column),
-        lex_from=_lexical_from(source, where, filtered), **_base(source),
-    )  # fmt: skip
+        order=order,
+        where=where,
+        candidates=_candidates(source, where, exact),
+        key=code_key_sql(sql.SQL("%(text)s::text")),
+        vmatch=vehicle_match(source, vehicle_column),
+        lex_from=_lexical_from(source, where, filtered),
+        **_base(source),
+    )
 
 
 def _lexical_from(source: Source, where: sql.Composable, filtered: bool) -> sql.Composed:
@@ -147,8 +165,10 @@ def _lexical_from(source: Source, where: sql.Composable, filtered: bool) -> sql.
     taken straight from the GIN index and deleted products are dropped after fusion
     (one primary-key lookup per fused row instead of one per full-text hit)."""
     if filtered:
-        text = (" FROM {emb} AS e JOIN {src} AS s ON s.{id} = e.product_id, tq"
-                " WHERE {eligible} AND ({where}) AND")  # fmt: skip
+        text = (
+            " FROM {emb} AS e JOIN {src} AS s ON s.{id} = e.product_id, tq"
+            " WHERE {eligible} AND ({where}) AND"
+        )
     else:
         text = " FROM {emb} AS e, tq WHERE"
     return sql.SQL(text).format(where=where, **_base(source))

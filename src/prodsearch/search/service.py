@@ -133,8 +133,14 @@ def check_page(limit: Any, offset: Any) -> None:
         raise SearchError(f"offset must be an integer from 0 to {MAX_OFFSET}")
 
 
-PARTS = ("distance", "semantic_rank", "lexical_rank", "lexical_score", "code_match",
-         "vehicle_match")  # fmt: skip
+PARTS = (
+    "distance",
+    "semantic_rank",
+    "lexical_rank",
+    "lexical_score",
+    "code_match",
+    "vehicle_match",
+)
 FACET_POOL = 100  # candidates that facet counts are taken over
 VEHICLE_POOL = 50  # neighbours re-ranked when the query names a vehicle
 MIN_EF, MAX_EF = 10, 1000
@@ -151,8 +157,9 @@ class SearchOptions:
 
     def check(self) -> None:
         ef = self.ef_search
-        if ef is not None and (isinstance(ef, bool) or not isinstance(ef, int)
-                               or not MIN_EF <= ef <= MAX_EF):  # fmt: skip
+        if ef is not None and (
+            isinstance(ef, bool) or not isinstance(ef, int) or not MIN_EF <= ef <= MAX_EF
+        ):
             raise SearchError(f"ef_search must be an integer from {MIN_EF} to {MAX_EF}")
         for name in ("exact", "explain", "facets"):
             if not isinstance(getattr(self, name), bool):
@@ -214,9 +221,15 @@ class _Request:
 
 
 class Searcher:
-    def __init__(self, settings: Settings, encoder: Encoder, source: Source,
-                 index_type: str | None, query_map: QueryMap | None = None,
-                 synonyms: Synonyms | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        settings: Settings,
+        encoder: Encoder,
+        source: Source,
+        index_type: str | None,
+        query_map: QueryMap | None = None,
+        synonyms: Synonyms | None = None,
+    ) -> None:
         self.settings = settings
         self.encoder = encoder
         self.source = source
@@ -233,8 +246,9 @@ class Searcher:
         self.set_index_type(index_type)
         keys = allowed_keys(source)
         self.filter_keys = list(keys)
-        self.facet_keys = [k for k, (_c, kind) in keys.items()
-                           if kind == "any" and k in queries.DISPLAY]  # fmt: skip
+        self.facet_keys = [
+            k for k, (_c, kind) in keys.items() if kind == "any" and k in queries.DISPLAY
+        ]
         self.vehicle_column = settings.vehicle_column
         self.vehicles = VehicleIndex([])
         self.terms: frozenset[str] = frozenset()
@@ -287,9 +301,12 @@ class Searcher:
         return vec, elapsed, False
 
     async def _strategy(
-        self, conn: psycopg.AsyncConnection[Any], where: sql.Composable,
-        fparams: dict[str, Any], exact: bool,
-    ) -> tuple[sql.Composable, str]:  # fmt: skip
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        where: sql.Composable,
+        fparams: dict[str, Any],
+        exact: bool,
+    ) -> tuple[sql.Composable, str]:
         """Distance expression for a (filtered) query: the HNSW one, or the exact one when
         asked for, or when the planner expects few enough matching products that scoring
         them all is cheaper than walking the graph past non-matching neighbours."""
@@ -302,8 +319,9 @@ class Searcher:
         if cached is not None and time.monotonic() - cached[1] < ESTIMATE_TTL_S:
             rows = cached[0]
         else:
-            cur = await conn.execute(queries.match_estimate(self.source, where), fparams,
-                                     prepare=False)  # fmt: skip
+            cur = await conn.execute(
+                queries.match_estimate(self.source, where), fparams, prepare=False
+            )
             found = await cur.fetchone()
             if not conn.autocommit:
                 await conn.commit()
@@ -329,9 +347,14 @@ class Searcher:
         self._configured.add(conn)
 
     async def _prepare(
-        self, conn: psycopg.AsyncConnection[Any], query: str | None, limit: int, offset: int,
-        filters: dict[str, Any] | None, opts: SearchOptions | None,
-    ) -> _Request:  # fmt: skip
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        query: str | None,
+        limit: int,
+        offset: int,
+        filters: dict[str, Any] | None,
+        opts: SearchOptions | None,
+    ) -> _Request:
         """The preamble every search shares: validate, plan the filter, embed the query."""
         started = time.perf_counter()
         opts = opts or SearchOptions()
@@ -347,17 +370,21 @@ class Searcher:
         await self._refresh_vocabulary(conn)
         order, strategy = await self._strategy(conn, where, fparams, opts.exact)
         vehicles = self.vehicles.find(text) if text else []
-        req = _Request(started, text, limit, offset, opts, where, fparams, order, strategy,
-                       vehicles)  # fmt: skip
+        req = _Request(
+            started, text, limit, offset, opts, where, fparams, order, strategy, vehicles
+        )
         if text:
             req.lexical, req.vector, req.embed_s, req.cached = await self.understand(conn, text)
             req.semantic_text = req.lexical.semantic_text(text)
         return req
 
     async def _run(
-        self, conn: psycopg.AsyncConnection[Any], query: bytes, params: dict[str, Any],
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        query: bytes,
+        params: dict[str, Any],
         req: _Request,
-    ) -> tuple[list[dict[str, Any]], float]:  # fmt: skip
+    ) -> tuple[list[dict[str, Any]], float]:
         """One round trip on an autocommit connection; a transaction with a local
         ``hnsw.ef_search`` only when the request asks for another one or a deep page needs
         more candidates than the default.
@@ -383,24 +410,37 @@ class Searcher:
         self.stats["search_s"] += elapsed
         return rows, elapsed
 
-    def _respond(self, rows: list[dict[str, Any]], req: _Request, search_s: float,
-                 analysis: dict[str, Any] | None = None) -> SearchResponse:  # fmt: skip
+    def _respond(
+        self,
+        rows: list[dict[str, Any]],
+        req: _Request,
+        search_s: float,
+        analysis: dict[str, Any] | None = None,
+    ) -> SearchResponse:
         page = [_shape(r, req.opts.explain) for r in rows[req.offset : req.offset + req.limit]]
-        timings: dict[str, Any] = {"embed_ms": round(req.embed_s * 1000, 3),
-                                   "search_ms": round(search_s * 1000, 3),
-                                   "strategy": req.strategy}  # fmt: skip
+        timings: dict[str, Any] = {
+            "embed_ms": round(req.embed_s * 1000, 3),
+            "search_ms": round(search_s * 1000, 3),
+            "strategy": req.strategy,
+        }
         if req.cached is not None:
             timings["cached_embedding"] = req.cached
         resp = SearchResponse(page, round((time.perf_counter() - req.started) * 1000, 3), timings)
         if req.opts.facets:
             resp.facets = facet_counts(rows, self.facet_keys)
         if req.opts.explain:
-            resp.explain = {"vehicles": req.vehicles, "candidates": len(rows),
-                            "semantic_text": req.semantic_text, **(analysis or {})}  # fmt: skip
+            resp.explain = {
+                "vehicles": req.vehicles,
+                "candidates": len(rows),
+                "semantic_text": req.semantic_text,
+                **(analysis or {}),
+            }
             if req.lexical is not None:
-                resp.explain.update(corrected=req.lexical.corrected,
-                                    dropped=req.lexical.dropped,
-                                    synonyms=req.lexical.expanded)  # fmt: skip
+                resp.explain.update(
+                    corrected=req.lexical.corrected,
+                    dropped=req.lexical.dropped,
+                    synonyms=req.lexical.expanded,
+                )
         return resp
 
     def _pool(self, req: _Request) -> int:
@@ -426,12 +466,22 @@ class Searcher:
         return {"vehicles": req.vehicles, "w_vehicle": weight if req.vehicles else 0.0}
 
     async def semantic(
-        self, conn: psycopg.AsyncConnection[Any], query: str, limit: int = 20, offset: int = 0,
-        filters: dict[str, Any] | None = None, opts: SearchOptions | None = None,
-    ) -> SearchResponse:  # fmt: skip
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        query: str,
+        limit: int = 20,
+        offset: int = 0,
+        filters: dict[str, Any] | None = None,
+        opts: SearchOptions | None = None,
+    ) -> SearchResponse:
         req = await self._prepare(conn, query, limit, offset, filters, opts)
-        params = {"q": req.vector, "k": self._pool(req), "exclude": -1, **req.fparams,
-                  **self._vehicle_params(req, self.settings.vehicle_boost)}  # fmt: skip
+        params = {
+            "q": req.vector,
+            "k": self._pool(req),
+            "exclude": -1,
+            **req.fparams,
+            **self._vehicle_params(req, self.settings.vehicle_boost),
+        }
         rows, search_s = await self._run(conn, self._nearest(req), params, req)
         return self._respond(rows, req, search_s)
 
@@ -458,10 +508,12 @@ class Searcher:
         corrections = {w: term for w in unknown if (term := self.corrections.get(w))}
         return analyze_lexical(text, self.synonyms, known, corrections)
 
-    async def _look_up_corrections(self, conn: psycopg.AsyncConnection[Any],
-                                   words: list[str]) -> None:  # fmt: skip
-        cur = await conn.execute(queries.closest_terms(),
-                                 {"words": words, "min_sim": MIN_SIMILARITY})  # fmt: skip
+    async def _look_up_corrections(
+        self, conn: psycopg.AsyncConnection[Any], words: list[str]
+    ) -> None:
+        cur = await conn.execute(
+            queries.closest_terms(), {"words": words, "min_sim": MIN_SIMILARITY}
+        )
         for word, term in await cur.fetchall():
             self.corrections.put(word, term or "")
         if not conn.autocommit:
@@ -492,10 +544,15 @@ class Searcher:
         return lexq, vec, embed_s, cached
 
     async def hybrid(
-        self, conn: psycopg.AsyncConnection[Any], query: str, limit: int = 20, offset: int = 0,
-        filters: dict[str, Any] | None = None, rrf_k: int | None = None,
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        query: str,
+        limit: int = 20,
+        offset: int = 0,
+        filters: dict[str, Any] | None = None,
+        rrf_k: int | None = None,
         opts: SearchOptions | None = None,
-    ) -> SearchResponse:  # fmt: skip
+    ) -> SearchResponse:
         rrf = self.rrf_k if rrf_k is None else rrf_k
         if isinstance(rrf, bool) or not isinstance(rrf, int) or not 1 <= rrf <= 1000:
             raise SearchError("rrf_k must be an integer from 1 to 1000")
@@ -504,12 +561,20 @@ class Searcher:
         assert lexq is not None
         k = max(req.k, 50)
         params = {
-            "q": req.vector, "text": req.text, "strict": lexq.strict, "loose": lexq.loose,
-            "k": k, "rrf_k": rrf, "w_sem": 1.0, "w_lex": self.settings.lexical_weight,
-            "w_code": 1.0, "lex_cap": LEX_CAP + 4 * k, "pool": max(self._pool(req), k),
+            "q": req.vector,
+            "text": req.text,
+            "strict": lexq.strict,
+            "loose": lexq.loose,
+            "k": k,
+            "rrf_k": rrf,
+            "w_sem": 1.0,
+            "w_lex": self.settings.lexical_weight,
+            "w_code": 1.0,
+            "lex_cap": LEX_CAP + 4 * k,
+            "pool": max(self._pool(req), k),
             **req.fparams,
             **self._vehicle_params(req, self.settings.vehicle_boost_hybrid),
-        }  # fmt: skip
+        }
         sql_ = self._statement(
             "hybrid",
             req,
@@ -526,10 +591,14 @@ class Searcher:
         return self._respond(rows, req, search_s, {"lexical_query": lexq.strict})
 
     async def similar(
-        self, conn: psycopg.AsyncConnection[Any], product_id: int, limit: int = 20,
-        offset: int = 0, filters: dict[str, Any] | None = None,
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        product_id: int,
+        limit: int = 20,
+        offset: int = 0,
+        filters: dict[str, Any] | None = None,
         opts: SearchOptions | None = None,
-    ) -> SearchResponse:  # fmt: skip
+    ) -> SearchResponse:
         req = await self._prepare(conn, None, limit, offset, filters, opts)
         cur = await conn.execute(queries.stored_vector(), (product_id,))
         row = await cur.fetchone()
@@ -542,7 +611,12 @@ class Searcher:
                 raise SearchError(f"product {product_id} does not exist", not_found=True)
             state = "is deleted" if not found[0] else "is not embedded yet (run prodsearch embed)"
             raise SearchError(f"product {product_id} {state}", not_found=True)
-        params = {"q": row[0], "k": self._pool(req), "exclude": product_id, **req.fparams,
-                  **self._vehicle_params(req, 0.0)}  # fmt: skip
+        params = {
+            "q": row[0],
+            "k": self._pool(req),
+            "exclude": product_id,
+            **req.fparams,
+            **self._vehicle_params(req, 0.0),
+        }
         rows, search_s = await self._run(conn, self._nearest(req), params, req)
         return self._respond(rows, req, search_s)

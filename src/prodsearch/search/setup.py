@@ -24,9 +24,11 @@ def query_encoder(settings: Settings) -> Encoder:
 
 
 def build_searcher(
-    conn: psycopg.Connection[Any], settings: Settings, encoder: Encoder | None = None,
+    conn: psycopg.Connection[Any],
+    settings: Settings,
+    encoder: Encoder | None = None,
     use_query_map: bool = True,
-) -> Searcher:  # fmt: skip
+) -> Searcher:
     """A searcher over the configured source, with the index shape and query map that the
     database holds. Call ``await searcher.load_vocabulary(aconn)`` before searching."""
     encoder = encoder or query_encoder(settings)
