@@ -71,8 +71,8 @@ def config(
 @app.command()
 def init() -> None:
     """Connect (starting the embedded server if needed) and apply schema migrations."""
+    from prodsearch.config import mask_url
     from prodsearch.db import connect, database_url, migrate
-    from prodsearch.db.connect import describe
 
     url = database_url(get_settings())
     with connect(url) as conn:
@@ -82,7 +82,7 @@ def init() -> None:
             out.print(f"applied migration {mig.version:04d}_{mig.name}")
     else:
         out.print("schema is up to date (nothing to apply)")
-    out.print(f"database: {describe(url)}")
+    out.print(f"database: {mask_url(url)}")
 
 
 # ---------------------------------------------------------------- db

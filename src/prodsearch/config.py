@@ -162,14 +162,14 @@ class Settings(BaseSettings):
         for name in type(self).model_fields:
             value = getattr(self, name)
             if isinstance(value, SecretStr):
-                value = _mask_url(value.get_secret_value()) if name == "database_url" else "****"
+                value = mask_url(value.get_secret_value()) if name == "database_url" else "****"
             out[name] = str(value) if isinstance(value, Path) else value
         out["home (resolved)"] = str(self.home_dir)
         return out
 
 
-def _mask_url(url: str) -> str:
-    """Hide the password in a connection URL, keep the rest readable."""
+def mask_url(url: str) -> str:
+    """A connection URL safe to print: the password hidden, the rest readable."""
     from urllib.parse import urlsplit, urlunsplit
 
     parts = urlsplit(url)

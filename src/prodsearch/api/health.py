@@ -7,7 +7,7 @@ from typing import Any
 
 from psycopg import sql
 
-from prodsearch.embedding.index import INDEX_NAME, INDEX_SCHEMA
+from prodsearch.embedding.index import INDEX_NAME, INDEX_SCHEMA, VALIDITY_SQL
 
 
 async def health_report(state: Any) -> dict[str, Any]:
@@ -27,10 +27,12 @@ async def health_report(state: Any) -> dict[str, Any]:
                 sql.SQL(
                     "SELECT (SELECT count(*) FROM {src} AS s WHERE {eligible}), "
                     "(SELECT count(*) FROM analytics_features.product_embeddings), "
-                    "(SELECT indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-                    " JOIN pg_namespace n ON n.oid = c.relnamespace "
-                    " WHERE n.nspname = %s AND c.relname = %s)"
-                ).format(src=source.qualified, eligible=source.eligible_sql()),
+                    "({validity})"
+                ).format(
+                    src=source.qualified,
+                    eligible=source.eligible_sql(),
+                    validity=sql.SQL(VALIDITY_SQL),
+                ),
                 (INDEX_SCHEMA, INDEX_NAME),
             )
             row = await cur.fetchone()

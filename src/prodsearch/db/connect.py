@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import sql
 
-from prodsearch.config import Settings
+from prodsearch.config import Settings, mask_url
 from prodsearch.db import server
 from prodsearch.errors import DatabaseUnavailable
 
@@ -30,14 +29,6 @@ def database_url(settings: Settings, *, start: bool = True) -> str:
     return st.url
 
 
-def describe(url: str) -> str:
-    """A URL safe to print: no password."""
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":****@", 1)
-    return url
-
-
 def connect(url: str, **kwargs: Any) -> psycopg.Connection[Any]:
     """Connect with a short timeout; failures become one readable line."""
     kwargs.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
@@ -46,11 +37,11 @@ def connect(url: str, **kwargs: Any) -> psycopg.Connection[Any]:
     except psycopg.OperationalError as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise DatabaseUnavailable(
-            f"cannot connect to {describe(url)}: {reason} — check DATABASE_URL, "
+            f"cannot connect to {mask_url(url)}: {reason} — check DATABASE_URL, "
             "or unset it to use the embedded server"
         ) from exc
     except psycopg.ProgrammingError as exc:
-        raise DatabaseUnavailable(f"invalid database URL {describe(url)}: {exc}") from exc
+        raise DatabaseUnavailable(f"invalid database URL {mask_url(url)}: {exc}") from exc
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:

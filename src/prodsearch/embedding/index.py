@@ -20,14 +20,20 @@ INDEX_NAME = "idx_product_embeddings_hnsw"
 INDEX_SCHEMA = "analytics_features"
 
 
+# the index's catalog row; parameters: INDEX_SCHEMA, INDEX_NAME
+_INDEX_ROW = (
+    " FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+    " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s"
+)
+# whether the index is valid: true, false, or no row (NULL as a scalar subquery) when absent
+VALIDITY_SQL = "SELECT i.indisvalid" + _INDEX_ROW
+
+
 def status(conn: psycopg.Connection[Any]) -> dict[str, Any]:
     row = conn.execute(
         "SELECT pg_relation_size(i.indexrelid), pg_size_pretty(pg_relation_size(i.indexrelid)), "
         "c.reloptions, i.indisvalid, i.indisready, pg_get_indexdef(i.indexrelid), "
-        "(SELECT reltuples FROM pg_class WHERE oid = i.indrelid) "
-        "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-        "JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = %s AND c.relname = %s",
+        "(SELECT reltuples FROM pg_class WHERE oid = i.indrelid)" + _INDEX_ROW,
         (INDEX_SCHEMA, INDEX_NAME),
     ).fetchone()
     table_bytes = conn.execute(
