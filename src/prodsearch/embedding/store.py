@@ -33,6 +33,17 @@ TSV_SQL = sql.SQL(
 )
 
 
+def stale_sql(source: Source) -> sql.Composable:
+    """True for a stored embedding (alias ``e``) of a source row (alias ``s``) that no
+    longer matches it: raw text changed (``source_hash``), or another model or mode.
+    Parameters: ``sig`` (preparation signature), ``model``, ``mode``. The one definition
+    of "stale", for the sync plan and for status."""
+    return sql.SQL(
+        "(e.source_hash IS DISTINCT FROM {shash} OR e.model_name <> %(model)s"
+        " OR e.mode <> %(mode)s)"
+    ).format(shash=source_hash_sql(source))
+
+
 def weighted_columns(source: Source) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Search fields in weight A (fields named like *name*) and weight B (the rest)."""
     a = tuple(c for c in source.search_columns if "name" in c)
@@ -120,21 +131,19 @@ def candidates(
     through a server-side cursor.
     """
     text_cols = sql.SQL(", ").join(sql.Identifier("s", c) for c in source.text_columns)
-    shash = source_hash_sql(source)
     query = sql.SQL(
         "SELECT s.{id}, {shash}, e.content_hash, {text_cols} "
         "FROM {t} AS s LEFT JOIN {emb} AS e ON e.product_id = s.{id} "
-        "WHERE {eligible} AND (%(full)s OR e.product_id IS NULL "
-        "OR e.source_hash IS DISTINCT FROM {shash} "
-        "OR e.model_name <> %(model)s OR e.mode <> %(mode)s) "
+        "WHERE {eligible} AND (%(full)s OR e.product_id IS NULL OR {stale}) "
         "ORDER BY s.{id}"
     ).format(
         id=sql.Identifier(source.id_column),
-        shash=shash,
+        shash=source_hash_sql(source),
         text_cols=text_cols,
         t=source.qualified,
         emb=EMBEDDINGS,
         eligible=source.eligible_sql(),
+        stale=stale_sql(source),
     )
     params = {"sig": signature, "full": full_refresh, "model": model, "mode": mode}
     with conn.cursor(name="prodsearch_candidates") as cur:

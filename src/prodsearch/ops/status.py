@@ -19,11 +19,10 @@ def freshness(conn: psycopg.Connection[Any], source: Source, settings: Settings)
     model = resolve_model(settings.model).name
     query = sql.SQL(
         "SELECT count(*) FILTER (WHERE e.product_id IS NULL),"
-        " count(*) FILTER (WHERE e.product_id IS NOT NULL AND (e.source_hash IS DISTINCT FROM"
-        "  {shash} OR e.model_name <> %(model)s OR e.mode <> %(mode)s))"
+        " count(*) FILTER (WHERE e.product_id IS NOT NULL AND {stale})"
         " FROM {src} AS s LEFT JOIN {emb} AS e ON e.product_id = s.{id} WHERE {eligible}"
     ).format(
-        shash=store.source_hash_sql(source),
+        stale=store.stale_sql(source),
         src=source.qualified,
         emb=store.EMBEDDINGS,
         id=sql.Identifier(source.id_column),
