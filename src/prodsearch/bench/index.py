@@ -73,43 +73,33 @@ def run(
         if not existing:
             index.drop(conn)
         exact_kth = _exact_kth(conn, EMBEDDINGS, vectors)
+
+        def measure(shape: str, m: int, efc: int, build_s: float) -> dict[str, Any]:
+            return _measure(
+                conn,
+                shape,
+                m,
+                efc,
+                build_s,
+                sample,
+                vectors,
+                exact_kth,
+                ef_values,
+                enc.dim,
+                progress,
+            )
+
         if existing:
             if not current["exists"]:
                 raise ValueError("no index to measure: run `prodsearch index build` first")
             out["shapes"].append(
-                _measure(
-                    conn,
-                    current["type"],
-                    current["m"],
-                    current["ef_construction"],
-                    0.0,
-                    sample,
-                    vectors,
-                    exact_kth,
-                    ef_values,
-                    enc.dim,
-                    progress,
-                )
+                measure(current["type"], current["m"], current["ef_construction"], 0.0)
             )
         for shape in () if existing else shapes:
             for m, efc in params:
                 progress(f"building {shape} index, m={m}, ef_construction={efc}")
                 build_s = index.build(conn, shape, m, efc)
-                out["shapes"].append(
-                    _measure(
-                        conn,
-                        shape,
-                        m,
-                        efc,
-                        build_s,
-                        sample,
-                        vectors,
-                        exact_kth,
-                        ef_values,
-                        enc.dim,
-                        progress,
-                    )
-                )
+                out["shapes"].append(measure(shape, m, efc, build_s))
         if unique:
             out["unique"] = _measure_unique(
                 conn, settings, sample, vectors, exact_kth, ef_values, enc.dim, progress

@@ -475,24 +475,33 @@ class Searcher:
         opts: SearchOptions | None = None,
     ) -> SearchResponse:
         req = await self._prepare(conn, query, limit, offset, filters, opts)
-        params = {
-            "q": req.vector,
-            "k": self._pool(req),
-            "exclude": -1,
-            **req.fparams,
-            **self._vehicle_params(req, self.settings.vehicle_boost),
-        }
-        rows, search_s = await self._run(conn, self._nearest(req), params, req)
-        return self._respond(rows, req, search_s)
+        return await self._nearest(conn, req, req.vector, -1, self.settings.vehicle_boost)
 
-    def _nearest(self, req: _Request) -> bytes:
-        return self._statement(
+    async def _nearest(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        req: _Request,
+        vector: Any,
+        exclude: int,
+        vehicle_boost: float,
+    ) -> SearchResponse:
+        """The nearest neighbours of ``vector`` (semantic, filtered and similar search)."""
+        params = {
+            "q": vector,
+            "k": self._pool(req),
+            "exclude": exclude,
+            **req.fparams,
+            **self._vehicle_params(req, vehicle_boost),
+        }
+        statement = self._statement(
             "nearest",
             req,
             lambda: queries.nearest(
                 self.source, req.order, req.where, req.strategy == "exact", self.vehicle_column
             ),
         )
+        rows, search_s = await self._run(conn, statement, params, req)
+        return self._respond(rows, req, search_s)
 
     def _unknown(self, text: str) -> list[str]:
         """Words of ``text`` the index does not know (typo candidates); none without a
@@ -611,12 +620,4 @@ class Searcher:
                 raise SearchError(f"product {product_id} does not exist", not_found=True)
             state = "is deleted" if not found[0] else "is not embedded yet (run prodsearch embed)"
             raise SearchError(f"product {product_id} {state}", not_found=True)
-        params = {
-            "q": row[0],
-            "k": self._pool(req),
-            "exclude": product_id,
-            **req.fparams,
-            **self._vehicle_params(req, 0.0),
-        }
-        rows, search_s = await self._run(conn, self._nearest(req), params, req)
-        return self._respond(rows, req, search_s)
+        return await self._nearest(conn, req, row[0], product_id, 0.0)
