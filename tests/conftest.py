@@ -24,6 +24,10 @@ from prodsearch.db import migrate, server
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# ONNX exports are cached across test runs (each export is checked against its manifest:
+# model files and library versions), in .pytest_cache, which a clean checkout lacks
+MODEL_CACHE = Path(__file__).resolve().parent.parent / ".pytest_cache" / "prodsearch-models"
+os.environ.setdefault("PRODSEARCH_MODEL_CACHE", str(MODEL_CACHE))
 
 TEMPLATE_DB = "prodsearch_template"
 
@@ -91,9 +95,9 @@ def run_cli(
 
 
 @pytest.fixture(scope="session")
-def models_dir(pg_root: Path) -> Path:
-    """One model cache (ONNX exports) for the whole session."""
-    return pg_root / "models"
+def models_dir() -> Path:
+    """One model cache (ONNX exports) for the session, kept between runs."""
+    return Path(os.environ["PRODSEARCH_MODEL_CACHE"])
 
 
 @pytest.fixture(scope="session")

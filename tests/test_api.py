@@ -56,9 +56,9 @@ def test_semantic(client: TestClient) -> None:
     assert [r["product_id"] for r in page2["results"]] == [
         r["product_id"] for r in page["results"][10:]
     ]
-    # a page deeper than ef_search (150) raises it for that query only
+    # a page deeper than ef_search (300) raises it for that query only
     deep = client.post(
-        "/search/semantic", json={"query": "front brake pads", "limit": 100, "offset": 100}
+        "/search/semantic", json={"query": "front brake pads", "limit": 100, "offset": 250}
     ).json()
     assert deep["count"] == 100 and len({r["product_id"] for r in deep["results"]}) == 100
     assert deep["results"][0]["score"] <= page["results"][-1]["score"]
@@ -110,7 +110,7 @@ def test_filtered_strategy_exact_or_index(search_db: str, pg_root: Path) -> None
                 "/search/filtered",
                 json={"query": "iridium spark plug", "limit": 10, "filters": filters},
             ).json()
-            vec = exact_client.app.state.prodsearch.searcher.cache.get("iridium spark plug")
+            vec = exact_client.app.state.prodsearch.searcher.vectors.cache.get("iridium spark plug")
         assert res["timings"]["strategy"] == "exact"
         brute = conn.execute(
             "SELECT e.product_id FROM analytics_features.product_embeddings e "
@@ -258,8 +258,9 @@ def test_recall_against_exact_search(client: TestClient) -> None:
     farther than the 10th exact neighbour (duplicate texts have identical vectors, so id
     sets alone would punish arbitrary tie-breaking)."""
     from prodsearch.bench.queries import CATALOG_QUERIES
+    from prodsearch.search.recall import tie_aware_recall
 
-    hits = 0
+    scores = []
     queries = list(CATALOG_QUERIES[:30])
     for q in queries:
         body = {"query": q, "limit": 10, "explain": True}
@@ -268,8 +269,10 @@ def test_recall_against_exact_search(client: TestClient) -> None:
         assert got["timings"]["strategy"] == "index" and exact["timings"]["strategy"] == "exact"
         assert got["explain"]["semantic_text"] == exact["explain"]["semantic_text"]
         kth = max(r["explain"]["distance"] for r in exact["results"])
-        hits += sum(r["explain"]["distance"] <= kth + 2e-3 for r in got["results"])
-    assert hits / (10 * len(queries)) >= 0.98
+        found = [r["explain"]["distance"] for r in got["results"]]
+        # the index path reports halfvec distances: equal within half precision
+        scores.append(tie_aware_recall(found, kth, tolerance=2e-3))
+    assert sum(scores) / len(scores) >= 0.98
 
 
 def test_health_and_metrics(client: TestClient) -> None:
@@ -353,3 +356,78 @@ def test_web_page_is_served(client: TestClient) -> None:
     assert "http://" not in html and "https://" not in html  # no CDN, no external fonts
     facets = client.get("/search/filters").json()
     assert "Brake Pads" in facets["values"]["category"] and facets["keys"]["in_stock"] == "bool"
+
+
+def test_bench_search_command(search_db: str, pg_root: Path) -> None:
+    """`prodsearch bench search` as a user runs it: it starts its own server, loads each
+    endpoint, measures recall against brute force and times the original path."""
+    env = {"DATABASE_URL": search_db, "PRODSEARCH_HOME": str(pg_root), "PRODSEARCH_MODE": "int8"}
+    res = run_cli(
+        "bench",
+        "search",
+        "--endpoints",
+        "semantic,similar",
+        "--concurrency",
+        "1,2",
+        "--queries",
+        "40",
+        "--recall-queries",
+        "12",
+        "--baseline-queries",
+        "3",
+        "--json",
+        env=env,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout)
+    rows = {(r["endpoint"], r["concurrency"]): r for r in out["endpoints"]}
+    assert set(rows) == {("semantic", 1), ("semantic", 2), ("similar", 1), ("similar", 2)}
+    assert all(r["requests"] == 40 and r["errors"] == 0 for r in rows.values())
+    assert all(0 < r["p50_ms"] <= r["p95_ms"] <= r["p99_ms"] for r in rows.values())
+    # 1,500 products: the HNSW graph search finds (almost) exactly the brute-force top 10
+    assert out["recall"]["queries"] >= 12 and out["recall"]["eps"] >= 0.95
+    assert out["baseline"]["queries"] == 3 and out["baseline"]["ratio_p50"] > 0
+
+
+def _requests_by_process(folder: Path) -> dict[str, float]:
+    """Semantic-search requests counted in each worker's sample file."""
+    from prometheus_client.mmap_dict import MmapedDict
+
+    out = {}
+    for path in folder.glob("counter_*.db"):
+        total = 0.0
+        for key, value, *_ in MmapedDict.read_all_values_from_file(str(path)):
+            _metric, name, labels, *_ = json.loads(key)
+            if name == "prodsearch_requests_total" and labels["endpoint"] == "/search/semantic":
+                total += value
+        out[path.stem] = total
+    return out
+
+
+def test_metrics_add_up_over_two_workers(search_db: str, pg_root: Path) -> None:
+    """`serve --workers 2`: whichever worker answers a scrape, it reports the requests
+    of both (prometheus-client's multiprocess mode)."""
+    import re
+
+    import httpx
+
+    from tests.helpers import served_api
+
+    env = {"DATABASE_URL": search_db, "PRODSEARCH_HOME": str(pg_root), "PRODSEARCH_MODE": "int8"}
+    with served_api(env, "--workers", "2") as url:
+        folder = pg_root / "run" / f"metrics-{url.rsplit(':', 1)[1]}"
+        sent = 0
+        while sent < 400 and sum(v > 0 for v in _requests_by_process(folder).values()) < 2:
+            for _ in range(10):  # a new connection each: the kernel spreads them over workers
+                res = httpx.post(url + "/search/semantic", json={"query": "brake pads"})
+                assert res.status_code == 200
+                sent += 1
+        assert sum(v > 0 for v in _requests_by_process(folder).values()) == 2, "one worker only"
+        pattern = re.compile(
+            r'^prodsearch_requests_total\{endpoint="/search/semantic",method="POST",'
+            r'status="200"\} (\S+)$',
+            re.M,
+        )
+        for _ in range(8):  # scrapes land on either worker
+            text = httpx.get(url + "/metrics").text
+            assert float(pattern.findall(text)[0]) == sent

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from prodsearch.bench.search import LocalServer
+from tests.helpers import served_api
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -24,8 +24,8 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 @pytest.fixture(scope="module")
 def server(search_db: str, pg_root: Path) -> Iterator[str]:
     env = {"DATABASE_URL": search_db, "PRODSEARCH_HOME": str(pg_root), "PRODSEARCH_MODE": "int8"}
-    with LocalServer(env) as srv:
-        yield srv.url
+    with served_api(env) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -64,7 +64,7 @@ def test_status_table_and_json(env: dict[str, str]) -> None:
     data = json.loads(run_cli("status", "--json", env=env).stdout)
     assert data["embeddings"] == data["eligible_products"] > 0
     assert (data["missing"], data["stale"], data["orphans"]) == (0, 0, 0)
-    assert data["index"]["valid"] and data["index"]["m"] == 32
+    assert data["index"]["valid"] and data["index"]["m"] == 16
     assert data["last_run"]["status"] == "succeeded"
     other_mode = json.loads(
         run_cli("status", "--json", env={**env, "PRODSEARCH_MODE": "exact"}).stdout

@@ -83,7 +83,7 @@ def test_full_then_incremental(
     assert first.deduplicated > 0  # the generator repeats texts across variants
     assert_in_sync(conn, settings, "int8")
     st = index.status(conn)
-    assert st["exists"] and st["valid"] and (st["m"], st["ef_construction"]) == (32, 256)
+    assert st.exists and st.valid and (st.m, st.ef_construction) == (16, 512)
     run = conn.execute(
         "SELECT status, embedded, deduplicated, eligible, timings FROM "
         "analytics_features.embedding_runs WHERE run_id = %s",
@@ -160,7 +160,7 @@ def test_mode_change_dry_run_and_limit(
     # rewriting every row takes the bulk path: index dropped, rows written, built once
     assert part.index == "built" and full.index == "rebuilt" and "index_s" in full.timings
     st = index.status(conn)
-    assert st["exists"] and st["valid"]
+    assert st.exists and st.valid
 
 
 def test_dimension_change_needs_full_refresh(
@@ -211,7 +211,7 @@ def test_resume_after_sigkill(
     assert result["status"] == "succeeded"
     assert result["written"] < eligible  # it resumed: earlier chunks were kept
     assert_in_sync(conn, settings, "int8")
-    assert index.status(conn)["valid"]
+    assert index.status(conn).valid
     statuses = [
         r[0]
         for r in conn.execute(

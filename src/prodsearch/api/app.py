@@ -5,6 +5,7 @@ The model loads once at start-up; database access goes through an async pool.
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import time
@@ -16,21 +17,21 @@ from typing import Any
 import orjson
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from prodsearch.api.metrics import Metrics
+from prodsearch.api.metrics import CONTENT_TYPE, Metrics
 from prodsearch.api.models import FilteredRequest, HybridRequest, SemanticRequest
 from prodsearch.config import Settings, get_settings
-from prodsearch.search.service import (
+from prodsearch.search.results import (
     MAX_EF,
     MIN_EF,
-    Searcher,
     SearchError,
     SearchOptions,
     SearchResponse,
 )
+from prodsearch.search.service import Searcher
 
 log = logging.getLogger("prodsearch.api")
 
@@ -142,6 +143,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.prodsearch = state
 
+    _exception_handlers(app)
+    app.add_middleware(ObserveMiddleware, metrics=state.metrics)
+    _search_routes(app, state)
+    _product_routes(app, state)
+    _service_routes(app, state)
+    return app
+
+
+def _exception_handlers(app: FastAPI) -> None:
+    """Errors as JSON with one readable ``error`` line: 422 bad input, 404 unknown
+    product, 503 database unavailable."""
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(_req: Request, exc: RequestValidationError) -> ORJSONResponse:
         errors = exc.errors()
@@ -163,17 +176,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _db_down(_req: Request, exc: PoolTimeout) -> ORJSONResponse:
         return ORJSONResponse(status_code=503, content={"error": f"database unavailable: {exc}"})
 
-    app.add_middleware(ObserveMiddleware, metrics=state.metrics)
 
-    def require_key(x_api_key: str | None = Header(default=None)) -> None:
+def _key_check(state: State) -> list[Any]:
+    """The dependency every search route carries: the API key when one is configured."""
+
+    async def require_key(x_api_key: str | None = Header(default=None)) -> None:
+        """Compared in constant time. Async: FastAPI runs a plain ``def`` dependency in
+        its thread pool, a hand-off per request."""
         expected = state.settings.api_key
-        if expected is not None and x_api_key != expected.get_secret_value():
+        if expected is not None and not hmac.compare_digest(
+            (x_api_key or "").encode(), expected.get_secret_value().encode()
+        ):
             raise HTTPException(status_code=401, detail="missing or wrong X-API-Key header")
 
-    guarded = [Depends(require_key)]
+    return [Depends(require_key)]
 
-    def _json(resp: SearchResponse) -> ORJSONResponse:
-        return ORJSONResponse(resp.as_dict())
+
+def _json(resp: SearchResponse, metrics: Metrics) -> ORJSONResponse:
+    metrics.observe_search(resp.timings)
+    return ORJSONResponse(resp.as_dict())
+
+
+def _search_routes(app: FastAPI, state: State) -> None:
+    """Search by text: semantic, filtered, hybrid."""
+    guarded = _key_check(state)
 
     @app.post("/search/semantic", dependencies=guarded)
     async def semantic(body: SemanticRequest) -> ORJSONResponse:
@@ -181,7 +207,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return _json(
                 await state.searcher.semantic(
                     conn, body.query, body.limit, body.offset, None, body.options()
-                )
+                ),
+                state.metrics,
             )
 
     @app.post("/search/filtered", dependencies=guarded)
@@ -190,7 +217,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return _json(
                 await state.searcher.semantic(
                     conn, body.query, body.limit, body.offset, body.filters, body.options()
-                )
+                ),
+                state.metrics,
             )
 
     @app.post("/search/hybrid", dependencies=guarded)
@@ -205,7 +233,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 body.rrf_k,
                 body.options(),
             )
-            return _json(resp)
+            return _json(resp, state.metrics)
+
+
+def _product_routes(app: FastAPI, state: State) -> None:
+    """Search from a product (similar products), and the filter values."""
+    guarded = _key_check(state)
 
     @app.get("/search/similar/{product_id}", dependencies=guarded)
     async def similar(
@@ -219,7 +252,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ) -> ORJSONResponse:
         opts = SearchOptions(ef_search, exact, explain, facets)
         async with state.pool.connection() as conn:
-            return _json(await state.searcher.similar(conn, product_id, limit, offset, None, opts))
+            resp = await state.searcher.similar(conn, product_id, limit, offset, None, opts)
+            return _json(resp, state.metrics)
 
     @app.get("/search/filters", dependencies=guarded)
     async def filter_values() -> dict[str, Any]:
@@ -228,6 +262,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         async with state.pool.connection() as conn:
             return await facet_values(conn, state.searcher.source)
+
+
+def _service_routes(app: FastAPI, state: State) -> None:
+    """Health, metrics and the web page."""
 
     @app.get("/health")
     async def health() -> ORJSONResponse:
@@ -239,21 +277,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     @app.get("/metrics", response_class=PlainTextResponse)
-    async def metrics() -> PlainTextResponse:
-        s = state.searcher
-        extra = {
-            "embed_seconds_total": round(s.stats["embed_s"], 6),
-            "search_seconds_total": round(s.stats["search_s"], 6),
-            "query_cache_hits_total": s.cache.hits,
-            "query_cache_misses_total": s.cache.misses,
-        }
-        return PlainTextResponse(
-            state.metrics.render(extra), media_type="text/plain; version=0.0.4"
-        )
+    async def metrics() -> Response:
+        return Response(state.metrics.render(), media_type=CONTENT_TYPE)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> HTMLResponse:
         html = (resources.files("prodsearch.api") / "static" / "index.html").read_text("utf-8")
         return HTMLResponse(html)
-
-    return app

@@ -7,7 +7,8 @@ from typing import Any
 
 from psycopg import sql
 
-from prodsearch.embedding.index import INDEX_NAME, INDEX_SCHEMA, VALIDITY_SQL
+from prodsearch.db.names import EMBEDDINGS, INDEX_NAME
+from prodsearch.embedding.index import INDEX_ROW_PARAMS, VALIDITY_SQL
 
 
 async def health_report(state: Any) -> dict[str, Any]:
@@ -26,14 +27,14 @@ async def health_report(state: Any) -> dict[str, Any]:
             cur = await conn.execute(
                 sql.SQL(
                     "SELECT (SELECT count(*) FROM {src} AS s WHERE {eligible}), "
-                    "(SELECT count(*) FROM analytics_features.product_embeddings), "
-                    "({validity})"
+                    "(SELECT count(*) FROM {emb}), ({validity})"
                 ).format(
                     src=source.qualified,
+                    emb=EMBEDDINGS,
                     eligible=source.eligible_sql(),
                     validity=sql.SQL(VALIDITY_SQL),
                 ),
-                (INDEX_SCHEMA, INDEX_NAME),
+                INDEX_ROW_PARAMS,
             )
             row = await cur.fetchone()
             await conn.commit()

@@ -1,65 +1,82 @@
-"""Prometheus text-format metrics, kept in-process (no extra dependency)."""
+"""Prometheus metrics through ``prometheus-client``.
+
+One process: the app's own registry. Several (``prodsearch serve --workers N``): the
+client's multiprocess mode — ``serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at an empty
+folder before the workers start, every worker writes its samples there, and a scrape of
+any worker sums them all.
+"""
 
 from __future__ import annotations
 
-import threading
-from collections import defaultdict
+import os
+import shutil
+from pathlib import Path
+from typing import Any
 
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def prepare_multiprocess(folder: Path) -> None:
+    """Before the workers start: an empty samples folder, named in the environment they
+    inherit (samples of an earlier server would otherwise be summed in)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    os.environ[MULTIPROC_ENV] = str(folder)
 
 
 class Metrics:
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.requests: dict[tuple[str, str, int], int] = defaultdict(int)
-        self.latency: dict[str, list[int]] = {}
-        self.latency_sum: dict[str, float] = defaultdict(float)
-        self.latency_count: dict[str, int] = defaultdict(int)
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "prodsearch_requests",
+            "HTTP requests by endpoint, method and status.",
+            ["endpoint", "method", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "prodsearch_request_duration_seconds",
+            "Request latency by endpoint.",
+            ["endpoint"],
+            buckets=BUCKETS,
+            registry=r,
+        )
+        self.embed_seconds = Counter(
+            "prodsearch_embed_seconds", "Time spent embedding queries.", registry=r
+        )
+        self.search_seconds = Counter(
+            "prodsearch_search_seconds", "Time spent in search SQL.", registry=r
+        )
+        self.cache_hits = Counter(
+            "prodsearch_query_cache_hits", "Query embeddings served from the cache.", registry=r
+        )
+        self.cache_misses = Counter(
+            "prodsearch_query_cache_misses", "Query embeddings computed.", registry=r
+        )
 
     def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
-        with self._lock:
-            self.requests[(endpoint, method, status)] += 1
-            buckets = self.latency.setdefault(endpoint, [0] * len(BUCKETS))
-            for i, bound in enumerate(BUCKETS):
-                if seconds <= bound:
-                    buckets[i] += 1
-            self.latency_sum[endpoint] += seconds
-            self.latency_count[endpoint] += 1
+        self.requests.labels(endpoint, method, str(status)).inc()
+        self.latency.labels(endpoint).observe(seconds)
 
-    def render(self, extra: dict[str, float]) -> str:
-        lines = [
-            "# HELP prodsearch_requests_total HTTP requests by endpoint, method and status.",
-            "# TYPE prodsearch_requests_total counter",
-        ]
-        with self._lock:
-            for (endpoint, method, status), n in sorted(self.requests.items()):
-                lines.append(
-                    f'prodsearch_requests_total{{endpoint="{endpoint}",method="{method}",'
-                    f'status="{status}"}} {n}'
-                )
-            lines += [
-                "# HELP prodsearch_request_duration_seconds Request latency by endpoint.",
-                "# TYPE prodsearch_request_duration_seconds histogram",
-            ]
-            for endpoint, buckets in sorted(self.latency.items()):
-                for bound, n in zip(BUCKETS, buckets, strict=True):
-                    lines.append(
-                        f'prodsearch_request_duration_seconds_bucket{{endpoint="{endpoint}",'
-                        f'le="{bound}"}} {n}'
-                    )
-                count = self.latency_count[endpoint]
-                lines.append(
-                    f'prodsearch_request_duration_seconds_bucket{{endpoint="{endpoint}",'
-                    f'le="+Inf"}} {count}'
-                )
-                lines.append(
-                    f'prodsearch_request_duration_seconds_sum{{endpoint="{endpoint}"}} '
-                    f"{self.latency_sum[endpoint]:.6f}"
-                )
-                lines.append(
-                    f'prodsearch_request_duration_seconds_count{{endpoint="{endpoint}"}} {count}'
-                )
-        for name, value in extra.items():
-            lines.append(f"# TYPE prodsearch_{name} counter")
-            lines.append(f"prodsearch_{name} {value}")
-        return "\n".join(lines) + "\n"
+    def observe_search(self, timings: dict[str, Any]) -> None:
+        """A search's own timings (its response's ``timings``)."""
+        self.embed_seconds.inc(timings.get("embed_ms", 0.0) / 1000)
+        self.search_seconds.inc(timings.get("search_ms", 0.0) / 1000)
+        cached = timings.get("cached_embedding")
+        if cached is True:
+            self.cache_hits.inc()
+        elif cached is False:
+            self.cache_misses.inc()
+
+    def render(self) -> bytes:
+        """The text exposition: this process's registry, or every worker's samples."""
+        if os.environ.get(MULTIPROC_ENV):
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+            return generate_latest(registry)
+        return generate_latest(self.registry)

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from prodsearch.search.service import (
+from prodsearch.search.results import (
     MAX_EF,
     MAX_LIMIT,
     MAX_OFFSET,

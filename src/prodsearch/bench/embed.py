@@ -20,15 +20,18 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pgvector.psycopg import register_vector
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import SecretStr
 
 from prodsearch.bench.baseline import sentence_transformer
 from prodsearch.catalog import generate
+from prodsearch.catalog.source import Source, load_source
 from prodsearch.catalog.text import content_hash, prepare_text
 from prodsearch.config import Settings
 from prodsearch.db import connect, database_url, migrate
-from prodsearch.embedding import index
+from prodsearch.db.names import EMBEDDINGS
+from prodsearch.embedding import index, store
 from prodsearch.embedding.encoder import load_encoder
 from prodsearch.embedding.sync import SyncOptions, sync
 
@@ -48,40 +51,63 @@ def _bench_url(settings: Settings) -> str:
 def _reset(url: str) -> None:
     with connect(url) as conn:
         index.drop(conn)
-        conn.execute("TRUNCATE analytics_features.product_embeddings")
+        conn.execute(sql.SQL("TRUNCATE {}").format(EMBEDDINGS))
         conn.commit()
 
 
-def baseline(url: str, batch: int = 32) -> float:
+def _demo_settings(settings: Settings, url: str) -> Settings:
+    """The settings of the scratch database: the generated demo catalog in its own table,
+    whatever the configured source is."""
+    demo_source = {
+        name: Settings.model_fields[name].default
+        for name in (
+            "source_table",
+            "source_id_column",
+            "source_deleted",
+            "text_fields",
+            "search_fields",
+            "code_columns",
+            "filter_columns",
+        )
+    }
+    return settings.model_copy(update={"database_url": SecretStr(url), **demo_source})
+
+
+def baseline(url: str, source: Source, batch: int = 32) -> float:
     """The original platform's method; returns seconds end to end."""
     started = time.perf_counter()
     model = sentence_transformer()
     name = "sentence-transformers/all-MiniLM-L6-v2"
+    cols = source.text_columns
+    page = sql.SQL(
+        "SELECT s.{id}, {cols} FROM {src} AS s WHERE {eligible} AND s.{id} > %s "
+        "ORDER BY s.{id} LIMIT 1000"
+    ).format(
+        id=sql.Identifier(source.id_column),
+        cols=sql.SQL(", ").join(sql.Identifier("s", c) for c in cols),
+        src=source.qualified,
+        eligible=source.eligible_sql(),
+    )
+    upsert = sql.SQL(
+        "INSERT INTO {} (product_id, embedding, content_hash, model_name, mode) "
+        "VALUES (%s, %s, %s, %s, 'exact') ON CONFLICT (product_id) DO UPDATE SET "
+        "embedding = EXCLUDED.embedding, content_hash = EXCLUDED.content_hash, updated_at = now()"
+    ).format(EMBEDDINGS)
     with connect(url) as conn:
         register_vector(conn)
         last = 0
-        while True:
-            rows = conn.execute(
-                "SELECT product_id, name, description FROM staging_marts.dim_product "
-                "WHERE NOT is_deleted AND product_id > %s ORDER BY product_id LIMIT 1000",
-                (last,),
-            ).fetchall()
-            if not rows:
-                break
+        while rows := conn.execute(page, (last,)).fetchall():
             last = rows[-1][0]
             for i in range(0, len(rows), batch):
                 part = rows[i : i + batch]
-                texts = [prepare_text({"name": n, "description": d}) for _, n, d in part]
+                texts = [prepare_text(dict(zip(cols, r[1:], strict=True)), cols) for r in part]
                 vectors = model.encode(texts, batch_size=batch, normalize_embeddings=True)
                 with conn.cursor() as cur:
                     cur.executemany(
-                        "INSERT INTO analytics_features.product_embeddings (product_id, embedding, "
-                        "content_hash, model_name, mode) VALUES (%s, %s, %s, %s, 'exact') "
-                        "ON CONFLICT (product_id) DO UPDATE SET embedding = EXCLUDED.embedding, "
-                        "content_hash = EXCLUDED.content_hash, updated_at = now()",
+                        upsert,
                         [
-                            (pid, vec, content_hash(t, name, "exact"), name)
-                            for (pid, _, _), vec, t in zip(part, vectors, texts, strict=True)
+                            (r[0], vec, content_hash(t, name, "exact"), name)
+                            for r, vec, t in zip(part, vectors, texts, strict=True)
                         ],
                     )
                 conn.commit()
@@ -89,11 +115,14 @@ def baseline(url: str, batch: int = 32) -> float:
     return time.perf_counter() - started
 
 
-def _change_one_percent(url: str, seed: int) -> int:
+def _change_one_percent(url: str, source: Source, seed: int) -> int:
+    """Append to the description (the last text field) of 1 % of the live products."""
     with connect(url) as conn:
         cur = conn.execute(
-            "UPDATE staging_marts.dim_product SET description = coalesce(description, '') || "
-            "' Updated ' || %s WHERE NOT is_deleted AND (product_id * 7919 + %s) %% 100 = 0",
+            sql.SQL(
+                "UPDATE {src} AS s SET {col} = coalesce({col}, '') || ' Updated ' || %s "
+                "WHERE {eligible} AND (s.{id} * 7919 + %s) %% 100 = 0"
+            ).format(col=sql.Identifier(source.text_columns[-1]), **source.sql_parts()),
             (str(seed), seed),
         )
         conn.commit()
@@ -108,34 +137,19 @@ def run(
     progress: Callable[[str], None] = lambda _m: None,
 ) -> dict[str, Any]:
     url = _bench_url(settings)
+    bench_settings = _demo_settings(settings, url)
     with connect(url) as conn:
         migrate(conn)
         generate.load(conn, products, seed=7)
-        eligible = conn.execute(
-            "SELECT count(*) FROM staging_marts.dim_product WHERE NOT is_deleted"
-        ).fetchone()[0]  # type: ignore[index]
-    # the generated demo catalog in a scratch database: its own table, whatever the
-    # configured source is
-    demo_source = {
-        name: Settings.model_fields[name].default
-        for name in (
-            "source_table",
-            "source_id_column",
-            "source_deleted",
-            "text_fields",
-            "search_fields",
-            "code_columns",
-            "filter_columns",
-        )
-    }
-    bench_settings = settings.model_copy(update={"database_url": SecretStr(url), **demo_source})
+        source = load_source(conn, bench_settings)
+        eligible = store.count_eligible(conn, source)
     for mode in modes:  # exports cached before timing, as after a first run
         load_encoder(mode, settings.model, models_dir=settings.models_dir)
     out: dict[str, Any] = {"products": products, "eligible": eligible, "methods": []}
     base_s = None
     if with_baseline:
         progress(f"baseline: sentence-transformers fp32, batch 32, executemany ({eligible:,} rows)")
-        base_s = baseline(url)
+        base_s = baseline(url, source)
         out["methods"].append(
             {
                 "method": "baseline",
@@ -147,35 +161,49 @@ def run(
         progress(f"baseline: {base_s:.1f} s")
     for n, mode in enumerate(modes):
         _reset(url)
-        progress(f"{mode}: full run")
-        full = sync(bench_settings, SyncOptions(mode=mode))
-        full_s = full.timings["total_s"]
-        changed = _change_one_percent(url, n + 1)
-        progress(f"{mode}: {full_s:.1f} s; incremental run after changing {changed} products")
-        inc = sync(bench_settings, SyncOptions(mode=mode))
-        inc_s = inc.timings["total_s"]
-        t = full.timings
         out["methods"].append(
-            {
-                "method": mode,
-                "seconds": round(full_s, 1),
-                "products_per_s": round(eligible / full_s, 1),
-                "ratio": round(base_s / full_s, 2) if base_s else None,
-                "embedded_texts": full.embedded,
-                "deduplicated": full.deduplicated,
-                "write_share": round(t.get("write_s", 0) / full_s, 3),
-                "index_s": t.get("index_s"),
-                "encode_s": t.get("encode_s"),
-                "incremental_changed": changed,
-                "incremental_written": inc.written,
-                "incremental_s": round(inc_s, 2),
-                "incremental_speedup": round(full_s / inc_s, 1),
-            }
+            _measure_mode(bench_settings, url, source, mode, n + 1, eligible, base_s, progress)
         )
-        progress(f"{mode}: incremental {inc_s:.2f} s ({full_s / inc_s:.0f}x faster)")
     with connect(database_url(settings), autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
     return out
+
+
+def _measure_mode(
+    settings: Settings,
+    url: str,
+    source: Source,
+    mode: str,
+    seed: int,
+    eligible: int,
+    base_s: float | None,
+    progress: Callable[[str], None],
+) -> dict[str, Any]:
+    """A full run into an empty table, then an incremental run after 1 % changed."""
+    progress(f"{mode}: full run")
+    full = sync(settings, SyncOptions(mode=mode))
+    full_s = full.timings["total_s"]
+    changed = _change_one_percent(url, source, seed)
+    progress(f"{mode}: {full_s:.1f} s; incremental run after changing {changed} products")
+    inc = sync(settings, SyncOptions(mode=mode))
+    inc_s = inc.timings["total_s"]
+    progress(f"{mode}: incremental {inc_s:.2f} s ({full_s / inc_s:.0f}x faster)")
+    t = full.timings
+    return {
+        "method": mode,
+        "seconds": round(full_s, 1),
+        "products_per_s": round(eligible / full_s, 1),
+        "ratio": round(base_s / full_s, 2) if base_s else None,
+        "embedded_texts": full.embedded,
+        "deduplicated": full.deduplicated,
+        "write_share": round(t.get("write_s", 0) / full_s, 3),
+        "index_s": t.get("index_s"),
+        "encode_s": t.get("encode_s"),
+        "incremental_changed": changed,
+        "incremental_written": inc.written,
+        "incremental_s": round(inc_s, 2),
+        "incremental_speedup": round(full_s / inc_s, 1),
+    }
 
 
 __all__ = ["run"]

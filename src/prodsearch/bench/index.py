@@ -24,6 +24,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -33,12 +34,22 @@ from psycopg import sql
 from prodsearch.bench.queries import recall_sample
 from prodsearch.config import Settings
 from prodsearch.db import connect, database_url
+from prodsearch.db.names import BENCH_UNIQUE_VECTORS, EMBEDDINGS
 from prodsearch.embedding import index, querymap
 from prodsearch.embedding.encoder import load_encoder
-from prodsearch.embedding.store import EMBEDDINGS
+from prodsearch.search import recall
 
-EPSILON = 0.01
-UNIQUE = sql.Identifier("analytics_features", "bench_unique_vectors")
+
+@dataclass(frozen=True)
+class _Probe:
+    """The queries an index is measured with, and the exact answers to them."""
+
+    sample: list[tuple[str, str]]  # (kind, query text)
+    vectors: list[Any]
+    exact_kth: list[float]  # the exact 10th neighbour's distance per query
+    ef_values: Sequence[int]
+    dim: int
+    progress: Callable[[str], None]
 
 
 def run(
@@ -55,15 +66,9 @@ def run(
     configured pair), or measure the existing index; see the module docstring."""
     params = list(params or [(settings.hnsw_m, settings.hnsw_ef_construction)])
     sample = recall_sample(n_queries)
-    # queries as the API embeds them: the query encoder, the documents' query map
-    enc = load_encoder(settings.query_mode, settings.model, models_dir=settings.models_dir)
-    vectors = [enc.encode([q])[0] for _kind, q in sample]
     out: dict[str, Any] = {"queries": len(sample), "shapes": []}
     with connect(database_url(settings)) as conn:
-        qmap = querymap.load(conn, enc.model_name, settings.mode)
-        if qmap is not None:
-            vectors = list(qmap.apply(np.asarray(vectors)))
-        out["query_map"] = qmap is not None
+        vectors, dim, out["query_map"] = _query_vectors(conn, settings, sample)
         register_vector(conn)
         conn.execute("SET max_parallel_workers_per_gather = 0")
         rows = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(EMBEDDINGS)).fetchone()
@@ -73,149 +78,121 @@ def run(
         if not existing:
             index.drop(conn)
         exact_kth = _exact_kth(conn, EMBEDDINGS, vectors)
-
-        def measure(shape: str, m: int, efc: int, build_s: float) -> dict[str, Any]:
-            return _measure(
-                conn,
-                shape,
-                m,
-                efc,
-                build_s,
-                sample,
-                vectors,
-                exact_kth,
-                ef_values,
-                enc.dim,
-                progress,
-            )
-
+        probe = _Probe(sample, vectors, exact_kth, ef_values, dim, progress)
         if existing:
-            if not current["exists"]:
+            if not current.exists or current.type is None:
                 raise ValueError("no index to measure: run `prodsearch index build` first")
-            out["shapes"].append(
-                measure(current["type"], current["m"], current["ef_construction"], 0.0)
-            )
+            m, efc = current.m or 0, current.ef_construction or 0
+            out["shapes"].append(_measure(conn, probe, current.type, m, efc, 0.0))
         for shape in () if existing else shapes:
             for m, efc in params:
                 progress(f"building {shape} index, m={m}, ef_construction={efc}")
                 build_s = index.build(conn, shape, m, efc)
-                out["shapes"].append(measure(shape, m, efc, build_s))
+                out["shapes"].append(_measure(conn, probe, shape, m, efc, build_s))
         if unique:
-            out["unique"] = _measure_unique(
-                conn, settings, sample, vectors, exact_kth, ef_values, enc.dim, progress
-            )
+            out["unique"] = _measure_unique(conn, settings, probe)
         if not existing:
             progress(f"restoring the configured {settings.index_type} index")
             index.build(conn, settings.index_type, settings.hnsw_m, settings.hnsw_ef_construction)
     return out
 
 
+def _query_vectors(
+    conn: Any, settings: Settings, sample: list[tuple[str, str]]
+) -> tuple[list[Any], int, bool]:
+    """The sample's vectors as the API embeds them (the query encoder, then the documents'
+    query map), their dimension, and whether a map was applied."""
+    enc = load_encoder(settings.query_mode, settings.model, models_dir=settings.models_dir)
+    vectors = [enc.encode([q])[0] for _kind, q in sample]
+    qmap = querymap.load(conn, enc.model_name, settings.mode)
+    if qmap is not None:
+        vectors = list(qmap.apply(np.asarray(vectors)))
+    return vectors, enc.dim, qmap is not None
+
+
 def _exact_kth(conn: Any, table: sql.Composable, vectors: list[Any]) -> list[float]:
     """The 10th exact (float32) neighbour's distance per query, by a full scan."""
-    conn.execute("SET enable_indexscan = off")
-    out = []
-    for vec in vectors:
-        d = conn.execute(
-            sql.SQL("SELECT embedding <=> %s FROM {} ORDER BY 1 LIMIT 10").format(table), (vec,)
-        ).fetchall()
-        out.append(d[-1][0])
-    conn.execute("RESET enable_indexscan")
-    return out
+    return [recall.exact_top_k(conn, vec, 10, table=table)[-1][1] for vec in vectors]
 
 
-def _measure_unique(
-    conn: Any,
-    settings: Settings,
-    sample: list[tuple[str, str]],
-    vectors: list[Any],
-    exact_kth: list[float],
-    ef_values: Sequence[int],
-    dim: int,
-    progress: Callable[[str], None],
-) -> dict[str, Any]:
+def _measure_unique(conn: Any, settings: Settings, probe: _Probe) -> dict[str, Any]:
     """The configured index shape over one vector per distinct text, in a scratch table
     (dropped afterwards), measured against the exact neighbours *of that table* (serving
     it would expand each hit to the products sharing its text)."""
+    progress = probe.progress
     progress("copying one vector per distinct text into a scratch table")
-    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(UNIQUE))
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(BENCH_UNIQUE_VECTORS))
     conn.execute(
         sql.SQL(
             "CREATE TABLE {} AS SELECT DISTINCT ON (content_hash) product_id, embedding FROM {} "
             "ORDER BY content_hash, product_id"
-        ).format(UNIQUE, EMBEDDINGS)
+        ).format(BENCH_UNIQUE_VECTORS, EMBEDDINGS)
     )
     conn.commit()
     try:
-        rows = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(UNIQUE)).fetchone()
+        rows = conn.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(BENCH_UNIQUE_VECTORS)
+        ).fetchone()
         progress(f"building the {settings.index_type} index over {rows[0]:,} unique vectors")
         build_s = index.build(
             conn,
             settings.index_type,
             settings.hnsw_m,
             settings.hnsw_ef_construction,
-            table=UNIQUE,
+            table=BENCH_UNIQUE_VECTORS,
             name="bench_unique_hnsw",
         )
-        exact_kth = _exact_kth(conn, UNIQUE, vectors)
+        exact_kth = _exact_kth(conn, BENCH_UNIQUE_VECTORS, probe.vectors)
         result = _measure(
             conn,
+            replace(probe, exact_kth=exact_kth),
             settings.index_type,
             settings.hnsw_m,
             settings.hnsw_ef_construction,
             build_s,
-            sample,
-            vectors,
-            exact_kth,
-            ef_values,
-            dim,
-            progress,
-            table=UNIQUE,
+            table=BENCH_UNIQUE_VECTORS,
         )
         result["rows"] = rows[0]
         return result
     finally:
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(UNIQUE))
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(BENCH_UNIQUE_VECTORS))
         conn.commit()
 
 
 def _measure(
     conn: Any,
+    probe: _Probe,
     shape: str,
     m: int,
     efc: int,
     build_s: float,
-    sample: list[tuple[str, str]],
-    vectors: list[Any],
-    exact_kth: list[float],
-    ef_values: Sequence[int],
-    dim: int,
-    progress: Callable[[str], None],
     table: sql.Composable = EMBEDDINGS,
 ) -> dict[str, Any]:
-    st = index.status(conn) if table is EMBEDDINGS else {"size": None, "size_bytes": None}
+    st = index.status(conn) if table is EMBEDDINGS else None
     query = sql.SQL(
         "SELECT e.embedding <=> %(q)s::vector({d}) FROM {emb} AS e ORDER BY {order} LIMIT 10"
-    ).format(order=index.order_expression(shape, dim), emb=table, d=sql.Literal(dim))
+    ).format(order=index.order_expression(shape, probe.dim), emb=table, d=sql.Literal(probe.dim))
     result: dict[str, Any] = {
         "shape": shape,
         "m": m,
         "ef_construction": efc,
         "build_s": round(build_s, 1),
-        "size": st["size"],
-        "size_bytes": st["size_bytes"],
+        "size": st.size if st else None,
+        "size_bytes": st.size_bytes if st else None,
         "by_ef": [],
     }
-    for ef in ef_values:
+    for ef in probe.ef_values:
         conn.execute(sql.SQL("SET hnsw.ef_search = {}").format(sql.Literal(ef)))
         lat: list[float] = []
         per: dict[str, list[float]] = {"wands": [], "catalog": []}
         eps: list[float] = []
-        for (kind, _q), vec, kth in zip(sample, vectors, exact_kth, strict=True):
+        for (kind, _q), vec, kth in zip(probe.sample, probe.vectors, probe.exact_kth, strict=True):
             t0 = time.perf_counter()
             got = conn.execute(query, {"q": vec}).fetchall()
             lat.append((time.perf_counter() - t0) * 1000)
-            per[kind].append(sum(g[0] <= kth + 1e-9 for g in got) / 10)
-            eps.append(sum(g[0] <= (1 + EPSILON) * kth + 1e-9 for g in got) / 10)
+            distances = [g[0] for g in got]
+            per[kind].append(recall.tie_aware_recall(distances, kth))
+            eps.append(recall.tie_aware_recall(distances, kth, epsilon=recall.EPSILON))
         every = per["wands"] + per["catalog"]
         row = {
             "ef_search": ef,
@@ -227,7 +204,7 @@ def _measure(
             "p95_ms": round(float(np.percentile(lat, 95)), 2),
         }
         result["by_ef"].append(row)
-        progress(
+        probe.progress(
             f"{shape} m={m} efc={efc} ef_search={ef}: recall {row['recall_at_10']} "
             f"(WANDS {row['recall_wands']}, catalog {row['recall_catalog']}), "
             f"eps-recall {row['eps_recall_at_10']}, "

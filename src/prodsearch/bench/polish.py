@@ -32,9 +32,9 @@ from prodsearch.catalog.source import Source, load_source
 from prodsearch.catalog.text import prepare_text
 from prodsearch.config import Settings
 from prodsearch.db import connect, database_url
+from prodsearch.db.names import EMBEDDINGS
 from prodsearch.embedding import querymap
 from prodsearch.embedding.encoder import load_encoder
-from prodsearch.embedding.store import EMBEDDINGS
 from prodsearch.search.lexquery import analyze
 from prodsearch.search.synonyms import load as load_synonyms
 
@@ -88,30 +88,14 @@ def run(settings: Settings, progress: Callable[[str], None] = lambda _m: None) -
         "polish_embed_s": round(pl_embed_s, 1),
         "rows": [],
     }
-    approaches = ["english only", "query map", "polish vectors", "map + polish vectors"]
     for expand in (False, True):
-        texts_q = []
-        for q in queries:
-            lexq = analyze(q.query, synonyms)
-            texts_q.append(lexq.semantic_text(q.query) if expand else q.query)
-        raw = enc.encode(texts_q)
-        mapped = qmap.apply(raw)
-        for name in approaches:
-            q_en = mapped if "map" in name else raw
-            scores_en = q_en @ english.T
-            if "polish" in name:
-                scores_pl = np.nan_to_num(raw @ pl_vecs.T, nan=-1.0)
-                scores = np.maximum(scores_en, scores_pl)
-            else:
-                scores = scores_en
-            top = np.argsort(-scores, axis=1)[:, : rel.K]
-            per = [
-                rel.score(q, name, ids[t].tolist(), attrs, ideals[q])
-                for q, t in zip(queries, top, strict=True)
-            ]
-            for (_m, lang), m in rel.summarise(per, ("mode", "lang")).items():
-                results["rows"].append({"approach": name, "synonyms": expand, "lang": lang, **m})
-            progress(f"{name}, synonyms {'on' if expand else 'off'}: done")
+        rows = _score_approaches(
+            enc, qmap, synonyms, queries, expand, english, pl_vecs, ids, attrs, ideals
+        )
+        results["rows"] += [
+            {"approach": name, "synonyms": expand, "lang": lang, **m} for name, lang, m in rows
+        ]
+        progress(f"synonyms {'on' if expand else 'off'}: done")
     dim = english.shape[1]
     results["cost"] = {
         "english only": {"extra_bytes_per_product": 0, "extra_embed": "none", "query": "1 encode"},
@@ -132,3 +116,39 @@ def run(settings: Settings, progress: Callable[[str], None] = lambda _m: None) -
         },
     }
     return results
+
+
+APPROACHES = ("english only", "query map", "polish vectors", "map + polish vectors")
+
+
+def _score_approaches(
+    enc: Any,
+    qmap: Any,
+    synonyms: Any,
+    queries: list[Any],
+    expand: bool,
+    english: np.ndarray,
+    pl_vecs: np.ndarray,
+    ids: np.ndarray,
+    attrs: dict[int, Any],
+    ideals: dict[Any, float],
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """(approach, language, figures) for every approach, exact search over ``english``
+    (and ``pl_vecs``, the Polish texts' vectors, where an approach uses them)."""
+    texts = [
+        analyze(q.query, synonyms).semantic_text(q.query) if expand else q.query for q in queries
+    ]
+    raw = enc.encode(texts)
+    mapped = qmap.apply(raw)
+    out = []
+    for name in APPROACHES:
+        scores = (mapped if "map" in name else raw) @ english.T
+        if "polish" in name:
+            scores = np.maximum(scores, np.nan_to_num(raw @ pl_vecs.T, nan=-1.0))
+        top = np.argsort(-scores, axis=1)[:, : rel.K]
+        per = [
+            rel.score(q, name, ids[t].tolist(), attrs, ideals[q])
+            for q, t in zip(queries, top, strict=True)
+        ]
+        out += [(name, lang, m) for (_m, lang), m in rel.summarise(per, ("mode", "lang")).items()]
+    return out

@@ -38,8 +38,11 @@ import psycopg
 from psycopg import sql
 
 from prodsearch.catalog.source import Source
+from prodsearch.config import Settings
+from prodsearch.db.names import EMBEDDINGS
 from prodsearch.errors import ProdsearchError
-from prodsearch.search.service import Searcher, SearchOptions
+from prodsearch.search.results import SearchOptions
+from prodsearch.search.service import Searcher
 
 K = 10
 RELEVANT = 2.0
@@ -345,3 +348,37 @@ def run(
             return await evaluate(conn, aconn, searcher.source, queries, chosen)
 
     return asyncio.run(main())
+
+
+def judge(
+    settings: Settings, queries_path: str | None, modes: list[str]
+) -> tuple[list[QueryScore], dict[str, Any]]:
+    """Every judged query (the shipped set or ``queries_path``, plus part-number queries
+    drawn from the catalog) through each of ``modes``, with the searcher the API builds:
+    the per-query scores and what they were measured on."""
+    from prodsearch.db import connect, database_url, migrate
+    from prodsearch.search.setup import build_searcher, query_encoder
+
+    url = database_url(settings)
+    with connect(url) as conn:
+        migrate(conn)
+        encoder = query_encoder(settings)
+        searcher = build_searcher(conn, settings, encoder)
+        plain = None
+        if "semantic_no_map" in modes:
+            plain = build_searcher(conn, settings, encoder, use_query_map=False)
+        queries = load_queries(queries_path)
+        queries += part_number_queries(conn, searcher.source)
+        scores = run(conn, url, searcher, plain, queries, modes)
+        found = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(EMBEDDINGS)).fetchone()
+    meta = {
+        "queries": len(queries),
+        "products_embedded": found[0] if found else 0,
+        "mode": settings.mode,
+        "query_mode": encoder.mode,
+        "model": encoder.model_name,
+        "ef_search": settings.ef_search,
+        "query_map": searcher.query_map is not None,
+        "query_set": queries_path or "shipped",
+    }
+    return scores, meta

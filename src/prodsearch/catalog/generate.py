@@ -19,7 +19,9 @@ import psycopg
 from psycopg import sql
 
 from prodsearch.catalog import vocab
+from prodsearch.catalog.source import Source
 from prodsearch.db.connect import vacuum_analyze
+from prodsearch.errors import ConfigError
 
 COVERAGE = {"polish_name": 0.88, "description": 0.71, "polish_description": 0.56}
 DELETED_SHARE = 0.015
@@ -110,11 +112,39 @@ def _description(
     return text
 
 
+def _new_listing(
+    rng: random.Random, pt: Any, brand: str, part_no: str, sku: str
+) -> tuple[Any, ...]:
+    """A product listing of its own: names, descriptions and fitment (vehicle, engine,
+    position); (part type, brand, part no, sku, name, polish name, description, polish
+    description, fitment)."""
+    vehicle, years = rng.choice(vocab.VEHICLES)
+    engine_name = rng.choice(vocab.engines_for(vehicle)) if rng.random() < 0.5 else None
+    engine = f" {engine_name}" if engine_name else ""
+    pos = rng.choice(pt.positions) if pt.positions else None
+    fitment = (vehicle, engine_name, vocab.POS_EN[pos] if pos else None)
+    pos_en = f" {vocab.POS_EN[pos]}" if pos else ""
+    pos_pl = f" {vocab.POS_PL[pt.gender][pos]}" if pos else ""
+    name = f"{brand} {pt.en}{pos_en} for {vehicle}{engine} ({years}) {part_no}"
+    polish_name = polish_description = description = None
+    fields = {"brand": brand, "part_lc": pt.en.lower(), "part_pl": pt.pl}
+    if rng.random() < COVERAGE["polish_name"]:
+        polish_name = f"{pt.pl}{pos_pl} {brand} do {vehicle}{engine} ({years}) {part_no}"
+        if rng.random() < COVERAGE["polish_description"] / COVERAGE["polish_name"]:
+            polish_description = _description(
+                rng, vocab.INTRO_PL, pt.specs_pl, vocab.FILLER_PL, "Pasuje do", fields, vehicle
+            )
+    if rng.random() < COVERAGE["description"]:
+        description = _description(
+            rng, vocab.INTRO_EN, pt.specs_en, vocab.FILLER_EN, "Fits", fields, vehicle
+        )
+    return (pt, brand, part_no, sku, name, polish_name, description, polish_description, fitment)
+
+
 def rows(count: int, seed: int = 42) -> Iterator[tuple[Any, ...]]:
     """Yield ``count`` catalog rows (in ``COLUMNS`` order), the same for the same seed."""
     rng = random.Random(seed)
     recent: list[tuple[Any, ...]] = []
-    p_pd_given_pn = COVERAGE["polish_description"] / COVERAGE["polish_name"]
     brands = {pt.category: vocab.brands_for(pt.category) for pt in vocab.PART_TYPES}
     for i in range(count):
         pt = rng.choice(vocab.PART_TYPES)
@@ -124,51 +154,15 @@ def rows(count: int, seed: int = 42) -> Iterator[tuple[Any, ...]]:
         if recent and rng.random() < DUPLICATE_SHARE:
             # a variant: another listing of a recent product (same part, texts and fitment;
             # its own id, price and stock)
-            pt, brand, part_no, sku, name, polish_name, description, polish_description, fitment = (
-                rng.choice(recent)
-            )
+            listing = rng.choice(recent)
         else:
-            vehicle, years = rng.choice(vocab.VEHICLES)
-            engine_name = rng.choice(vocab.engines_for(vehicle)) if rng.random() < 0.5 else None
-            engine = f" {engine_name}" if engine_name else ""
-            pos = rng.choice(pt.positions) if pt.positions else None
-            fitment = (vehicle, engine_name, vocab.POS_EN[pos] if pos else None)
-            pos_en = f" {vocab.POS_EN[pos]}" if pos else ""
-            pos_pl = f" {vocab.POS_PL[pt.gender][pos]}" if pos else ""
-            name = f"{brand} {pt.en}{pos_en} for {vehicle}{engine} ({years}) {part_no}"
-            polish_name = polish_description = description = None
-            fields = {"brand": brand, "part_lc": pt.en.lower(), "part_pl": pt.pl}
-            if rng.random() < COVERAGE["polish_name"]:
-                polish_name = f"{pt.pl}{pos_pl} {brand} do {vehicle}{engine} ({years}) {part_no}"
-                if rng.random() < p_pd_given_pn:
-                    polish_description = _description(
-                        rng,
-                        vocab.INTRO_PL,
-                        pt.specs_pl,
-                        vocab.FILLER_PL,
-                        "Pasuje do",
-                        fields,
-                        vehicle,
-                    )
-            if rng.random() < COVERAGE["description"]:
-                description = _description(
-                    rng, vocab.INTRO_EN, pt.specs_en, vocab.FILLER_EN, "Fits", fields, vehicle
-                )
-            recent.append(
-                (
-                    pt,
-                    brand,
-                    part_no,
-                    sku,
-                    name,
-                    polish_name,
-                    description,
-                    polish_description,
-                    fitment,
-                )
-            )
+            listing = _new_listing(rng, pt, brand, part_no, sku)
+            recent.append(listing)
             if len(recent) > 2000:
                 recent = recent[-1000:]
+        pt, brand, part_no, sku, name, polish_name, description, polish_description, fitment = (
+            listing
+        )
         stock = 0 if rng.random() < 0.12 else 1 + int(rng.lognormvariate(2.5, 1.0))
         price = Decimal(str(round(pt.price * rng.lognormvariate(0, 0.35), 2)))
         yield (
@@ -214,3 +208,20 @@ def load(
     if progress is not None:
         progress(count)
     return count
+
+
+def ensure_demo(conn: psycopg.Connection[Any], source: Source, products: int) -> tuple[int, bool]:
+    """What the demo starts from: the products the configured source holds, and whether
+    they were generated now. An empty demo table is filled with ``products`` generated
+    rows; an empty table of the user's own is an error (the demo never writes into it)."""
+    row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(source.qualified)).fetchone()
+    existing = int(row[0]) if row else 0
+    if existing:
+        return existing, False
+    if source.name != DEMO_TABLE:
+        raise ConfigError(
+            f"{source.name} (PRODSEARCH_SOURCE_TABLE) is empty: import a catalog into it first "
+            "(prodsearch catalog import FILE), or unset PRODSEARCH_SOURCE_TABLE for the demo "
+            "catalog"
+        )
+    return load(conn, products), True

@@ -28,14 +28,11 @@ Rules (documented in the README):
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -44,33 +41,12 @@ from psycopg import sql
 from prodsearch.catalog.readers import Record, detect_format, read_records
 from prodsearch.catalog.source import Source
 from prodsearch.catalog.text import clean_text
+from prodsearch.catalog.values import KINDS, Kind, RowError, parse
 from prodsearch.db.connect import vacuum_analyze
 from prodsearch.errors import ProdsearchError
 
-Kind = Literal["int", "number", "bool", "text", "timestamp"]
-_KINDS: dict[str, Kind] = {
-    "bigint": "int",
-    "integer": "int",
-    "smallint": "int",
-    "numeric": "number",
-    "real": "number",
-    "double precision": "number",
-    "boolean": "bool",
-    "text": "text",
-    "character varying": "text",
-    "character": "text",
-    "timestamp with time zone": "timestamp",
-    "timestamp without time zone": "timestamp",
-    "date": "timestamp",
-}
 # demo-catalog conveniences, applied only where the table has these columns
-_NOT_NULL_DEFAULTS = {"in_stock": False, "is_deleted": False, "currency": "PLN"}
-_TRUE = {"true", "t", "1", "yes", "y"}
-_FALSE = {"false", "f", "0", "no", "n"}
-_INT = re.compile(r"^[+-]?\d+$")
-_BIGINT_MAX = 2**63 - 1
-_PRICE_MAX = Decimal("9999999999.99")
-_NUMBER_MAX = Decimal("1e15")
+_CONVENIENCE_DEFAULTS = {"in_stock": False, "currency": "PLN"}
 
 
 @dataclass(frozen=True)
@@ -82,6 +58,7 @@ class Target:
     kinds: dict[str, Kind]
     required: frozenset[str]  # NOT NULL columns the import must be given a value for
     updated_at: bool
+    defaults: dict[str, Any]  # the value of a column a row leaves empty
 
     @classmethod
     def of(cls, conn: psycopg.Connection[Any], source: Source) -> Target:
@@ -90,17 +67,22 @@ class Target:
             "FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
             (source.schema, source.table),
         ).fetchall()
-        kinds = {c: _KINDS[t] for c, t, _nn, _d in rows if t in _KINDS and c != "updated_at"}
+        kinds = {c: KINDS[t] for c, t, _nn, _d in rows if t in KINDS and c != "updated_at"}
         if kinds.get(source.id_column) != "int":
             raise ProdsearchError(
                 f"{source.name}.{source.id_column} must be an integer column to import into"
             )
+        defaults = {c: v for c, v in _CONVENIENCE_DEFAULTS.items() if c in kinds}
+        flag = source.live_flag()  # a new row is live unless its file says otherwise
+        if flag is not None and kinds.get(flag[0]) == "bool":
+            defaults[flag[0]] = flag[1]
         required = frozenset(
             c
             for c, _t, not_null, has_default in rows
-            if not_null and not has_default and c in kinds and c not in _NOT_NULL_DEFAULTS
+            if not_null and not has_default and c in kinds and c not in defaults
         )
-        return cls(source, kinds, required, any(r[0] == "updated_at" for r in rows))
+        has_stamp = any(r[0] == "updated_at" for r in rows)
+        return cls(source, kinds, required, has_stamp, defaults)
 
     @property
     def id_column(self) -> str:
@@ -109,10 +91,6 @@ class Target:
     @property
     def name_column(self) -> str:
         return self.source.text_columns[0]
-
-
-class RowError(ValueError):
-    """A row that cannot be stored; the message is the reason written to the rejects file."""
 
 
 @dataclass
@@ -169,101 +147,10 @@ def _check_mapping(mapping: Mapping[str, str], target: Target) -> None:
             )
 
 
-def _int(value: Any, column: str) -> int | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if isinstance(value, bool):
-        raise RowError(f"{column} is not an integer: {value!r}")
-    if isinstance(value, int):
-        number = value
-    elif isinstance(value, float) and value.is_integer():
-        number = int(value)
-    elif isinstance(value, str) and _INT.match(value.strip()):
-        number = int(value.strip())
-    else:
-        raise RowError(f"{column} is not an integer: {value!r}")
-    if abs(number) > _BIGINT_MAX:
-        raise RowError(f"{column} is out of range: {value!r}")
-    return number
-
-
-def _number(value: Any, column: str) -> Decimal | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if isinstance(value, bool):
-        raise RowError(f"{column} is not a number: {value!r}")
-    text = str(value).strip().replace("\u00a0", "").replace(" ", "")
-    if "," in text and "." not in text:
-        text = text.replace(",", ".")
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        raise RowError(f"{column} is not a number: {value!r}") from None
-    if not number.is_finite() or abs(number) > _NUMBER_MAX:
-        raise RowError(f"{column} is not a finite number: {value!r}")
-    return number
-
-
-def _price(value: Any) -> Decimal | None:
-    price = _number(value, "price")
-    if price is None:
-        return None
-    if price < 0 or price > _PRICE_MAX:
-        raise RowError(f"price must be a number from 0 to {_PRICE_MAX}: {value!r}")
-    return price.quantize(Decimal("0.01"))
-
-
-def _timestamp(value: Any, column: str) -> datetime | date | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if isinstance(value, datetime | date):
-        return value
-    try:
-        return datetime.fromisoformat(str(value).strip())
-    except ValueError:
-        raise RowError(f"{column} is not an ISO 8601 date or timestamp: {value!r}") from None
-
-
-def _bool(value: Any, column: str) -> bool | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise RowError(f"{column} is not a boolean: {value!r}")
-
-
-def _text(value: Any, column: str) -> str | None:
-    if value is None:
-        return None
-    text = value if isinstance(value, str) else str(value)
-    if "\x00" in text:
-        raise RowError(f"NUL character in {column}")
-    return text
-
-
-def _value(value: Any, column: str, kind: Kind) -> Any:
-    if column == "price" and kind == "number":
-        return _price(value)
-    if kind == "int":
-        return _int(value, column)
-    if kind == "number":
-        return _number(value, column)
-    if kind == "bool":
-        return _bool(value, column)
-    if kind == "timestamp":
-        return _timestamp(value, column)
-    return _text(value, column)
-
-
 def validate(data: Mapping[str, Any], columns: Iterable[str], target: Target) -> dict[str, Any]:
     """Normalise one mapped record; raise RowError with the reason when it cannot be stored."""
     out: dict[str, Any] = {}
-    pid = _int(data.get(target.id_column), target.id_column)
+    pid = parse(data.get(target.id_column), target.id_column, "int")
     if pid is None:
         raise RowError(f"missing {target.id_column}")
     if pid <= 0:
@@ -271,7 +158,7 @@ def validate(data: Mapping[str, Any], columns: Iterable[str], target: Target) ->
     out[target.id_column] = pid
     for col in columns:
         if col != target.id_column:
-            out[col] = _value(data.get(col), col, target.kinds[col])
+            out[col] = parse(data.get(col), col, target.kinds[col])
     if not clean_text(out.get(target.name_column)):
         raise RowError(f"empty {target.name_column} after cleaning")
     if "currency" in out and not out["currency"]:
@@ -307,9 +194,45 @@ class _Rejects:
             self._fh.close()
 
 
-def _or_default(row: Mapping[str, Any], column: str) -> Any:
+def _or_default(row: Mapping[str, Any], column: str, target: Target) -> Any:
     value = row.get(column)
-    return _NOT_NULL_DEFAULTS.get(column) if value is None else value
+    return target.defaults.get(column) if value is None else value
+
+
+def _upsert_sql(target: Target, cols: list[str]) -> sql.Composed:
+    """INSERT from the staging table, updating only rows whose provided columns differ;
+    returns (inserted, updated)."""
+    data_cols = cols[1:]
+    sets = [sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in data_cols]
+    if target.updated_at:
+        sets.append(sql.SQL("updated_at = now()"))
+    action = (
+        sql.SQL("DO UPDATE SET {sets} WHERE ({old}) IS DISTINCT FROM ({new})").format(
+            sets=sql.SQL(", ").join(sets),
+            old=sql.SQL(", ").join(sql.SQL("d.{}").format(sql.Identifier(c)) for c in data_cols),
+            new=sql.SQL(", ").join(
+                sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in data_cols
+            ),
+        )
+        if data_cols
+        else sql.SQL("DO NOTHING")
+    )
+    stamp = target.updated_at
+    return sql.SQL(
+        "WITH up AS ("
+        " INSERT INTO {table} AS d ({cols}{stamp_col})"
+        " SELECT {cols}{stamp_val} FROM _import_stage"
+        " ON CONFLICT ({id}) {action}"
+        " RETURNING (xmax = 0) AS inserted)"
+        " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up"
+    ).format(
+        table=target.source.qualified,
+        cols=sql.SQL(", ").join(sql.Identifier(c) for c in cols),
+        stamp_col=sql.SQL(", updated_at" if stamp else ""),
+        stamp_val=sql.SQL(", now()" if stamp else ""),
+        id=sql.Identifier(target.id_column),
+        action=action,
+    )
 
 
 def _upsert(
@@ -321,10 +244,6 @@ def _upsert(
         *(c for c in target.kinds if c != target.id_column and any(c in r for r in rows)),
     ]
     ident = [sql.Identifier(c) for c in cols]
-    data_cols = cols[1:]
-    stamp_col, stamp_val = (
-        (sql.SQL(", updated_at"), sql.SQL(", now()")) if target.updated_at else (sql.SQL(""),) * 2
-    )
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("DROP TABLE IF EXISTS _import_stage")
         cur.execute(
@@ -335,38 +254,8 @@ def _upsert(
         copy_sql = sql.SQL("COPY _import_stage ({}) FROM STDIN").format(sql.SQL(", ").join(ident))
         with cur.copy(copy_sql) as copy:
             for row in rows:
-                copy.write_row([_or_default(row, c) for c in cols])
-        sets = [sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in data_cols]
-        if target.updated_at:
-            sets.append(sql.SQL("updated_at = now()"))
-        action = (
-            sql.SQL("DO UPDATE SET {sets} WHERE ({old}) IS DISTINCT FROM ({new})").format(
-                sets=sql.SQL(", ").join(sets),
-                old=sql.SQL(", ").join(
-                    sql.SQL("d.{}").format(sql.Identifier(c)) for c in data_cols
-                ),
-                new=sql.SQL(", ").join(
-                    sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in data_cols
-                ),
-            )
-            if data_cols
-            else sql.SQL("DO NOTHING")
-        )
-        query = sql.SQL(
-            "WITH up AS ("
-            " INSERT INTO {table} AS d ({cols}{stamp_col})"
-            " SELECT {cols}{stamp_val} FROM _import_stage"
-            " ON CONFLICT ({id}) {action}"
-            " RETURNING (xmax = 0) AS inserted)"
-            " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up"
-        ).format(
-            table=target.source.qualified,
-            cols=sql.SQL(", ").join(ident),
-            stamp_col=stamp_col,
-            stamp_val=stamp_val,
-            id=sql.Identifier(target.id_column),
-            action=action,
-        )
+                copy.write_row([_or_default(row, c, target) for c in cols])
+        query = _upsert_sql(target, cols)
         try:
             inserted, updated = cur.execute(query).fetchone() or (0, 0)
         except pg_errors.InvalidColumnReference:
@@ -397,56 +286,20 @@ def import_file(
         source = load_source(conn, get_settings())
     target = Target.of(conn, source)
     conn.commit()  # each chunk is its own transaction
-    _check_mapping(mapping or {}, target)
-    fmt = detect_format(path, fmt)
     mapping = dict(mapping or {})
-    reverse = {source: target for target, source in mapping.items()}
+    _check_mapping(mapping, target)
+    fmt = detect_format(path, fmt)
     summary = ImportSummary(path=str(path), format=fmt)
     rejects = _Rejects(path.with_name(path.name + ".rejects.jsonl"))
-    seen: dict[int, int] = {}
     ignored: set[str] = set()
     chunk: list[dict[str, Any]] = []
-
-    def flush() -> None:
-        if chunk:
-            inserted, updated = _upsert(conn, chunk, target)
-            summary.inserted += inserted
-            summary.updated += updated
-            summary.unchanged += len(chunk) - inserted - updated
-            chunk.clear()
-            if progress is not None:
-                progress(summary)
-
-    def reject(rec: Record, reason: str) -> None:
-        summary.rejected += 1
-        summary.reasons[reason.split(":")[0]] += 1
-        rejects.write(rec, reason)
-
     try:
-        for rec in read_records(path, fmt):
-            summary.read += 1
-            if rec.error is not None:
-                reject(rec, rec.error)
-                continue
-            data = {reverse.get(k, k): v for k, v in rec.data.items()}
-            present = [c for c in data if c in target.kinds]
-            ignored.update(k for k in data if k not in target.kinds)
-            try:
-                if target.name_column not in present:
-                    raise RowError(f"missing {target.name_column}")
-                row = validate(data, present, target)
-            except RowError as exc:
-                reject(rec, str(exc))
-                continue
-            pid = row[target.id_column]
-            first = seen.setdefault(pid, rec.line)
-            if first != rec.line:
-                reject(rec, f"duplicate {target.id_column} {pid} (first on line {first})")
-                continue
+        records = read_records(path, fmt)
+        for row in _valid_rows(records, target, mapping, summary, rejects, ignored):
             chunk.append(row)
             if len(chunk) >= chunk_size:
-                flush()
-        flush()
+                _flush(conn, chunk, target, summary, progress)
+        _flush(conn, chunk, target, summary, progress)
     finally:
         rejects.close()
     if summary.inserted or summary.updated:
@@ -455,3 +308,63 @@ def import_file(
     if summary.rejected:
         summary.rejects_path = str(rejects.path)
     return summary
+
+
+def _valid_rows(
+    records: Iterable[Record],
+    target: Target,
+    mapping: Mapping[str, str],
+    summary: ImportSummary,
+    rejects: _Rejects,
+    ignored: set[str],
+) -> Iterator[dict[str, Any]]:
+    """Each record that can be stored, validated; the others counted and written to the
+    rejects file with their reason. Columns the table lacks are added to ``ignored``."""
+    reverse = {src: col for col, src in mapping.items()}
+    seen: dict[int, int] = {}  # id -> line of its first occurrence
+
+    def reject(rec: Record, reason: str) -> None:
+        summary.rejected += 1
+        summary.reasons[reason.split(":")[0]] += 1
+        rejects.write(rec, reason)
+
+    for rec in records:
+        summary.read += 1
+        if rec.error is not None:
+            reject(rec, rec.error)
+            continue
+        data = {reverse.get(k, k): v for k, v in rec.data.items()}
+        present = [c for c in data if c in target.kinds]
+        ignored.update(k for k in data if k not in target.kinds)
+        try:
+            if target.name_column not in present:
+                raise RowError(f"missing {target.name_column}")
+            row = validate(data, present, target)
+        except RowError as exc:
+            reject(rec, str(exc))
+            continue
+        pid = row[target.id_column]
+        first = seen.setdefault(pid, rec.line)
+        if first != rec.line:
+            reject(rec, f"duplicate {target.id_column} {pid} (first on line {first})")
+            continue
+        yield row
+
+
+def _flush(
+    conn: psycopg.Connection[Any],
+    chunk: list[dict[str, Any]],
+    target: Target,
+    summary: ImportSummary,
+    progress: Callable[[ImportSummary], None] | None,
+) -> None:
+    """Upsert the chunk (one transaction), count it, and empty it."""
+    if not chunk:
+        return
+    inserted, updated = _upsert(conn, chunk, target)
+    summary.inserted += inserted
+    summary.updated += updated
+    summary.unchanged += len(chunk) - inserted - updated
+    chunk.clear()
+    if progress is not None:
+        progress(summary)

@@ -132,6 +132,23 @@ class Source:
             return sql.SQL("(NOT coalesce({}, false))").format(col)
         return sql.SQL("coalesce({}, false)").format(col)
 
+    def sql_parts(self) -> dict[str, sql.Composable]:
+        """The names SQL about this source is written with (alias ``s``): ``src`` (the
+        table), ``id`` (its id column) and ``eligible`` (live rows)."""
+        return {
+            "src": self.qualified,
+            "id": sql.Identifier(self.id_column),
+            "eligible": self.eligible_sql(),
+        }
+
+    def live_flag(self) -> tuple[str, bool] | None:
+        """For a boolean soft-delete flag (``COL`` or ``NOT COL``): the column and the
+        value that marks a row live — what a new row gets when its file says nothing."""
+        match = _PREDICATE.match(self.deleted) if self.deleted else None
+        if match is None or match["null"]:
+            return None
+        return match["col"], bool(match["not"])
+
     def eligible_sql(self) -> sql.Composable:
         return sql.SQL("NOT {}").format(self.deleted_sql())
 

@@ -9,63 +9,83 @@ the same expression to use the index: :func:`order_expression` gives it.
 from __future__ import annotations
 
 import time
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
 
-from prodsearch.embedding.store import EMBEDDINGS, embedding_dim
+from prodsearch.db.names import EMBEDDINGS, INDEX, INDEX_NAME, SCHEMA
+from prodsearch.embedding.store import embedding_dim
 
-INDEX_NAME = "idx_product_embeddings_hnsw"
-INDEX_SCHEMA = "analytics_features"
+IndexType = Literal["vector", "halfvec"]
 
-
-# the index's catalog row; parameters: INDEX_SCHEMA, INDEX_NAME
+# the index's catalog row; parameters: SCHEMA, INDEX_NAME
 _INDEX_ROW = (
     " FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
     " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s"
 )
+INDEX_ROW_PARAMS = (SCHEMA, INDEX_NAME)
 # whether the index is valid: true, false, or no row (NULL as a scalar subquery) when absent
 VALIDITY_SQL = "SELECT i.indisvalid" + _INDEX_ROW
 
 
-def status(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class IndexStatus:
+    """The HNSW index as the catalog sees it (``exists`` False: the rest is empty)."""
+
+    name: str
+    exists: bool
+    table_total_bytes: int | None
+    type: IndexType | None = None
+    size_bytes: int | None = None
+    size: str | None = None
+    m: int | None = None
+    ef_construction: int | None = None
+    valid: bool = False
+    ready: bool = False
+    rows: int | None = None
+    definition: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def status(conn: psycopg.Connection[Any]) -> IndexStatus:
     row = conn.execute(
         "SELECT pg_relation_size(i.indexrelid), pg_size_pretty(pg_relation_size(i.indexrelid)), "
         "c.reloptions, i.indisvalid, i.indisready, pg_get_indexdef(i.indexrelid), "
         "(SELECT reltuples FROM pg_class WHERE oid = i.indrelid)" + _INDEX_ROW,
-        (INDEX_SCHEMA, INDEX_NAME),
+        INDEX_ROW_PARAMS,
     ).fetchone()
-    table_bytes = conn.execute(
-        "SELECT pg_total_relation_size('analytics_features.product_embeddings')"
+    found = conn.execute(
+        sql.SQL("SELECT pg_total_relation_size({}::regclass)").format(
+            sql.Literal(EMBEDDINGS.as_string())
+        )
     ).fetchone()
+    table_bytes = int(found[0]) if found else None
     if row is None:
-        return {
-            "name": INDEX_NAME,
-            "exists": False,
-            "table_total_bytes": table_bytes[0] if table_bytes else None,
-        }
+        return IndexStatus(INDEX_NAME, False, table_bytes)
     size, pretty, options, valid, ready, definition, reltuples = row
     opts = dict(o.split("=", 1) for o in (options or []))
-    return {
-        "name": INDEX_NAME,
-        "exists": True,
-        "type": "halfvec" if "halfvec" in definition else "vector",
-        "size_bytes": int(size),
-        "size": pretty,
-        "m": int(opts.get("m", 16)),
-        "ef_construction": int(opts.get("ef_construction", 64)),
-        "valid": bool(valid),
-        "ready": bool(ready),
-        "rows": int(reltuples) if reltuples and reltuples > 0 else None,
-        "definition": definition,
-        "table_total_bytes": table_bytes[0] if table_bytes else None,
-    }
+    return IndexStatus(
+        name=INDEX_NAME,
+        exists=True,
+        table_total_bytes=table_bytes,
+        type="halfvec" if "halfvec" in definition else "vector",
+        size_bytes=int(size),
+        size=pretty,
+        m=int(opts.get("m", 16)),
+        ef_construction=int(opts.get("ef_construction", 64)),
+        valid=bool(valid),
+        ready=bool(ready),
+        rows=int(reltuples) if reltuples and reltuples > 0 else None,
+        definition=definition,
+    )
 
 
-def current_type(conn: psycopg.Connection[Any]) -> str | None:
-    st = status(conn)
-    return st["type"] if st["exists"] else None
+def current_type(conn: psycopg.Connection[Any]) -> IndexType | None:
+    return status(conn).type
 
 
 def order_expression(index_type: str | None, dim: int) -> sql.Composable:
@@ -84,19 +104,17 @@ def exact_expression(dim: int) -> sql.Composable:
 
 
 def drop(conn: psycopg.Connection[Any]) -> bool:
-    existed = status(conn)["exists"]
-    conn.execute(
-        sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(INDEX_SCHEMA, INDEX_NAME))
-    )
+    existed = status(conn).exists
+    conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(INDEX))
     conn.commit()
-    return bool(existed)
+    return existed
 
 
 def build(
     conn: psycopg.Connection[Any],
     index_type: str = "halfvec",
-    m: int = 32,
-    ef_construction: int = 256,
+    m: int = 16,
+    ef_construction: int = 512,
     workers: int = 2,
     table: sql.Composable = EMBEDDINGS,
     name: str = INDEX_NAME,
@@ -112,7 +130,7 @@ def build(
     started = time.perf_counter()
     conn.execute("SET maintenance_work_mem = '1GB'")
     conn.execute(sql.SQL("SET max_parallel_maintenance_workers = {}").format(sql.Literal(workers)))
-    conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(INDEX_SCHEMA, name)))
+    conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(SCHEMA, name)))
     conn.execute(
         sql.SQL(
             "CREATE INDEX {name} ON {table} USING hnsw ({column}) "

@@ -27,9 +27,9 @@ from psycopg import sql
 
 from prodsearch.catalog.source import Source
 from prodsearch.catalog.text import clean_text
+from prodsearch.db.names import QUERY_MAPS
 from prodsearch.embedding.encoder import Encoder
 
-QUERY_MAPS = sql.Identifier("analytics_features", "query_maps")
 DEFAULT_PAIRS = 6000
 RIDGE = 1.0  # pull towards the identity, relative to the mean squared norm per pair
 

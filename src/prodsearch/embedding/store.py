@@ -14,9 +14,8 @@ from psycopg import sql
 from prodsearch.catalog.lexical import document_fields
 from prodsearch.catalog.source import Source
 from prodsearch.catalog.text import clean_text
+from prodsearch.db.names import EMBEDDINGS, EMBEDDINGS_TABLE, RUNS, SCHEMA, TERMS
 
-EMBEDDINGS = sql.Identifier("analytics_features", "product_embeddings")
-RUNS = sql.Identifier("analytics_features", "embedding_runs")
 SYNC_LOCK_KEY = 0x656D6264  # 'embd': one sync at a time per database
 
 
@@ -88,7 +87,7 @@ def embedding_dim(conn: psycopg.Connection[Any]) -> int:
     row = conn.execute(
         "SELECT atttypmod FROM pg_attribute "
         "WHERE attrelid = %s::regclass AND attname = 'embedding'",
-        ("analytics_features.product_embeddings",),
+        (f"{SCHEMA}.{EMBEDDINGS_TABLE}",),
     ).fetchone()
     assert row is not None
     return int(row[0])
@@ -187,14 +186,9 @@ def refresh_source_hashes(
 
 def orphans_sql(source: Source) -> sql.Composed:
     return sql.SQL(
-        "FROM {emb} AS e WHERE NOT EXISTS (SELECT 1 FROM {t} AS s "
+        "FROM {emb} AS e WHERE NOT EXISTS (SELECT 1 FROM {src} AS s "
         "WHERE s.{id} = e.product_id AND {eligible})"
-    ).format(
-        emb=EMBEDDINGS,
-        t=source.qualified,
-        id=sql.Identifier(source.id_column),
-        eligible=source.eligible_sql(),
-    )
+    ).format(emb=EMBEDDINGS, **source.sql_parts())
 
 
 def count_orphans(conn: psycopg.Connection[Any], source: Source) -> int:
@@ -258,9 +252,6 @@ class Writer:
                     copy.write_row((*row, *docs.get(row[0], ("", ""))))
             cur.execute(self.upsert, (model, mode))
             return cur.rowcount
-
-
-TERMS = sql.Identifier("analytics_features", "search_terms")
 
 
 def rebuild_terms(conn: psycopg.Connection[Any]) -> int:

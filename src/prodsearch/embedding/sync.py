@@ -23,14 +23,11 @@ to ``$PRODSEARCH_HOME/logs/embedding_pipeline.log``.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-import numpy as np
+import psycopg
 
 from prodsearch.catalog.lexical import ANALYZER_VERSION
 from prodsearch.catalog.source import Source, load_source
@@ -39,6 +36,7 @@ from prodsearch.config import Settings
 from prodsearch.db import connect, database_url, migrate
 from prodsearch.embedding import index, querymap, store
 from prodsearch.embedding.encoder import Encoder, load_encoder
+from prodsearch.embedding.pipeline import Pipeline, Progress, Work
 from prodsearch.errors import ProdsearchError
 
 # rewriting at least this share of the stored rows takes the bulk path (see _bulk): a
@@ -46,6 +44,10 @@ from prodsearch.errors import ProdsearchError
 BULK_SHARE = 0.2
 log = logging.getLogger("prodsearch.sync")
 PREP_VERSION = 2  # 2: lexical analysis in Python (Polish/English stems, folding)
+
+
+RunStatus = Literal["running", "succeeded", "failed", "interrupted", "dry-run"]
+IndexAction = Literal["kept", "built", "rebuilt"]
 
 
 @dataclass
@@ -62,7 +64,7 @@ class SyncOptions:
 @dataclass
 class SyncResult:
     run_id: int | None = None
-    status: str = "running"
+    status: RunStatus = "running"
     mode: str = ""
     model: str = ""
     eligible: int = 0
@@ -75,25 +77,12 @@ class SyncResult:
     deleted: int = 0
     failed: int = 0
     dry_run: bool = False
-    index: str = "kept"
+    index: IndexAction = "kept"
     timings: dict[str, float] = field(default_factory=dict)
     embeddings_after: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass
-class _Work:
-    """One unique prepared text and the products that carry it."""
-
-    text: str
-    chash: str
-    ids: list[int] = field(default_factory=list)
-    shashes: list[str] = field(default_factory=list)
-
-
-Progress = Callable[[str, int, int], None]  # (event, done, total)
 
 
 def prep_signature(source: Source, settings: Settings) -> str:
@@ -110,8 +99,8 @@ def _plan(
     encoder: Encoder,
     opts: SyncOptions,
     result: SyncResult,
-) -> tuple[list[_Work], list[int], list[str]]:
-    groups: dict[str, _Work] = {}
+) -> tuple[list[Work], list[int], list[str]]:
+    groups: dict[str, Work] = {}
     refresh_ids: list[int] = []
     refresh_hashes: list[str] = []
     fields = source.text_columns
@@ -139,7 +128,7 @@ def _plan(
             continue
         work = groups.get(chash)
         if work is None:
-            work = groups[chash] = _Work(text, chash)
+            work = groups[chash] = Work(text, chash)
         work.ids.append(pid)
         work.shashes.append(shash)
         rows_to_write += 1
@@ -148,129 +137,6 @@ def _plan(
     result.skipped_unchanged = result.eligible - result.failed - rows_to_write
     # Length-sorted, so every batch holds texts of similar length (little padding).
     return sorted(groups.values(), key=lambda w: len(w.text)), refresh_ids, refresh_hashes
-
-
-def _pipeline(
-    work: list[_Work],
-    encoder: Encoder,
-    url: str,
-    source: Source,
-    opts: SyncOptions,
-    result: SyncResult,
-    progress: Progress | None,
-) -> None:
-    """tokenise (thread) → encode (this thread) → write (thread), bounded queues."""
-    chunks = [work[i : i + opts.chunk_size] for i in range(0, len(work), opts.chunk_size)]
-    to_encode: queue.Queue[Any] = queue.Queue(maxsize=2)
-    to_write: queue.Queue[Any] = queue.Queue(maxsize=2)
-    failure: list[BaseException] = []
-    stop = threading.Event()
-    busy = {"tokenize": 0.0, "encode": 0.0, "write": 0.0}
-    started = time.perf_counter()
-
-    def put(q: queue.Queue[Any], item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def tokenizer() -> None:
-        try:
-            for chunk in chunks:
-                t0 = time.perf_counter()
-                ids = encoder.tokenize([w.text for w in chunk])
-                busy["tokenize"] += time.perf_counter() - t0
-                if not put(to_encode, (chunk, ids)):
-                    return
-            put(to_encode, None)
-        except BaseException as exc:  # handed to the main thread
-            failure.append(exc)
-            stop.set()
-
-    def writer() -> None:
-        try:
-            with connect(url) as conn:
-                out = store.Writer(conn, encoder.dim, source)
-                number = 0
-                while True:
-                    try:
-                        item = to_write.get(timeout=0.2)
-                    except queue.Empty:
-                        if stop.is_set():
-                            return
-                        continue
-                    if item is None:
-                        return
-                    chunk, vectors = item
-                    t0 = time.perf_counter()
-                    ids = [pid for w in chunk for pid in w.ids]
-                    rows = np.repeat(vectors, [len(w.ids) for w in chunk], axis=0)
-                    chashes = [w.chash for w in chunk for _ in w.ids]
-                    shashes = [h for w in chunk for h in w.shashes]
-                    written = out.write(
-                        ids, rows, chashes, shashes, encoder.model_name, encoder.mode
-                    )
-                    busy["write"] += time.perf_counter() - t0
-                    number += 1
-                    result.written += written
-                    result.embedded += len(chunk)
-                    elapsed = time.perf_counter() - started
-                    log.info(
-                        "run %s batch %d: product ids %d..%d, %d rows upserted (%d texts), "
-                        "%d/%d rows, elapsed %.1f s, %.1f rows/s",
-                        result.run_id,
-                        number,
-                        min(ids),
-                        max(ids),
-                        written,
-                        len(chunk),
-                        result.written,
-                        result.to_embed,
-                        elapsed,
-                        result.written / elapsed,
-                    )
-                    if progress is not None:
-                        progress("embed", result.written, result.to_embed)
-        except BaseException as exc:  # handed to the main thread
-            failure.append(exc)
-            stop.set()
-
-    threads = [
-        threading.Thread(target=tokenizer, name="tokenize", daemon=True),
-        threading.Thread(target=writer, name="write", daemon=True),
-    ]
-    for t in threads:
-        t.start()
-    try:
-        while not stop.is_set():
-            try:
-                item = to_encode.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            if item is None:
-                put(to_write, None)
-                break
-            chunk, ids = item
-            t0 = time.perf_counter()
-            vectors = encoder.encode_ids(ids)
-            busy["encode"] += time.perf_counter() - t0
-            if not put(to_write, (chunk, vectors)):
-                break
-        threads[1].join()
-    except BaseException:
-        stop.set()
-        raise
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(timeout=30)
-    if failure:
-        raise failure[0]
-    result.timings.update({f"{k}_s": round(v, 3) for k, v in busy.items()})
-    result.timings["pipeline_s"] = round(time.perf_counter() - started, 3)
 
 
 def _refresh_search_support(
@@ -320,7 +186,7 @@ def sync(
     encoder: Encoder | None = None,
 ) -> SyncResult:
     """Run one sync; see the module docstring. Raises ProdsearchError on expected failures."""
-    t_start = time.perf_counter()
+    started = time.perf_counter()
     handler = _attach_log_file(settings)
     url = database_url(settings)
     conn = connect(url)
@@ -328,52 +194,13 @@ def sync(
     try:
         migrate(conn)
         source = load_source(conn, settings)
-        got = conn.execute("SELECT pg_try_advisory_lock(%s)", (store.SYNC_LOCK_KEY,)).fetchone()
-        if not got or not got[0]:
-            raise ProdsearchError("another embed run is in progress on this database; wait for it")
-        conn.commit()
-        t0 = time.perf_counter()
-        encoder = encoder or load_encoder(
-            opts.mode, settings.model, models_dir=settings.models_dir, max_batch=opts.batch_size
-        )
+        _take_lock(conn)
+        encoder = encoder or _load_encoder(settings, opts, result)
         result.model = encoder.model_name
-        result.timings["model_load_s"] = round(time.perf_counter() - t0, 3)
-        table_dim = store.embedding_dim(conn)
-        if table_dim != encoder.dim:
-            if not opts.full_refresh:
-                raise ProdsearchError(
-                    f"the model makes {encoder.dim}-d vectors but the embeddings table holds "
-                    f"{table_dim}-d ones: run `prodsearch embed --full-refresh` to re-embed "
-                    "everything with the new dimension (the table is emptied first)"
-                )
-            if not opts.dry_run:
-                index.drop(conn)
-                store.set_embedding_dim(conn, encoder.dim)
-                conn.commit()
+        _check_dimension(conn, encoder, opts)
         if not opts.dry_run:
-            result.run_id = store.start_run(
-                conn,
-                encoder.mode,
-                encoder.model_name,
-                {
-                    "batch_size": encoder.max_batch,
-                    "limit": opts.limit,
-                    "full_refresh": opts.full_refresh,
-                    "chunk_size": opts.chunk_size,
-                    "text_fields": list(source.text_columns),
-                    "max_chars": settings.max_chars,
-                    "source": source.name,
-                    "index_type": settings.index_type,
-                },
-            )
-            log.info(
-                "run %s started: mode %s, model %s", result.run_id, encoder.mode, encoder.model_name
-            )
-        t0 = time.perf_counter()
-        result.eligible = store.count_eligible(conn, source)
-        work, refresh_ids, refresh_hashes = _plan(conn, source, settings, encoder, opts, result)
-        conn.commit()
-        result.timings["plan_s"] = round(time.perf_counter() - t0, 3)
+            result.run_id = _start_run(conn, settings, source, encoder, opts)
+        work, refreshed = _plan_step(conn, source, settings, encoder, opts, result)
         if progress is not None:
             progress("plan", result.to_embed, result.to_embed)
         if opts.dry_run:
@@ -381,82 +208,190 @@ def sync(
             result.embedded = len(work)
             result.status = "dry-run"
             return result
-        t0 = time.perf_counter()
-        result.deleted = store.delete_orphans(conn, source)
-        store.refresh_source_hashes(conn, source, refresh_ids, refresh_hashes)
-        conn.commit()
-        result.timings["delete_s"] = round(time.perf_counter() - t0, 3)
-        if result.deleted:
-            log.info(
-                "run %s: removed %d embeddings of deleted or missing products",
-                result.run_id,
-                result.deleted,
-            )
-        idx = index.status(conn)
-        stored = store.count_embeddings(conn)
-        if work and idx["exists"] and _bulk(result.to_embed, stored, opts.full_refresh):
-            index.drop(conn)  # bulk load: build once at the end instead of per row
-            result.index = "rebuilt"
-        run_id = result.run_id
-        assert run_id is not None
-        store.update_run(conn, run_id, eligible=result.eligible, scanned=result.scanned)
-        if work:
-            _pipeline(work, encoder, url, source, opts, result, progress)
-        if not index.status(conn)["exists"]:
-            if progress is not None:
-                progress("index", 0, 1)
-            result.timings["index_s"] = round(
-                index.build(
-                    conn, settings.index_type, settings.hnsw_m, settings.hnsw_ef_construction
-                ),
-                3,
-            )
-            if result.index != "rebuilt":  # dropped for a bulk load: say so
-                result.index = "built"
-            log.info(
-                "run %s: built %s in %.1f s",
-                result.run_id,
-                index.INDEX_NAME,
-                result.timings["index_s"],
-            )
-        _refresh_search_support(conn, source, encoder, opts, result, bool(refresh_ids))
+        _delete_step(conn, source, result)
+        _embed_step(conn, url, source, encoder, opts, work, result, progress)
+        _index_step(conn, settings, result, progress)
+        _refresh_search_support(conn, source, encoder, opts, result, refreshed)
         result.embeddings_after = store.count_embeddings(conn)
-        result.timings["total_s"] = round(time.perf_counter() - t_start, 3)
-        result.status = "succeeded"
-        store.update_run(
-            conn,
-            run_id,
-            status="succeeded",
-            embedded=result.embedded,
-            skipped_unchanged=result.skipped_unchanged,
-            deduplicated=result.deduplicated,
-            deleted=result.deleted,
-            failed=result.failed,
-            timings=result.timings,
-        )
+        _finish(conn, result, "succeeded", started)
         log.info("run %s succeeded: %s", result.run_id, result.as_dict())
         return result
     except BaseException as exc:
-        result.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        status: RunStatus = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         if result.run_id is not None:
             try:
                 conn.rollback()
-                result.timings["total_s"] = round(time.perf_counter() - t_start, 3)
-                store.update_run(
-                    conn,
-                    result.run_id,
-                    status=result.status,
-                    error=str(exc) or type(exc).__name__,
-                    embedded=result.embedded,
-                    deleted=result.deleted,
-                    failed=result.failed,
-                    timings=result.timings,
-                )
+                _finish(conn, result, status, started, error=str(exc) or type(exc).__name__)
             except Exception:  # the original error matters more
                 log.exception("could not record the failed run")
-            log.error("run %s %s: %s", result.run_id, result.status, exc)
+            log.error("run %s %s: %s", result.run_id, status, exc)
+        result.status = status
         raise
     finally:
         conn.close()
         log.removeHandler(handler)
         handler.close()
+
+
+def _take_lock(conn: psycopg.Connection[Any]) -> None:
+    got = conn.execute("SELECT pg_try_advisory_lock(%s)", (store.SYNC_LOCK_KEY,)).fetchone()
+    if not got or not got[0]:
+        raise ProdsearchError("another embed run is in progress on this database; wait for it")
+    conn.commit()
+
+
+def _load_encoder(settings: Settings, opts: SyncOptions, result: SyncResult) -> Encoder:
+    t0 = time.perf_counter()
+    encoder = load_encoder(
+        opts.mode, settings.model, models_dir=settings.models_dir, max_batch=opts.batch_size
+    )
+    result.timings["model_load_s"] = round(time.perf_counter() - t0, 3)
+    return encoder
+
+
+def _check_dimension(conn: psycopg.Connection[Any], encoder: Encoder, opts: SyncOptions) -> None:
+    """A model of another dimension needs ``--full-refresh``, which empties the table."""
+    table_dim = store.embedding_dim(conn)
+    if table_dim == encoder.dim:
+        return
+    if not opts.full_refresh:
+        raise ProdsearchError(
+            f"the model makes {encoder.dim}-d vectors but the embeddings table holds "
+            f"{table_dim}-d ones: run `prodsearch embed --full-refresh` to re-embed "
+            "everything with the new dimension (the table is emptied first)"
+        )
+    if not opts.dry_run:
+        index.drop(conn)
+        store.set_embedding_dim(conn, encoder.dim)
+        conn.commit()
+
+
+def _start_run(
+    conn: psycopg.Connection[Any],
+    settings: Settings,
+    source: Source,
+    encoder: Encoder,
+    opts: SyncOptions,
+) -> int:
+    run_id = store.start_run(
+        conn,
+        encoder.mode,
+        encoder.model_name,
+        {
+            "batch_size": encoder.max_batch,
+            "limit": opts.limit,
+            "full_refresh": opts.full_refresh,
+            "chunk_size": opts.chunk_size,
+            "text_fields": list(source.text_columns),
+            "max_chars": settings.max_chars,
+            "source": source.name,
+            "index_type": settings.index_type,
+        },
+    )
+    log.info("run %s started: mode %s, model %s", run_id, encoder.mode, encoder.model_name)
+    return run_id
+
+
+def _plan_step(
+    conn: psycopg.Connection[Any],
+    source: Source,
+    settings: Settings,
+    encoder: Encoder,
+    opts: SyncOptions,
+    result: SyncResult,
+) -> tuple[list[Work], bool]:
+    """The unique texts to embed; rows whose prepared text is unchanged get their raw hash
+    refreshed (unless a dry run). Whether any was refreshed."""
+    t0 = time.perf_counter()
+    result.eligible = store.count_eligible(conn, source)
+    work, refresh_ids, refresh_hashes = _plan(conn, source, settings, encoder, opts, result)
+    if not opts.dry_run:
+        store.refresh_source_hashes(conn, source, refresh_ids, refresh_hashes)
+    conn.commit()
+    result.timings["plan_s"] = round(time.perf_counter() - t0, 3)
+    return work, bool(refresh_ids)
+
+
+def _delete_step(conn: psycopg.Connection[Any], source: Source, result: SyncResult) -> None:
+    t0 = time.perf_counter()
+    result.deleted = store.delete_orphans(conn, source)
+    conn.commit()
+    result.timings["delete_s"] = round(time.perf_counter() - t0, 3)
+    if result.deleted:
+        log.info(
+            "run %s: removed %d embeddings of deleted or missing products",
+            result.run_id,
+            result.deleted,
+        )
+
+
+def _embed_step(
+    conn: psycopg.Connection[Any],
+    url: str,
+    source: Source,
+    encoder: Encoder,
+    opts: SyncOptions,
+    work: list[Work],
+    result: SyncResult,
+    progress: Progress | None,
+) -> None:
+    """Encode and write ``work``; a large rewrite drops the index first (the bulk path)."""
+    assert result.run_id is not None
+    stored = store.count_embeddings(conn)
+    if work and index.status(conn).exists and _bulk(result.to_embed, stored, opts.full_refresh):
+        index.drop(conn)  # bulk load: build once at the end instead of per row
+        result.index = "rebuilt"
+    store.update_run(conn, result.run_id, eligible=result.eligible, scanned=result.scanned)
+    if not work:
+        return
+    pipeline = Pipeline(work, encoder, url, source, opts.chunk_size, result.run_id, progress)
+    try:
+        pipeline.run()
+    finally:
+        counts = pipeline.counts
+        result.written, result.embedded = counts.written, counts.embedded
+        result.timings.update({f"{k}_s": round(v, 3) for k, v in counts.busy_s.items()})
+        result.timings["pipeline_s"] = round(counts.wall_s, 3)
+
+
+def _index_step(
+    conn: psycopg.Connection[Any],
+    settings: Settings,
+    result: SyncResult,
+    progress: Progress | None,
+) -> None:
+    """Build the HNSW index when there is none (first load, bulk path, dropped by hand)."""
+    if index.status(conn).exists:
+        return
+    if progress is not None:
+        progress("index", 0, 1)
+    seconds = index.build(conn, settings.index_type, settings.hnsw_m, settings.hnsw_ef_construction)
+    result.timings["index_s"] = round(seconds, 3)
+    if result.index != "rebuilt":  # dropped for a bulk load: say so
+        result.index = "built"
+    log.info("run %s: built %s in %.1f s", result.run_id, index.INDEX_NAME, seconds)
+
+
+def _finish(
+    conn: psycopg.Connection[Any],
+    result: SyncResult,
+    status: RunStatus,
+    started: float,
+    error: str | None = None,
+) -> None:
+    """Record the run's outcome in the runs table."""
+    assert result.run_id is not None
+    result.status = status
+    result.timings["total_s"] = round(time.perf_counter() - started, 3)
+    store.update_run(
+        conn,
+        result.run_id,
+        status=status,
+        error=error,
+        embedded=result.embedded,
+        skipped_unchanged=result.skipped_unchanged,
+        deduplicated=result.deduplicated,
+        deleted=result.deleted,
+        failed=result.failed,
+        timings=result.timings,
+    )

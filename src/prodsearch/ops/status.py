@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import psycopg
@@ -9,83 +10,106 @@ from psycopg import sql
 
 from prodsearch.catalog.source import Source
 from prodsearch.config import Settings
+from prodsearch.db import names
 from prodsearch.embedding import index, store
+from prodsearch.embedding.index import IndexStatus
 from prodsearch.embedding.model import resolve_model
 from prodsearch.embedding.sync import prep_signature
 
 
-def freshness(conn: psycopg.Connection[Any], source: Source, settings: Settings) -> dict[str, int]:
+@dataclass(frozen=True)
+class Freshness:
+    missing: int  # eligible products without an embedding
+    stale: int  # embeddings whose text, model or mode changed since
+    orphans: int  # embeddings of deleted or gone products
+
+
+@dataclass(frozen=True)
+class LastRun:
+    run_id: int
+    status: str
+    mode: str
+    started_at: str
+    finished_at: str | None
+    duration_s: float | None
+    embedded: int
+    skipped_unchanged: int
+    deduplicated: int
+    deleted: int
+    failed: int
+    error: str | None
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    source: str
+    eligible_products: int
+    embeddings: int
+    coverage_percent: float
+    freshness: Freshness
+    configured_mode: str
+    last_run: LastRun | None
+    index: IndexStatus
+    database_size: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Flat JSON: the freshness counts at the top level, as ``status --json`` prints."""
+        out = asdict(self)
+        out.update(out.pop("freshness"))
+        out["index"].pop("definition", None)
+        return out
+
+
+def freshness(conn: psycopg.Connection[Any], source: Source, settings: Settings) -> Freshness:
     """Eligible rows without an embedding, with a stale one, and embeddings without a product."""
     model = resolve_model(settings.model).name
     query = sql.SQL(
         "SELECT count(*) FILTER (WHERE e.product_id IS NULL),"
         " count(*) FILTER (WHERE e.product_id IS NOT NULL AND {stale})"
         " FROM {src} AS s LEFT JOIN {emb} AS e ON e.product_id = s.{id} WHERE {eligible}"
-    ).format(
-        stale=store.stale_sql(source),
-        src=source.qualified,
-        emb=store.EMBEDDINGS,
-        id=sql.Identifier(source.id_column),
-        eligible=source.eligible_sql(),
-    )
+    ).format(stale=store.stale_sql(source), emb=names.EMBEDDINGS, **source.sql_parts())
     row = conn.execute(
         query, {"sig": prep_signature(source, settings), "model": model, "mode": settings.mode}
     ).fetchone()
     assert row is not None
-    return {
-        "missing": int(row[0]),
-        "stale": int(row[1]),
-        "orphans": store.count_orphans(conn, source),
-    }
+    return Freshness(int(row[0]), int(row[1]), store.count_orphans(conn, source))
 
 
-def report(conn: psycopg.Connection[Any], source: Source, settings: Settings) -> dict[str, Any]:
-    eligible = store.count_eligible(conn, source)
-    embeddings = store.count_embeddings(conn)
-    fresh = freshness(conn, source, settings)
+def _last_run(conn: psycopg.Connection[Any]) -> LastRun | None:
     last = store.last_run(conn)
-    if last is not None:
-        started, finished = last.get("started_at"), last.get("finished_at")
-        last = {
-            "run_id": last["run_id"],
-            "status": last["status"],
-            "mode": last["mode"],
-            "started_at": str(started),
-            "finished_at": str(finished) if finished else None,
-            "duration_s": round((finished - started).total_seconds(), 1) if finished else None,
-            "embedded": last["embedded"],
-            "skipped_unchanged": last["skipped_unchanged"],
-            "deduplicated": last["deduplicated"],
-            "deleted": last["deleted"],
-            "failed": last["failed"],
-            "error": last["error"],
-        }
-    idx = index.status(conn)
+    if last is None:
+        return None
+    started, finished = last.get("started_at"), last.get("finished_at")
+    return LastRun(
+        run_id=last["run_id"],
+        status=last["status"],
+        mode=last["mode"],
+        started_at=str(started),
+        finished_at=str(finished) if finished else None,
+        duration_s=round((finished - started).total_seconds(), 1) if finished else None,
+        embedded=last["embedded"],
+        skipped_unchanged=last["skipped_unchanged"],
+        deduplicated=last["deduplicated"],
+        deleted=last["deleted"],
+        failed=last["failed"],
+        error=last["error"],
+    )
+
+
+def report(conn: psycopg.Connection[Any], source: Source, settings: Settings) -> StatusReport:
+    eligible = store.count_eligible(conn, source)
+    fresh = freshness(conn, source, settings)
     size = conn.execute("SELECT pg_size_pretty(pg_database_size(current_database()))").fetchone()
-    return {
-        "source": source.name,
-        "eligible_products": eligible,
-        "embeddings": embeddings,
-        "coverage_percent": round(100.0 * (eligible - fresh["missing"]) / eligible, 2)
+    return StatusReport(
+        source=source.name,
+        eligible_products=eligible,
+        embeddings=store.count_embeddings(conn),
+        coverage_percent=round(100.0 * (eligible - fresh.missing) / eligible, 2)
         if eligible
         else 0.0,
-        **fresh,
-        "configured_mode": settings.mode,
-        "last_run": last,
-        "index": {
-            k: idx.get(k)
-            for k in (
-                "name",
-                "exists",
-                "type",
-                "size",
-                "size_bytes",
-                "m",
-                "ef_construction",
-                "valid",
-                "ready",
-                "rows",
-            )
-        },
-        "database_size": size[0] if size else None,
-    }
+        freshness=fresh,
+        configured_mode=settings.mode,
+        last_run=_last_run(conn),
+        index=index.status(conn),
+        database_size=size[0] if size else None,
+    )

@@ -36,7 +36,9 @@ def allowed_keys(source: Source) -> dict[str, tuple[str, str]]:
     return keys
 
 
-def build(source: Source, filters: dict[str, Any] | None) -> tuple[sql.Composable, dict[str, Any]]:
+def condition(
+    source: Source, filters: dict[str, Any] | None
+) -> tuple[sql.Composable, dict[str, Any]]:
     """SQL condition (on alias ``s``) and its parameters; raises FilterError on bad input."""
     if not filters:
         return sql.SQL("TRUE"), {}
@@ -74,3 +76,28 @@ def build(source: Source, filters: dict[str, Any] | None) -> tuple[sql.Composabl
     if not parts:
         return sql.SQL("TRUE"), {}
     return sql.SQL(" AND ").join(parts), params
+
+
+def parse_pairs(source: Source, pairs: list[str]) -> dict[str, Any]:
+    """Command-line filters: ``["category=Brake Pads", "price_max=200", "in_stock=true"]``
+    → the typed filters :func:`condition` takes (a text key given twice matches either)."""
+    allowed = allowed_keys(source)
+    filters: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or key not in allowed:
+            raise FilterError(f"{pair!r}: use KEY=VALUE with KEY one of {', '.join(allowed)}")
+        kind = allowed[key][1]
+        if kind == "bool":
+            if value.strip().lower() not in ("true", "false"):
+                raise FilterError(f"{pair!r}: {key} takes true or false")
+            filters[key] = value.strip().lower() == "true"
+        elif kind in ("min", "max"):
+            try:
+                filters[key] = float(value)
+            except ValueError:
+                raise FilterError(f"{pair!r}: {key} takes a number") from None
+        else:
+            filters.setdefault(key, []).append(value)
+    return filters

@@ -12,7 +12,8 @@ from __future__ import annotations
 from psycopg import sql
 
 from prodsearch.catalog.source import Source
-from prodsearch.embedding.store import EMBEDDINGS, TERMS, code_key_sql
+from prodsearch.db.names import EMBEDDINGS, TERMS
+from prodsearch.embedding.store import code_key_sql
 
 DISPLAY = ("name", "polish_name", "category", "brand", "price", "in_stock")
 
@@ -31,13 +32,7 @@ def display_columns(source: Source) -> sql.Composable:
 
 def _base(source: Source) -> dict[str, sql.Composable]:
     """Names every query here may use (``sql.SQL.format`` ignores the ones it does not)."""
-    return {
-        "emb": EMBEDDINGS,
-        "src": source.qualified,
-        "id": sql.Identifier(source.id_column),
-        "eligible": source.eligible_sql(),
-        "display": display_columns(source),
-    }
+    return {"emb": EMBEDDINGS, "display": display_columns(source), **source.sql_parts()}
 
 
 def _candidates(source: Source, where: sql.Composable, exact: bool) -> sql.Composed:
@@ -95,6 +90,46 @@ def nearest(
     )
 
 
+# hybrid(): the three legs, fused (see its docstring)
+_HYBRID = (
+    "WITH tq AS (SELECT to_tsquery('simple', nullif(%(strict)s, '')) AS strict,"
+    "  to_tsquery('simple', nullif(%(loose)s, '')) AS loose),"
+    " sem AS MATERIALIZED ("
+    " SELECT product_id, distance, row_number() OVER (ORDER BY distance, product_id) AS r"
+    " FROM (SELECT e.product_id, {order} AS distance{candidates}"
+    "  ORDER BY distance LIMIT %(k)s) AS x),"
+    " strict_hits AS MATERIALIZED ("
+    "  SELECT e.product_id, e.search_tsv{lex_from} e.search_tsv @@ tq.strict"
+    "  LIMIT %(lex_cap)s),"
+    " hits AS ("
+    "  SELECT product_id, search_tsv FROM strict_hits UNION ALL"
+    "  SELECT e.product_id, e.search_tsv{lex_from} NOT EXISTS (SELECT 1 FROM strict_hits)"
+    "   AND e.search_tsv @@ tq.loose LIMIT %(lex_cap)s),"
+    " lex AS MATERIALIZED ("
+    " SELECT product_id, rank, row_number() OVER (ORDER BY rank DESC, product_id) AS r"
+    " FROM (SELECT h.product_id, ts_rank_cd(h.search_tsv, tq.loose) AS rank"
+    "  FROM hits AS h, tq ORDER BY rank DESC, h.product_id LIMIT %(k)s) AS y),"
+    " code AS MATERIALIZED ("
+    "  SELECT e.product_id FROM {emb} AS e JOIN {src} AS s ON s.{id} = e.product_id"
+    "  WHERE e.code_keys @> ARRAY[{key}] AND {eligible} AND ({where}) LIMIT 10),"
+    " fused AS ("
+    "  SELECT product_id, sum(score) AS score, min(sem_r) AS sem_r, min(distance) AS distance,"
+    "   min(lex_r) AS lex_r, max(lex_rank) AS lex_rank, bool_or(code) AS code FROM ("
+    "   SELECT product_id, %(w_sem)s::float8 / (%(rrf_k)s + r) AS score, r AS sem_r, distance,"
+    "    NULL::bigint AS lex_r, NULL::float4 AS lex_rank, false AS code FROM sem"
+    "   UNION ALL SELECT product_id, %(w_lex)s::float8 / (%(rrf_k)s + r), NULL, NULL, r,"
+    "    rank, false FROM lex"
+    "   UNION ALL SELECT product_id, %(w_code)s::float8, NULL, NULL, NULL, NULL, true"
+    "    FROM code) AS u"
+    "  GROUP BY product_id)"
+    " SELECT f.product_id, {display}, f.score + %(w_vehicle)s::float8 * {vmatch} AS score,"
+    " f.distance, f.sem_r AS semantic_rank, f.lex_r AS lexical_rank,"
+    " f.lex_rank AS lexical_score, f.code AS code_match, {vmatch} AS vehicle_match"
+    " FROM fused AS f JOIN {src} AS s ON s.{id} = f.product_id WHERE {eligible}"
+    " ORDER BY score DESC, f.code DESC, f.lex_r NULLS LAST, f.product_id LIMIT %(pool)s"
+)
+
+
 def hybrid(
     source: Source,
     order: sql.Composable,
@@ -112,43 +147,7 @@ def hybrid(
     w_vehicle. The full-text leg takes the strict (every word) query, or the loose (any
     word) one when the strict one matches nothing.
     """
-    return sql.SQL(
-        "WITH tq AS (SELECT to_tsquery('simple', nullif(%(strict)s, '')) AS strict,"
-        "  to_tsquery('simple', nullif(%(loose)s, '')) AS loose),"
-        " sem AS MATERIALIZED ("
-        " SELECT product_id, distance, row_number() OVER (ORDER BY distance, product_id) AS r"
-        " FROM (SELECT e.product_id, {order} AS distance{candidates}"
-        "  ORDER BY distance LIMIT %(k)s) AS x),"
-        " strict_hits AS MATERIALIZED ("
-        "  SELECT e.product_id, e.search_tsv{lex_from} e.search_tsv @@ tq.strict"
-        "  LIMIT %(lex_cap)s),"
-        " hits AS ("
-        "  SELECT product_id, search_tsv FROM strict_hits UNION ALL"
-        "  SELECT e.product_id, e.search_tsv{lex_from} NOT EXISTS (SELECT 1 FROM strict_hits)"
-        "   AND e.search_tsv @@ tq.loose LIMIT %(lex_cap)s),"
-        " lex AS MATERIALIZED ("
-        " SELECT product_id, rank, row_number() OVER (ORDER BY rank DESC, product_id) AS r"
-        " FROM (SELECT h.product_id, ts_rank_cd(h.search_tsv, tq.loose) AS rank"
-        "  FROM hits AS h, tq ORDER BY rank DESC, h.product_id LIMIT %(k)s) AS y),"
-        " code AS MATERIALIZED ("
-        "  SELECT e.product_id FROM {emb} AS e JOIN {src} AS s ON s.{id} = e.product_id"
-        "  WHERE e.code_keys @> ARRAY[{key}] AND {eligible} AND ({where}) LIMIT 10),"
-        " fused AS ("
-        "  SELECT product_id, sum(score) AS score, min(sem_r) AS sem_r, min(distance) AS distance,"
-        "   min(lex_r) AS lex_r, max(lex_rank) AS lex_rank, bool_or(code) AS code FROM ("
-        "   SELECT product_id, %(w_sem)s::float8 / (%(rrf_k)s + r) AS score, r AS sem_r, distance,"
-        "    NULL::bigint AS lex_r, NULL::float4 AS lex_rank, false AS code FROM sem"
-        "   UNION ALL SELECT product_id, %(w_lex)s::float8 / (%(rrf_k)s + r), NULL, NULL, r,"
-        "    rank, false FROM lex"
-        "   UNION ALL SELECT product_id, %(w_code)s::float8, NULL, NULL, NULL, NULL, true"
-        "    FROM code) AS u"
-        "  GROUP BY product_id)"
-        " SELECT f.product_id, {display}, f.score + %(w_vehicle)s::float8 * {vmatch} AS score,"
-        " f.distance, f.sem_r AS semantic_rank, f.lex_r AS lexical_rank,"
-        " f.lex_rank AS lexical_score, f.code AS code_match, {vmatch} AS vehicle_match"
-        " FROM fused AS f JOIN {src} AS s ON s.{id} = f.product_id WHERE {eligible}"
-        " ORDER BY score DESC, f.code DESC, f.lex_r NULLS LAST, f.product_id LIMIT %(pool)s"
-    ).format(
+    return sql.SQL(_HYBRID).format(
         order=order,
         where=where,
         candidates=_candidates(source, where, exact),

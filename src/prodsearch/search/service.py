@@ -1,198 +1,52 @@
-"""The search service: validate, embed the query (LRU-cached), run SQL, shape results.
+"""The search service: validate, understand and embed the query, run SQL, shape results.
 
 One code path for the HTTP API and the ``prodsearch search`` command. Async, on psycopg
-async connections; the encoder runs in a worker thread (inference releases the GIL).
+async connections; an int8 query is embedded on the event loop's thread, other modes in a
+worker thread (inference releases the GIL).
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from dataclasses import dataclass
+from typing import Any
 
-import numpy as np
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
 from prodsearch.catalog.source import Source
 from prodsearch.config import Settings
-from prodsearch.embedding import index as hnsw
 from prodsearch.embedding.encoder import Encoder
+from prodsearch.embedding.index import exact_expression, order_expression
 from prodsearch.embedding.querymap import QueryMap
 from prodsearch.search import queries
-from prodsearch.search.filters import FilterError, allowed_keys
-from prodsearch.search.filters import build as filters_build
-from prodsearch.search.lexquery import LexicalQuery, unknown_words
-from prodsearch.search.lexquery import analyze as analyze_lexical
+from prodsearch.search.cache import LRUCache
+from prodsearch.search.filters import FilterError, allowed_keys, condition
+from prodsearch.search.lexquery import LexicalQuery
+from prodsearch.search.results import (
+    MAX_EF,
+    SearchError,
+    SearchOptions,
+    SearchResponse,
+    check_page,
+    facet_counts,
+    normalise_query,
+    shape_row,
+)
 from prodsearch.search.synonyms import Synonyms
 from prodsearch.search.synonyms import load as load_synonyms
-from prodsearch.search.vehicles import VehicleIndex
+from prodsearch.search.understanding import QueryUnderstanding, QueryVectors
 
-MAX_QUERY_CHARS = 512
+__all__ = ["SearchError", "SearchOptions", "SearchResponse", "Searcher"]
+
 ESTIMATE_TTL_S = 300.0
-MAX_LIMIT = 100
-MAX_OFFSET = 10_000
-VOCABULARY_TTL_S = 300.0
-MIN_SIMILARITY = 0.45  # trigram similarity for a typo correction
 LEX_CAP = 1000  # full-text hits ranked per query, at least (fewer cost nDCG: BENCHMARKS.md)
-
-
-V = TypeVar("V")
-
-
-class SearchError(ValueError):
-    """Bad search input (HTTP 422) or a missing product (``not_found`` → HTTP 404)."""
-
-    def __init__(self, message: str, not_found: bool = False) -> None:
-        super().__init__(message)
-        self.not_found = not_found
-
-
-@dataclass
-class SearchResponse:
-    results: list[dict[str, Any]]
-    execution_time_ms: float
-    timings: dict[str, Any] = field(default_factory=dict)
-    facets: dict[str, list[dict[str, Any]]] | None = None
-    explain: dict[str, Any] | None = None
-
-    @property
-    def count(self) -> int:
-        return len(self.results)
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "results": self.results,
-            "count": self.count,
-            "execution_time_ms": self.execution_time_ms,
-            "timings": self.timings,
-        }
-        if self.facets is not None:
-            out["facets"] = self.facets
-        if self.explain is not None:
-            out["explain"] = self.explain
-        return out
-
-
-class LRUCache(Generic[V]):
-    """A thread-safe LRU map (query text → embedding, filter → row estimate)."""
-
-    def __init__(self, size: int = 4096) -> None:
-        self.size = size
-        self._data: OrderedDict[str, V] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
-
-    def get(self, key: str) -> V | None:
-        with self._lock:
-            value = self._data.get(key)
-            if value is None:
-                self.misses += 1
-                return None
-            self._data.move_to_end(key)
-            self.hits += 1
-            return value
-
-    def put(self, key: str, value: V) -> None:
-        if self.size <= 0:
-            return
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
-
-
-QueryCache = LRUCache[np.ndarray]
-
-
-def normalise_query(query: Any) -> str:
-    if not isinstance(query, str):
-        raise SearchError("query must be a string")
-    text = " ".join(query.split())
-    if not text:
-        raise SearchError("query is empty")
-    if len(text) > MAX_QUERY_CHARS:
-        raise SearchError(f"query is longer than {MAX_QUERY_CHARS} characters ({len(text)})")
-    return text
-
-
-def check_page(limit: Any, offset: Any) -> None:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-        raise SearchError(f"limit must be an integer from 1 to {MAX_LIMIT}")
-    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
-        raise SearchError(f"offset must be an integer from 0 to {MAX_OFFSET}")
-
-
-PARTS = (
-    "distance",
-    "semantic_rank",
-    "lexical_rank",
-    "lexical_score",
-    "code_match",
-    "vehicle_match",
-)
 FACET_POOL = 100  # candidates that facet counts are taken over
 VEHICLE_POOL = 50  # neighbours re-ranked when the query names a vehicle
-MIN_EF, MAX_EF = 10, 1000
-
-
-@dataclass
-class SearchOptions:
-    """Per-request knobs beside the query, page and filters (all validated)."""
-
-    ef_search: int | None = None  # hnsw.ef_search for this request
-    exact: bool = False  # brute force: score every (matching) product exactly
-    explain: bool = False  # each result's score parts, and the query analysis
-    facets: bool = False  # category / brand counts over the candidate set
-
-    def check(self) -> None:
-        ef = self.ef_search
-        if ef is not None and (
-            isinstance(ef, bool) or not isinstance(ef, int) or not MIN_EF <= ef <= MAX_EF
-        ):
-            raise SearchError(f"ef_search must be an integer from {MIN_EF} to {MAX_EF}")
-        for name in ("exact", "explain", "facets"):
-            if not isinstance(getattr(self, name), bool):
-                raise SearchError(f"{name} must be true or false")
-
-
-def _shape(row: dict[str, Any], explain: bool) -> dict[str, Any]:
-    out = {k: v for k, v in row.items() if k not in PARTS}
-    if isinstance(out.get("price"), Decimal):
-        out["price"] = float(out["price"])
-    out["score"] = round(float(out["score"]), 6)
-    if explain:
-        parts = {k: row[k] for k in PARTS if k in row}
-        if parts.get("distance") is not None:
-            parts["distance"] = round(float(parts["distance"]), 6)
-        if parts.get("lexical_score") is not None:
-            parts["lexical_score"] = round(float(parts["lexical_score"]), 6)
-        out["explain"] = parts
-    return out
-
-
-def facet_counts(rows: list[dict[str, Any]], keys: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """Value counts of the given fields over ``rows``, most frequent first."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    for key in keys:
-        counts: dict[str, int] = {}
-        for row in rows:
-            value = row.get(key)
-            if value is not None:
-                counts[str(value)] = counts.get(str(value), 0) + 1
-        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-        out[key] = [{"value": v, "count": n} for v, n in ranked]
-    return out
 
 
 @dataclass
@@ -234,71 +88,37 @@ class Searcher:
         self.encoder = encoder
         self.source = source
         self.query_map = query_map
-        self.synonyms = synonyms if synonyms is not None else load_synonyms(settings.synonyms)
-        self.cache = QueryCache(settings.query_cache_size)
-        # an int8 query embeds in 1-2 ms on one thread: cheaper on the event loop's own
-        # thread than handed to a worker thread (which must be woken first)
-        self.encode_inline = encoder.mode == "int8"
-        self.exact_distance = hnsw.exact_expression(encoder.dim)
+        self.vectors = QueryVectors(encoder, query_map, settings.query_cache_size)
+        self.vehicle_column = settings.vehicle_column
+        self.understanding = QueryUnderstanding(
+            source,
+            settings.vehicle_column,
+            synonyms if synonyms is not None else load_synonyms(settings.synonyms),
+        )
+        self.exact_distance = exact_expression(encoder.dim)
         self.estimates: LRUCache[tuple[float, float]] = LRUCache(1024)
-        # unknown word -> its closest indexed term, "" when it has none
-        self.corrections: LRUCache[str] = LRUCache(4096)
         self.set_index_type(index_type)
         keys = allowed_keys(source)
         self.filter_keys = list(keys)
         self.facet_keys = [
             k for k, (_c, kind) in keys.items() if kind == "any" and k in queries.DISPLAY
         ]
-        self.vehicle_column = settings.vehicle_column
-        self.vehicles = VehicleIndex([])
-        self.terms: frozenset[str] = frozenset()
-        self._terms_loaded = 0.0
         self.rrf_k = settings.rrf_k
-        self.stats = {"embed_s": 0.0, "search_s": 0.0}
+        self.search_seconds = 0.0
         self._configured: weakref.WeakSet[psycopg.AsyncConnection[Any]] = weakref.WeakSet()
 
     def set_index_type(self, index_type: str | None) -> None:
         """Queries must use the expression the index was built on (vector or halfvec)."""
         self.index_type = index_type or self.settings.index_type
-        self.index_distance = hnsw.order_expression(self.index_type, self.encoder.dim)
+        self.index_distance = order_expression(self.index_type, self.encoder.dim)
         # composed statements by shape (composing one costs ~0.2 ms of Python per request);
         # they hold the distance expression, so a new index type starts them afresh
         self.statements: LRUCache[bytes] = LRUCache(512)
 
     async def load_vocabulary(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        """The indexed terms (typo correction) and the catalog's vehicles; reloaded by
-        :meth:`_refresh_vocabulary` every few minutes, as the catalog changes."""
-        cur = await conn.execute(queries.known_terms())
-        self.terms = frozenset(r[0] for r in await cur.fetchall())
-        names = queries.vehicle_names(self.source, self.vehicle_column)
-        if names is not None:
-            cur = await conn.execute(names)
-            self.vehicles = VehicleIndex(r[0] for r in await cur.fetchall())
-        if not conn.autocommit:
-            await conn.commit()
-        self._terms_loaded = time.monotonic()
-
-    async def _refresh_vocabulary(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        if time.monotonic() - self._terms_loaded > VOCABULARY_TTL_S:
-            await self.load_vocabulary(conn)
-
-    async def embed(self, text: str) -> tuple[np.ndarray, float, bool]:
-        """The query's vector (through the Polish→English map when one is loaded)."""
-        key = text.lower()
-        vec = self.cache.get(key)
-        if vec is not None:
-            return vec, 0.0, True
-        started = time.perf_counter()
-        if self.encode_inline:
-            vec = self.encoder.encode([text])[0]
-        else:
-            vec = (await asyncio.to_thread(self.encoder.encode, [text]))[0]
-        if self.query_map is not None:
-            vec = self.query_map.apply(vec)
-        elapsed = time.perf_counter() - started
-        self.cache.put(key, vec)
-        self.stats["embed_s"] += elapsed
-        return vec, elapsed, False
+        """The indexed terms (typo correction) and the catalog's vehicles; reloaded every
+        few minutes as the catalog changes."""
+        await self.understanding.load(conn)
 
     async def _strategy(
         self,
@@ -362,19 +182,21 @@ class Searcher:
         text = normalise_query(query) if query is not None else ""
         check_page(limit, offset)
         try:
-            where, fparams = filters_build(self.source, filters)
+            where, fparams = condition(self.source, filters)
         except FilterError as exc:
             raise SearchError(str(exc)) from exc
         if conn not in self._configured:
             await self._configure(conn)
-        await self._refresh_vocabulary(conn)
+        await self.understanding.refresh(conn)
         order, strategy = await self._strategy(conn, where, fparams, opts.exact)
-        vehicles = self.vehicles.find(text) if text else []
+        vehicles = self.understanding.vehicles.find(text) if text else []
         req = _Request(
             started, text, limit, offset, opts, where, fparams, order, strategy, vehicles
         )
         if text:
-            req.lexical, req.vector, req.embed_s, req.cached = await self.understand(conn, text)
+            req.lexical, req.vector, req.embed_s, req.cached = await self.understanding.understand(
+                conn, text, self.vectors
+            )
             req.semantic_text = req.lexical.semantic_text(text)
         return req
 
@@ -407,7 +229,7 @@ class Searcher:
         if not local and not conn.autocommit:
             await conn.commit()
         elapsed = time.perf_counter() - started
-        self.stats["search_s"] += elapsed
+        self.search_seconds += elapsed
         return rows, elapsed
 
     def _respond(
@@ -417,7 +239,7 @@ class Searcher:
         search_s: float,
         analysis: dict[str, Any] | None = None,
     ) -> SearchResponse:
-        page = [_shape(r, req.opts.explain) for r in rows[req.offset : req.offset + req.limit]]
+        page = [shape_row(r, req.opts.explain) for r in rows[req.offset : req.offset + req.limit]]
         timings: dict[str, Any] = {
             "embed_ms": round(req.embed_s * 1000, 3),
             "search_ms": round(search_s * 1000, 3),
@@ -502,55 +324,6 @@ class Searcher:
         )
         rows, search_s = await self._run(conn, statement, params, req)
         return self._respond(rows, req, search_s)
-
-    def _unknown(self, text: str) -> list[str]:
-        """Words of ``text`` the index does not know (typo candidates); none without a
-        vocabulary."""
-        if not self.terms:
-            return []
-        return unknown_words(text, self.synonyms, self.terms.__contains__)
-
-    def _analyze(self, text: str, unknown: list[str]) -> LexicalQuery:
-        """The full-text query for ``text``: synonyms expanded, the ``unknown`` words
-        replaced by the corrections found so far (or dropped)."""
-        known: Callable[[str], bool] | None = self.terms.__contains__ if self.terms else None
-        corrections = {w: term for w in unknown if (term := self.corrections.get(w))}
-        return analyze_lexical(text, self.synonyms, known, corrections)
-
-    async def _look_up_corrections(
-        self, conn: psycopg.AsyncConnection[Any], words: list[str]
-    ) -> None:
-        cur = await conn.execute(
-            queries.closest_terms(), {"words": words, "min_sim": MIN_SIMILARITY}
-        )
-        for word, term in await cur.fetchall():
-            self.corrections.put(word, term or "")
-        if not conn.autocommit:
-            await conn.commit()
-
-    async def understand(
-        self, conn: psycopg.AsyncConnection[Any], text: str
-    ) -> tuple[LexicalQuery, np.ndarray, float, bool]:
-        """The query's analysis and its vector. Words the catalog never uses are looked up
-        (trigram similarity, one SQL statement, cached) *while* the encoder embeds the text
-        as if none of them were a typo; only when a correction turns up is the corrected
-        text embedded again, so the lookup costs no latency in the common case."""
-        unknown = self._unknown(text)
-        missing = [w for w in unknown if self.corrections.get(w) is None]
-        guess = self._analyze(text, unknown)
-        if not missing:
-            vec, embed_s, cached = await self.embed(guess.semantic_text(text))
-            return guess, vec, embed_s, cached
-        # the lookup first: its statement is on its way before an inline encode holds the
-        # event loop
-        _, (vec, embed_s, cached) = await asyncio.gather(
-            self._look_up_corrections(conn, missing), self.embed(guess.semantic_text(text))
-        )
-        lexq = self._analyze(text, unknown)
-        if lexq.semantic_text(text) != guess.semantic_text(text):
-            vec, more_s, cached = await self.embed(lexq.semantic_text(text))
-            embed_s += more_s
-        return lexq, vec, embed_s, cached
 
     async def hybrid(
         self,

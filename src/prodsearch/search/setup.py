@@ -1,4 +1,5 @@
-"""One way to build a :class:`Searcher`, shared by the API, the CLI and the benches."""
+"""One way to build a :class:`Searcher`, shared by the API, the CLI and the benches; and
+one search without HTTP (the ``search`` command)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from prodsearch.catalog.source import load_source
 from prodsearch.config import Settings
 from prodsearch.embedding import index, querymap
 from prodsearch.embedding.encoder import Encoder, load_encoder
-from prodsearch.search.service import Searcher
+from prodsearch.search.filters import FilterError, parse_pairs
+from prodsearch.search.service import Searcher, SearchError, SearchResponse
 
 
 def query_encoder(settings: Settings) -> Encoder:
@@ -38,3 +40,41 @@ def build_searcher(
     qmap = querymap.load(conn, encoder.model_name, settings.mode) if use_query_map else None
     conn.commit()
     return Searcher(settings, encoder, source, index_type, qmap)
+
+
+def search_once(
+    settings: Settings,
+    mode: str,
+    query: str,
+    limit: int,
+    filter_pairs: list[str],
+) -> SearchResponse:
+    """One search without HTTP, through the searcher the API builds (same query encoder,
+    same query map): ``mode`` semantic, filtered or hybrid; ``filter_pairs`` as
+    ``KEY=VALUE`` strings. Raises :class:`SearchError` on bad input."""
+    import asyncio
+
+    from pgvector.psycopg import register_vector_async
+
+    from prodsearch.db import connect, database_url, migrate
+
+    if mode not in ("semantic", "filtered", "hybrid"):
+        raise SearchError(f"mode {mode!r}: use semantic, filtered or hybrid")
+    url = database_url(settings)
+    with connect(url) as conn:
+        migrate(conn)
+        searcher = build_searcher(conn, settings)
+    try:
+        filters = parse_pairs(searcher.source, filter_pairs)
+    except FilterError as exc:
+        raise SearchError(f"--filter {exc}") from exc
+
+    async def run() -> SearchResponse:
+        async with await psycopg.AsyncConnection.connect(url) as aconn:
+            await register_vector_async(aconn)
+            await searcher.load_vocabulary(aconn)
+            if mode == "hybrid":
+                return await searcher.hybrid(aconn, query, limit, 0, filters)
+            return await searcher.semantic(aconn, query, limit, 0, filters)
+
+    return asyncio.run(run())

@@ -1,0 +1,341 @@
+"""``prodsearch bench``: benchmarks that print figures and their baseline ratios."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from prodsearch.cli.common import (
+    JsonFlag,
+    out,
+    print_json,
+    print_table,
+    progress_log,
+    split_list,
+)
+from prodsearch.cli.relevance import relevance
+from prodsearch.config import get_settings
+
+app = typer.Typer(help="Benchmarks that print figures and baseline ratios.", no_args_is_help=True)
+app.command("relevance")(relevance)
+
+
+@app.command("polish")
+def polish(as_json: JsonFlag = False) -> None:
+    """Polish queries in semantic mode: English-only vs query map vs second Polish vectors."""
+    from prodsearch.bench import polish as bench
+
+    result = bench.run(get_settings(), progress=progress_log(as_json))
+    if as_json:
+        print_json(result)
+        return
+    print_table(
+        f"semantic leg, exact search over {result['products']:,} products",
+        ("approach", "synonyms", "lang", "queries", "nDCG@10", "P@10", "MRR"),
+        (
+            (
+                r["approach"],
+                "on" if r["synonyms"] else "off",
+                r["lang"],
+                r["queries"],
+                f"{r['ndcg@10']:.3f}",
+                f"{r['p@10']:.3f}",
+                f"{r['mrr']:.3f}",
+            )
+            for r in result["rows"]
+        ),
+    )
+    for name, cost in result["cost"].items():
+        out.print(
+            f"{name}: +{cost['extra_bytes_per_product']} B/product; "
+            f"embed {cost['extra_embed']}; query {cost['query']}",
+            highlight=False,
+        )
+
+
+@app.command("encode")
+def encode(
+    texts: Annotated[int, typer.Option("--texts", min=64, help="Product texts to encode.")] = 2048,
+    modes: Annotated[str, typer.Option(help="Comma-separated modes.")] = "exact,bf16,int8",
+    rounds: Annotated[int, typer.Option(min=1, help="Timed rounds; medians reported.")] = 3,
+    recall_products: Annotated[
+        int, typer.Option(help="Also measure recall@10 vs exact on N products (0 = skip).")
+    ] = 0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Encoder texts/s per mode vs sentence-transformers fp32 (batch 32), fidelity, latency."""
+    from prodsearch.bench import encode as bench
+
+    mode_list = split_list(modes)
+    log = progress_log(as_json)
+    result = bench.run(texts, mode_list, rounds, progress=log)
+    if recall_products:
+        others = [m for m in mode_list if m != "exact"]
+        result["recall"] = bench.recall_at_10(recall_products, others, progress=log)
+    if as_json:
+        print_json(result)
+        return
+    print_table(
+        f"encode {result['texts']:,} product texts x {result['rounds']} rounds; "
+        f"{result['queries']} single queries",
+        (
+            "method",
+            "texts/s (median)",
+            "ratio",
+            "cos min",
+            "cos mean",
+            "query p50 ms",
+            "query p95 ms",
+        ),
+        (
+            (
+                m["method"],
+                f"{m['texts_per_s']:.1f}",
+                f"{m['ratio']:.2f}x",
+                f"{m['cos_min']:.5f}",
+                f"{m['cos_mean']:.5f}",
+                f"{m['query_p50_ms']:.2f}",
+                f"{m['query_p95_ms']:.2f}",
+            )
+            for m in result["methods"]
+        ),
+    )
+    rec = result.get("recall")
+    for mode, r in (rec or {}).get("modes", {}).items():
+        out.print(
+            f"recall@10 vs exact, {rec['products']:,} products, {rec['queries']} queries — "
+            f"{mode}: {r['recall_at_10']:.4f} (worst query {r['min_query_recall']:.1f})"
+        )
+
+
+@app.command("embed")
+def embed(
+    products: Annotated[int, typer.Option(min=100, help="Catalog size.")] = 20_000,
+    modes: Annotated[str, typer.Option(help="Comma-separated modes.")] = "exact,bf16,int8",
+    baseline: Annotated[bool, typer.Option(help="Run the original method too.")] = True,
+    as_json: JsonFlag = False,
+) -> None:
+    """End-to-end embed products/s per mode vs the original method, and the 1%-changed rerun."""
+    from prodsearch.bench import embed as bench
+
+    result = bench.run(
+        get_settings(), products, split_list(modes), baseline, progress=progress_log(as_json)
+    )
+    if as_json:
+        print_json(result)
+        return
+
+    def cell(m: dict[str, Any], key: str, fmt: str) -> str:
+        return fmt.format(m[key]) if m.get(key) is not None else "-"
+
+    print_table(
+        f"embed {result['eligible']:,} products end to end (source → vectors → index ready)",
+        (
+            "method",
+            "seconds",
+            "products/s",
+            "vs baseline",
+            "write share",
+            "1% rerun s",
+            "full / rerun",
+        ),
+        (
+            (
+                m["method"],
+                f"{m['seconds']:.1f}",
+                f"{m['products_per_s']:.1f}",
+                cell(m, "ratio", "{:.2f}x"),
+                f"{100 * m['write_share']:.1f}%" if "write_share" in m else "-",
+                cell(m, "incremental_s", "{:.2f}"),
+                cell(m, "incremental_speedup", "{:.0f}x"),
+            )
+            for m in result["methods"]
+        ),
+    )
+
+
+@app.command("search")
+def search(
+    url: Annotated[
+        str | None, typer.Option(help="A served API; default: start one on a free local port.")
+    ] = None,
+    concurrency: Annotated[str, typer.Option(help="Comma-separated levels.")] = "1,8",
+    endpoints: Annotated[
+        str, typer.Option(help="Comma-separated.")
+    ] = "semantic,filtered,hybrid,similar",
+    recall_queries: Annotated[
+        int, typer.Option(min=0, help="Queries for recall@10 (all catalog ones + WANDS; 0 = skip).")
+    ] = 200,
+    queries: Annotated[
+        int | None, typer.Option(min=1, help="Load queries per endpoint (default: all).")
+    ] = None,
+    baseline_queries: Annotated[
+        int, typer.Option(min=1, help="Queries timed on the original path.")
+    ] = 30,
+    as_json: JsonFlag = False,
+) -> None:
+    """API latency p50/p95/p99 and requests/s per endpoint, recall@10, vs the original path."""
+    from prodsearch.bench import search as bench
+
+    try:
+        levels = tuple(int(c) for c in split_list(concurrency))
+    except ValueError as exc:
+        raise typer.BadParameter(f"--concurrency takes integers: {exc}") from exc
+    result = bench.run(
+        get_settings(),
+        url,
+        levels,
+        tuple(split_list(endpoints)),
+        recall_queries=recall_queries,
+        load_queries=queries,
+        baseline_queries=baseline_queries,
+        progress=progress_log(as_json),
+    )
+    if as_json:
+        print_json(result)
+    else:
+        _print_search(result)
+
+
+def _print_search(result: dict[str, Any]) -> None:
+    print_table(
+        f"search API over HTTP — {result['embeddings']:,} products, "
+        f"{result['queries']} queries, mode {result['mode']}",
+        ("endpoint", "concurrency", "requests", "errors", "p50 ms", "p95 ms", "p99 ms", "req/s"),
+        (
+            (
+                r["endpoint"],
+                r["concurrency"],
+                r["requests"],
+                r["errors"],
+                f"{r['p50_ms']:.2f}",
+                f"{r['p95_ms']:.2f}",
+                f"{r['p99_ms']:.2f}",
+                f"{r['rps']:.1f}",
+            )
+            for r in result["endpoints"]
+        ),
+    )
+    for f in result.get("filter_sets", []):
+        out.print(
+            f"filtered {json.dumps(f['filters'])}: p50 {f['p50_ms']:.2f} ms, "
+            f"p95 {f['p95_ms']:.2f} ms, strategy {f['strategy']}"
+        )
+    if "recall" in result:
+        rec = result["recall"]
+        out.print(
+            f"recall@10 vs exact search ({rec['queries']} queries, tie-aware): {rec['all']:.4f} "
+            f"— WANDS {rec['wands']:.4f}, catalog {rec['catalog']:.4f}; by ids {rec['ids']:.4f}; "
+            f"ε-recall (ε=0.01) {rec['eps']:.4f}"
+        )
+    b = result["baseline"]
+    ratio = (
+        f"semantic p50 is {b['ratio_p50']}x faster"
+        if b["ratio_p50"]
+        else "run with the semantic endpoint for the ratio"
+    )
+    out.print(f"baseline ({b['method']}): p50 {b['p50_ms']} ms, p95 {b['p95_ms']} ms — {ratio}")
+
+
+@app.command("index")
+def index(
+    queries: Annotated[int, typer.Option(min=10, help="Queries for recall and latency.")] = 200,
+    shapes: Annotated[str, typer.Option(help="Comma-separated: vector, halfvec.")] = (
+        "vector,halfvec"
+    ),
+    params: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated MxEF_CONSTRUCTION pairs, e.g. 16x64,32x256 "
+            "(default: the configured pair)."
+        ),
+    ] = None,
+    ef: Annotated[str, typer.Option(help="Comma-separated ef_search values.")] = "40,100,200",
+    existing: Annotated[
+        bool, typer.Option("--existing", help="Measure the index as it is; build nothing.")
+    ] = False,
+    unique: Annotated[
+        bool, typer.Option("--unique", help="Also index one vector per distinct text.")
+    ] = False,
+    plot: Annotated[
+        str | None, typer.Option(help="Write recall and latency vs ef_search as a PNG here.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """HNSW shapes and build parameters: build time, size, recall@10, latency per ef_search."""
+    from prodsearch.bench import index as bench
+
+    try:
+        pairs = [_pair(p) for p in split_list(params)] if params else None
+        ef_values = [int(x) for x in split_list(ef)]
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"--params takes MxEF pairs like 16x64, --ef integers: {exc}"
+        ) from exc
+    result = bench.run(
+        get_settings(),
+        shapes=split_list(shapes),
+        params=pairs,
+        ef_values=ef_values,
+        n_queries=queries,
+        progress=progress_log(as_json),
+        existing=existing,
+        unique=unique,
+    )
+    if plot:
+        bench.plot(result, plot)
+    if as_json:
+        print_json(result)
+    else:
+        _print_index(result)
+
+
+def _pair(text: str) -> tuple[int, int]:
+    m, efc = text.split("x")  # ValueError unless exactly one "x"
+    return int(m), int(efc)
+
+
+INDEX_COLUMNS = (
+    "index",
+    "m",
+    "ef_constr.",
+    "build s",
+    "size",
+    "ef_search",
+    "recall@10",
+    "ε-recall",
+    "WANDS",
+    "catalog",
+    "p50 ms",
+    "p95 ms",
+)
+
+
+def _print_index(result: dict[str, Any]) -> None:
+    entries = [(s["shape"], s) for s in result["shapes"]]
+    if "unique" in result:
+        entries.append((f"unique ({result['unique']['rows']:,})", result["unique"]))
+    print_table(
+        f"HNSW over {result['rows']:,} vectors, {result['queries']} queries",
+        INDEX_COLUMNS,
+        (
+            (
+                label,
+                shape["m"],
+                shape["ef_construction"],
+                f"{shape['build_s']:.1f}",
+                shape["size"],
+                row["ef_search"],
+                f"{row['recall_at_10']:.4f}",
+                f"{row['eps_recall_at_10']:.4f}",
+                f"{row['recall_wands']:.4f}",
+                f"{row['recall_catalog']:.4f}",
+                f"{row['p50_ms']:.2f}",
+                f"{row['p95_ms']:.2f}",
+            )
+            for label, shape in entries
+            for row in shape["by_ef"]
+        ),
+    )

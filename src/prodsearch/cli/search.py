@@ -1,0 +1,88 @@
+"""``prodsearch search`` (one query, no HTTP) and ``prodsearch serve`` (the API)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from prodsearch.cli.common import JsonFlag, out, print_json, print_table
+from prodsearch.config import Settings, get_settings
+from prodsearch.errors import ProdsearchError
+
+
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    mode: Annotated[str, typer.Option(help="semantic | filtered | hybrid")] = "semantic",
+    filters: Annotated[
+        list[str] | None,
+        typer.Option("--filter", help="KEY=VALUE, repeatable: category=Brake Pads, price_max=200."),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 10,
+    as_json: JsonFlag = False,
+) -> None:
+    """Search the catalog through the same code as the API, without HTTP."""
+    from prodsearch.search import SearchError
+    from prodsearch.search.setup import search_once
+
+    try:
+        resp = search_once(get_settings(), mode, query, limit, filters or [])
+    except SearchError as exc:
+        raise ProdsearchError(str(exc)) from exc
+    if as_json:
+        print_json(resp.as_dict())
+        return
+    t = resp.timings
+    print_table(
+        f"{mode}: {query!r} — {resp.count} results in {resp.execution_time_ms:.1f} ms "
+        f"(embed {t['embed_ms']:.1f} ms, search {t['search_ms']:.1f} ms)",
+        ("#", "score", "id", "name", "category", "brand", "price", "stock"),
+        (
+            (
+                i,
+                f"{r['score']:.4f}",
+                r["product_id"],
+                r["name"],
+                r["category"],
+                r["brand"],
+                None if r["price"] is None else f"{r['price']:.2f}",
+                "yes" if r["in_stock"] else "no",
+            )
+            for i, r in enumerate(resp.results, 1)
+        ),
+    )
+
+
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Bind address (default PRODSEARCH_HOST).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default PRODSEARCH_PORT).")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Serve the search API and the web page (model loaded once per worker)."""
+    run_server(get_settings(), host, port, workers)
+
+
+def run_server(settings: Settings, host: str | None, port: int | None, workers: int) -> None:
+    import uvicorn
+
+    from prodsearch.db import database_url
+
+    database_url(settings)  # start the embedded server before workers fork
+    host = host or settings.host
+    port = port or settings.port
+    if workers > 1:  # every worker's samples in one folder, summed by each /metrics
+        from prodsearch.api.metrics import prepare_multiprocess
+
+        prepare_multiprocess(settings.home_dir / "run" / f"metrics-{port}")
+    out.print(f"serving on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
+    uvicorn.run(
+        "prodsearch.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )

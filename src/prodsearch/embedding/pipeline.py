@@ -1,0 +1,199 @@
+"""The embed stage of a sync: tokenise (thread) → encode (the caller's thread; inference
+releases the GIL) → write (thread, its own connection), joined by bounded queues.
+
+Each chunk of unique texts is written as one committed upsert (binary COPY into a temp
+table, one ``INSERT … ON CONFLICT DO UPDATE``), so a killed run loses at most the chunks
+in flight. The first failure in any stage stops all three and is raised to the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from prodsearch.catalog.source import Source
+from prodsearch.db import connect
+from prodsearch.embedding import store
+from prodsearch.embedding.encoder import Encoder
+
+log = logging.getLogger("prodsearch.sync")
+
+Stage = Literal["tokenize", "encode", "write"]
+ProgressEvent = Literal["plan", "embed", "index"]
+Progress = Callable[[ProgressEvent, int, int], None]  # (event, done, total)
+_DONE = None  # end-of-stream marker on a queue
+_POLL_S = 0.2  # how often a blocked stage checks whether another one failed
+
+
+@dataclass
+class Work:
+    """One unique prepared text and the products that carry it."""
+
+    text: str
+    chash: str
+    ids: list[int] = field(default_factory=list)
+    shashes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PipelineCounts:
+    """What the pipeline has committed so far (also after a failure)."""
+
+    embedded: int = 0  # unique texts encoded and written
+    written: int = 0  # rows upserted
+    chunks: int = 0
+    busy_s: dict[Stage, float] = field(
+        default_factory=lambda: {"tokenize": 0.0, "encode": 0.0, "write": 0.0}
+    )
+    wall_s: float = 0.0
+
+
+class Pipeline:
+    """Run once: ``Pipeline(...).run()``; ``counts`` holds the committed totals."""
+
+    def __init__(
+        self,
+        work: list[Work],
+        encoder: Encoder,
+        url: str,
+        source: Source,
+        chunk_size: int,
+        run_id: int | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.chunks = [work[i : i + chunk_size] for i in range(0, len(work), chunk_size)]
+        self.rows = sum(len(w.ids) for w in work)
+        self.encoder = encoder
+        self.url = url
+        self.source = source
+        self.run_id = run_id
+        self.progress = progress
+        self.counts = PipelineCounts()
+        self._to_encode: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self._to_write: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self._stop = threading.Event()
+        self._failures: list[BaseException] = []
+        self._started = 0.0
+
+    def run(self) -> PipelineCounts:
+        self._started = time.perf_counter()
+        threads = [
+            threading.Thread(target=self._guard, args=(self._tokenize,), name="tokenize"),
+            threading.Thread(target=self._guard, args=(self._write,), name="write"),
+        ]
+        for t in threads:
+            t.daemon = True
+            t.start()
+        try:
+            self._encode()
+            threads[1].join()
+        finally:
+            self._stop.set()
+            for t in threads:
+                t.join(timeout=30)
+            self.counts.wall_s = time.perf_counter() - self._started
+        if self._failures:
+            raise self._failures[0]
+        return self.counts
+
+    def _guard(self, stage: Callable[[], None]) -> None:
+        """A stage's thread: its failure is kept for the caller and stops the others."""
+        try:
+            stage()
+        except BaseException as exc:
+            self._failures.append(exc)
+            self._stop.set()
+
+    def _put(self, q: queue.Queue[Any], item: Any) -> bool:
+        """Put unless the pipeline stops meanwhile (then ``False``)."""
+        while not self._stop.is_set():
+            try:
+                q.put(item, timeout=_POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _get(self, q: queue.Queue[Any]) -> tuple[bool, Any]:
+        """(True, item) — or (False, None) once the pipeline stops."""
+        while not self._stop.is_set():
+            try:
+                return True, q.get(timeout=_POLL_S)
+            except queue.Empty:
+                continue
+        return False, None
+
+    def _tokenize(self) -> None:
+        for chunk in self.chunks:
+            t0 = time.perf_counter()
+            ids = self.encoder.tokenize([w.text for w in chunk])
+            self.counts.busy_s["tokenize"] += time.perf_counter() - t0
+            if not self._put(self._to_encode, (chunk, ids)):
+                return
+        self._put(self._to_encode, _DONE)
+
+    def _encode(self) -> None:
+        try:
+            while True:
+                ok, item = self._get(self._to_encode)
+                if not ok:
+                    return
+                if item is _DONE:
+                    self._put(self._to_write, _DONE)
+                    return
+                chunk, ids = item
+                t0 = time.perf_counter()
+                vectors = self.encoder.encode_ids(ids)
+                self.counts.busy_s["encode"] += time.perf_counter() - t0
+                if not self._put(self._to_write, (chunk, vectors)):
+                    return
+        except BaseException:
+            self._stop.set()
+            raise
+
+    def _write(self) -> None:
+        with connect(self.url) as conn:
+            writer = store.Writer(conn, self.encoder.dim, self.source)
+            while True:
+                ok, item = self._get(self._to_write)
+                if not ok or item is _DONE:
+                    return
+                self._write_chunk(writer, *item)
+
+    def _write_chunk(self, writer: store.Writer, chunk: list[Work], vectors: np.ndarray) -> None:
+        t0 = time.perf_counter()
+        ids = [pid for w in chunk for pid in w.ids]
+        rows = np.repeat(vectors, [len(w.ids) for w in chunk], axis=0)
+        chashes = [w.chash for w in chunk for _ in w.ids]
+        shashes = [h for w in chunk for h in w.shashes]
+        enc = self.encoder
+        written = writer.write(ids, rows, chashes, shashes, enc.model_name, enc.mode)
+        counts = self.counts
+        counts.busy_s["write"] += time.perf_counter() - t0
+        counts.chunks += 1
+        counts.written += written
+        counts.embedded += len(chunk)
+        elapsed = time.perf_counter() - self._started
+        log.info(
+            "run %s batch %d: product ids %d..%d, %d rows upserted (%d texts), "
+            "%d/%d rows, elapsed %.1f s, %.1f rows/s",
+            self.run_id,
+            counts.chunks,
+            min(ids),
+            max(ids),
+            written,
+            len(chunk),
+            counts.written,
+            self.rows,
+            elapsed,
+            counts.written / elapsed,
+        )
+        if self.progress is not None:
+            self.progress("embed", counts.written, self.rows)

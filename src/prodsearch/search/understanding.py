@@ -1,0 +1,134 @@
+"""What a query means before any SQL: its vector, its full-text form (synonyms, typo
+corrections against the indexed terms) and the vehicles it names."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import psycopg
+
+from prodsearch.catalog.source import Source
+from prodsearch.embedding.encoder import Encoder
+from prodsearch.embedding.querymap import QueryMap
+from prodsearch.search import queries
+from prodsearch.search.cache import LRUCache
+from prodsearch.search.lexquery import LexicalQuery, analyze, unknown_words
+from prodsearch.search.synonyms import Synonyms
+from prodsearch.search.vehicles import VehicleIndex
+
+VOCABULARY_TTL_S = 300.0
+MIN_SIMILARITY = 0.45  # trigram similarity for a typo correction
+
+
+class QueryVectors:
+    """Query text → vector: the encoder, then the Polish→English map when one is loaded;
+    LRU-cached by lower-cased text."""
+
+    def __init__(self, encoder: Encoder, query_map: QueryMap | None, cache_size: int) -> None:
+        self.encoder = encoder
+        self.query_map = query_map
+        self.cache: LRUCache[np.ndarray] = LRUCache(cache_size)
+        # an int8 query embeds in 1-2 ms on one thread: cheaper on the event loop's own
+        # thread than handed to a worker thread (which must be woken first)
+        self.inline = encoder.mode == "int8"
+        self.seconds = 0.0
+
+    async def embed(self, text: str) -> tuple[np.ndarray, float, bool]:
+        """The vector, the seconds it took, and whether it came from the cache."""
+        key = text.lower()
+        vec = self.cache.get(key)
+        if vec is not None:
+            return vec, 0.0, True
+        started = time.perf_counter()
+        if self.inline:
+            vec = self.encoder.encode([text])[0]
+        else:
+            vec = (await asyncio.to_thread(self.encoder.encode, [text]))[0]
+        if self.query_map is not None:
+            vec = self.query_map.apply(vec)
+        elapsed = time.perf_counter() - started
+        self.cache.put(key, vec)
+        self.seconds += elapsed
+        return vec, elapsed, False
+
+
+class QueryUnderstanding:
+    """The catalog's vocabulary (indexed terms, vehicles), reloaded every few minutes as
+    the catalog changes, and what a query means against it."""
+
+    def __init__(self, source: Source, vehicle_column: str, synonyms: Synonyms) -> None:
+        self.source = source
+        self.vehicle_column = vehicle_column
+        self.synonyms = synonyms
+        self.vehicles = VehicleIndex([])
+        self.terms: frozenset[str] = frozenset()
+        # unknown word -> its closest indexed term, "" when it has none
+        self.corrections: LRUCache[str] = LRUCache(4096)
+        self._loaded = 0.0
+
+    async def load(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        cur = await conn.execute(queries.known_terms())
+        self.terms = frozenset(r[0] for r in await cur.fetchall())
+        names = queries.vehicle_names(self.source, self.vehicle_column)
+        if names is not None:
+            cur = await conn.execute(names)
+            self.vehicles = VehicleIndex(r[0] for r in await cur.fetchall())
+        if not conn.autocommit:
+            await conn.commit()
+        self._loaded = time.monotonic()
+
+    async def refresh(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        if time.monotonic() - self._loaded > VOCABULARY_TTL_S:
+            await self.load(conn)
+
+    def unknown(self, text: str) -> list[str]:
+        """Words of ``text`` the index does not know (typo candidates); none without a
+        vocabulary."""
+        if not self.terms:
+            return []
+        return unknown_words(text, self.synonyms, self.terms.__contains__)
+
+    def analyze(self, text: str, unknown: list[str]) -> LexicalQuery:
+        """The full-text query for ``text``: synonyms expanded, the ``unknown`` words
+        replaced by the corrections found so far (or dropped)."""
+        known: Callable[[str], bool] | None = self.terms.__contains__ if self.terms else None
+        corrections = {w: term for w in unknown if (term := self.corrections.get(w))}
+        return analyze(text, self.synonyms, known, corrections)
+
+    async def look_up(self, conn: psycopg.AsyncConnection[Any], words: list[str]) -> None:
+        """Find and remember the closest indexed term of each word (one statement)."""
+        cur = await conn.execute(
+            queries.closest_terms(), {"words": words, "min_sim": MIN_SIMILARITY}
+        )
+        for word, term in await cur.fetchall():
+            self.corrections.put(word, term or "")
+        if not conn.autocommit:
+            await conn.commit()
+
+    async def understand(
+        self, conn: psycopg.AsyncConnection[Any], text: str, vectors: QueryVectors
+    ) -> tuple[LexicalQuery, np.ndarray, float, bool]:
+        """The query's analysis and its vector. Words the catalog never uses are looked up
+        (trigram similarity, one SQL statement, cached) *while* the encoder embeds the text
+        as if none of them were a typo; only when a correction turns up is the corrected
+        text embedded again, so the lookup costs no latency in the common case."""
+        unknown = self.unknown(text)
+        missing = [w for w in unknown if self.corrections.get(w) is None]
+        guess = self.analyze(text, unknown)
+        if not missing:
+            vec, embed_s, cached = await vectors.embed(guess.semantic_text(text))
+            return guess, vec, embed_s, cached
+        # the lookup first: its statement is on its way before an inline encode holds the
+        # event loop
+        _, (vec, embed_s, cached) = await asyncio.gather(
+            self.look_up(conn, missing), vectors.embed(guess.semantic_text(text))
+        )
+        lexq = self.analyze(text, unknown)
+        if lexq.semantic_text(text) != guess.semantic_text(text):
+            vec, more_s, cached = await vectors.embed(lexq.semantic_text(text))
+            embed_s += more_s
+        return lexq, vec, embed_s, cached
