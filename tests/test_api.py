@@ -431,3 +431,31 @@ def test_metrics_add_up_over_two_workers(search_db: str, pg_root: Path) -> None:
         for _ in range(8):  # scrapes land on either worker
             text = httpx.get(url + "/metrics").text
             assert float(pattern.findall(text)[0]) == sent
+
+
+def test_bench_index_command(search_db: str, pg_root: Path, tmp_path: Path) -> None:
+    """`prodsearch bench index --existing`: recall and latency per ef_search, and the plot."""
+    env = {"DATABASE_URL": search_db, "PRODSEARCH_HOME": str(pg_root), "PRODSEARCH_MODE": "int8"}
+    png = tmp_path / "ef.png"
+    res = run_cli(
+        "bench",
+        "index",
+        "--existing",
+        "--ef",
+        "20,200",
+        "--queries",
+        "60",
+        "--plot",
+        str(png),
+        "--json",
+        env=env,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout)
+    (shape,) = out["shapes"]
+    assert (shape["m"], shape["ef_construction"]) == (16, 512) and out["rows"] > 1000
+    low, high = shape["by_ef"]
+    assert 0 < low["recall_at_10"] <= low["eps_recall_at_10"] <= 1
+    # on 1,500 products an ef_search of 200 explores nearly the whole graph
+    assert high["eps_recall_at_10"] >= 0.99 and high["recall_at_10"] >= low["recall_at_10"]
+    assert png.stat().st_size > 10_000

@@ -196,3 +196,30 @@ def test_local_model_directory(tmp_path: Path, models_dir: Path) -> None:
 
     with pytest.raises(ConfigError, match="nothing is downloaded"):
         load_encoder("exact", model="someone/unknown-model")
+
+
+def test_bench_encode_command(models_dir: Path) -> None:
+    """`prodsearch bench encode`: throughput against the baseline, fidelity, and neighbour
+    agreement with exact mode (tie-aware)."""
+    from tests.conftest import run_cli
+
+    res = run_cli(
+        "bench",
+        "encode",
+        "--texts",
+        "64",
+        "--modes",
+        "exact,int8",
+        "--rounds",
+        "1",
+        "--recall-products",
+        "300",
+        "--json",
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout)
+    methods = {m["method"]: m for m in out["methods"]}
+    assert set(methods) == {"baseline", "exact", "int8"} and methods["baseline"]["ratio"] == 1
+    assert methods["exact"]["cos_min"] >= 0.9999 and methods["int8"]["cos_mean"] >= 0.98
+    agreement = out["recall"]["modes"]["int8"]["recall_at_10"]
+    assert out["recall"]["products"] == 300 and 0.5 <= agreement <= 1

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pgvector.psycopg import register_vector
@@ -36,6 +37,35 @@ from prodsearch.embedding.encoder import load_encoder
 from prodsearch.embedding.sync import SyncOptions, sync
 
 BENCH_DB = "prodsearch_bench_embed"
+
+
+@dataclass
+class EmbedMethod:
+    """One method end to end; the incremental fields only for ours."""
+
+    method: str  # "baseline" or an encoder mode
+    seconds: float
+    products_per_s: float
+    ratio: float | None  # baseline seconds / these seconds
+    embedded_texts: int | None = None
+    deduplicated: int | None = None
+    write_share: float | None = None
+    index_s: float | None = None
+    encode_s: float | None = None
+    incremental_changed: int | None = None
+    incremental_written: int | None = None
+    incremental_s: float | None = None
+    incremental_speedup: float | None = None
+
+
+@dataclass
+class EmbedBench:
+    products: int
+    eligible: int
+    methods: list[EmbedMethod] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def _bench_url(settings: Settings) -> str:
@@ -135,7 +165,7 @@ def run(
     modes: Sequence[str] = ("exact", "bf16", "int8"),
     with_baseline: bool = True,
     progress: Callable[[str], None] = lambda _m: None,
-) -> dict[str, Any]:
+) -> EmbedBench:
     url = _bench_url(settings)
     bench_settings = _demo_settings(settings, url)
     with connect(url) as conn:
@@ -145,23 +175,18 @@ def run(
         eligible = store.count_eligible(conn, source)
     for mode in modes:  # exports cached before timing, as after a first run
         load_encoder(mode, settings.model, models_dir=settings.models_dir)
-    out: dict[str, Any] = {"products": products, "eligible": eligible, "methods": []}
+    out = EmbedBench(products, eligible)
     base_s = None
     if with_baseline:
         progress(f"baseline: sentence-transformers fp32, batch 32, executemany ({eligible:,} rows)")
         base_s = baseline(url, source)
-        out["methods"].append(
-            {
-                "method": "baseline",
-                "seconds": round(base_s, 1),
-                "products_per_s": round(eligible / base_s, 1),
-                "ratio": 1.0,
-            }
+        out.methods.append(
+            EmbedMethod("baseline", round(base_s, 1), round(eligible / base_s, 1), 1.0)
         )
         progress(f"baseline: {base_s:.1f} s")
     for n, mode in enumerate(modes):
         _reset(url)
-        out["methods"].append(
+        out.methods.append(
             _measure_mode(bench_settings, url, source, mode, n + 1, eligible, base_s, progress)
         )
     with connect(database_url(settings), autocommit=True) as conn:
@@ -178,7 +203,7 @@ def _measure_mode(
     eligible: int,
     base_s: float | None,
     progress: Callable[[str], None],
-) -> dict[str, Any]:
+) -> EmbedMethod:
     """A full run into an empty table, then an incremental run after 1 % changed."""
     progress(f"{mode}: full run")
     full = sync(settings, SyncOptions(mode=mode))
@@ -189,21 +214,21 @@ def _measure_mode(
     inc_s = inc.timings["total_s"]
     progress(f"{mode}: incremental {inc_s:.2f} s ({full_s / inc_s:.0f}x faster)")
     t = full.timings
-    return {
-        "method": mode,
-        "seconds": round(full_s, 1),
-        "products_per_s": round(eligible / full_s, 1),
-        "ratio": round(base_s / full_s, 2) if base_s else None,
-        "embedded_texts": full.embedded,
-        "deduplicated": full.deduplicated,
-        "write_share": round(t.get("write_s", 0) / full_s, 3),
-        "index_s": t.get("index_s"),
-        "encode_s": t.get("encode_s"),
-        "incremental_changed": changed,
-        "incremental_written": inc.written,
-        "incremental_s": round(inc_s, 2),
-        "incremental_speedup": round(full_s / inc_s, 1),
-    }
+    return EmbedMethod(
+        method=mode,
+        seconds=round(full_s, 1),
+        products_per_s=round(eligible / full_s, 1),
+        ratio=round(base_s / full_s, 2) if base_s else None,
+        embedded_texts=full.embedded,
+        deduplicated=full.deduplicated,
+        write_share=round(t.get("write_s", 0) / full_s, 3),
+        index_s=t.get("index_s"),
+        encode_s=t.get("encode_s"),
+        incremental_changed=changed,
+        incremental_written=inc.written,
+        incremental_s=round(inc_s, 2),
+        incremental_speedup=round(full_s / inc_s, 1),
+    )
 
 
 __all__ = ["run"]

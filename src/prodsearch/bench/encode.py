@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ from prodsearch.bench.queries import benchmark_queries
 from prodsearch.catalog.generate import COLUMNS, rows
 from prodsearch.catalog.text import prepare_text
 from prodsearch.embedding.encoder import MODES, load_encoder
+from prodsearch.search import recall
 
 
 @dataclass
@@ -36,6 +37,44 @@ class MethodResult:
 
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.latency_ms, q)) if self.latency_ms else float("nan")
+
+
+@dataclass(frozen=True)
+class EncodeMethod:
+    method: str
+    texts_per_s: float  # median over the rounds
+    all_rates: list[float]
+    ratio: float  # against the baseline (sentence-transformers fp32, batch 32)
+    cos_min: float  # cosine to the baseline's vectors
+    cos_mean: float
+    query_p50_ms: float  # one query at a time
+    query_p95_ms: float
+
+
+@dataclass(frozen=True)
+class ModeRecall:
+    recall_at_10: float  # tie-aware, against exact mode's neighbours
+    min_query_recall: float
+
+
+@dataclass
+class EncodeBench:
+    texts: int
+    mean_words: float
+    rounds: int
+    queries: int
+    methods: list[EncodeMethod]
+    recall: NeighbourAgreement | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class NeighbourAgreement:
+    products: int
+    queries: int
+    modes: dict[str, ModeRecall]
 
 
 def product_texts(n: int, seed: int = 2024) -> list[str]:
@@ -61,7 +100,7 @@ def run(
     rounds: int = 3,
     n_queries: int = 200,
     progress: Callable[[str], None] = lambda _msg: None,
-) -> dict[str, Any]:
+) -> EncodeBench:
     texts = product_texts(n_texts)
     queries = benchmark_queries()[:n_queries]
     encoders: dict[str, Callable[[Sequence[str]], np.ndarray]] = {"baseline": _baseline()}
@@ -86,47 +125,45 @@ def run(
             results[name].latency_ms.append((time.perf_counter() - started) * 1000)
     base = results["baseline"].rate
     tokens = [len(t.split()) for t in texts]
-    return {
-        "texts": len(texts),
-        "mean_words": round(float(np.mean(tokens)), 1),
-        "rounds": rounds,
-        "queries": len(queries),
-        "methods": [
-            {
-                "method": r.name,
-                "texts_per_s": round(r.rate, 1),
-                "all_rates": [round(x, 1) for x in r.rates],
-                "ratio": round(r.rate / base, 2),
-                "cos_min": round(r.cos_min or 0, 5),
-                "cos_mean": round(r.cos_mean or 0, 5),
-                "query_p50_ms": round(r.percentile(50), 2),
-                "query_p95_ms": round(r.percentile(95), 2),
-            }
-            for r in results.values()
-        ],
-    }
+    methods = [
+        EncodeMethod(
+            method=r.name,
+            texts_per_s=round(r.rate, 1),
+            all_rates=[round(x, 1) for x in r.rates],
+            ratio=round(r.rate / base, 2),
+            cos_min=round(r.cos_min or 0, 5),
+            cos_mean=round(r.cos_mean or 0, 5),
+            query_p50_ms=round(r.percentile(50), 2),
+            query_p95_ms=round(r.percentile(95), 2),
+        )
+        for r in results.values()
+    ]
+    return EncodeBench(len(texts), round(float(np.mean(tokens)), 1), rounds, len(queries), methods)
 
 
 def recall_at_10(
     n_products: int = 10_000,
     modes: Sequence[str] = ("bf16", "int8"),
     progress: Callable[[str], None] = lambda _msg: None,
-) -> dict[str, Any]:
-    """Neighbour agreement: top-10 products per query in each mode vs exact mode."""
+) -> NeighbourAgreement:
+    """Neighbour agreement: each mode's top-10 products per query against exact mode's,
+    tie-aware (:func:`prodsearch.search.recall.tie_aware_recall` on exact-mode
+    distances: duplicate texts tie)."""
     texts = product_texts(n_products, seed=10_000)
     queries = benchmark_queries()
     exact = load_encoder("exact")
     progress(f"exact: encoding {len(texts):,} products")
     ref_docs, ref_q = exact.encode(texts), exact.encode(queries)
-    ref_top = np.argsort(-(ref_q @ ref_docs.T), axis=1)[:, :10]
-    out: dict[str, Any] = {"products": len(texts), "queries": len(queries), "modes": {}}
+    ref_dist = 1.0 - ref_q @ ref_docs.T  # exact-mode distances, query x product
+    kth = np.sort(ref_dist, axis=1)[:, 9]
+    out = NeighbourAgreement(len(texts), len(queries), {})
     for mode in modes:
         enc = load_encoder(mode)
         progress(f"{mode}: encoding {len(texts):,} products")
         top = np.argsort(-(enc.encode(queries) @ enc.encode(texts).T), axis=1)[:, :10]
-        hits = [len(set(a) & set(b)) / 10 for a, b in zip(top, ref_top, strict=True)]
-        out["modes"][mode] = {
-            "recall_at_10": round(float(np.mean(hits)), 4),
-            "min_query_recall": round(float(np.min(hits)), 2),
-        }
+        hits = [
+            recall.tie_aware_recall(ref_dist[i, top[i]].tolist(), float(kth[i]))
+            for i in range(len(queries))
+        ]
+        out.modes[mode] = ModeRecall(round(float(np.mean(hits)), 4), round(float(np.min(hits)), 2))
     return out

@@ -24,7 +24,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,45 @@ from prodsearch.db.names import BENCH_UNIQUE_VECTORS, EMBEDDINGS
 from prodsearch.embedding import index, querymap
 from prodsearch.embedding.encoder import load_encoder
 from prodsearch.search import recall
+
+
+@dataclass(frozen=True)
+class EfRow:
+    """One ``hnsw.ef_search`` value: recall@10 (strict and ε) and SQL latency."""
+
+    ef_search: int
+    recall_at_10: float
+    eps_recall_at_10: float
+    recall_wands: float
+    recall_catalog: float
+    p50_ms: float
+    p95_ms: float
+
+
+@dataclass
+class IndexShape:
+    """One index (shape, m, ef_construction), measured at each ``ef_search``."""
+
+    shape: str
+    m: int
+    ef_construction: int
+    build_s: float
+    size: str | None
+    size_bytes: int | None
+    by_ef: list[EfRow] = field(default_factory=list)
+    rows: int | None = None  # vectors indexed, when not the embeddings table's
+
+
+@dataclass
+class IndexBench:
+    queries: int
+    rows: int = 0
+    query_map: bool = False
+    shapes: list[IndexShape] = field(default_factory=list)
+    unique: IndexShape | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -61,19 +100,19 @@ def run(
     progress: Callable[[str], None] = lambda _m: None,
     existing: bool = False,
     unique: bool = False,
-) -> dict[str, Any]:
+) -> IndexBench:
     """Build every (shape, m, ef_construction) in turn (``params`` defaults to the
     configured pair), or measure the existing index; see the module docstring."""
     params = list(params or [(settings.hnsw_m, settings.hnsw_ef_construction)])
     sample = recall_sample(n_queries)
-    out: dict[str, Any] = {"queries": len(sample), "shapes": []}
+    out = IndexBench(queries=len(sample))
     with connect(database_url(settings)) as conn:
-        vectors, dim, out["query_map"] = _query_vectors(conn, settings, sample)
+        vectors, dim, out.query_map = _query_vectors(conn, settings, sample)
         register_vector(conn)
         conn.execute("SET max_parallel_workers_per_gather = 0")
         rows = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(EMBEDDINGS)).fetchone()
-        out["rows"] = rows[0] if rows else 0
-        progress(f"exact search for {len(sample)} queries over {out['rows']:,} vectors")
+        out.rows = rows[0] if rows else 0
+        progress(f"exact search for {len(sample)} queries over {out.rows:,} vectors")
         current = index.status(conn)
         if not existing:
             index.drop(conn)
@@ -83,14 +122,14 @@ def run(
             if not current.exists or current.type is None:
                 raise ValueError("no index to measure: run `prodsearch index build` first")
             m, efc = current.m or 0, current.ef_construction or 0
-            out["shapes"].append(_measure(conn, probe, current.type, m, efc, 0.0))
+            out.shapes.append(_measure(conn, probe, current.type, m, efc, 0.0))
         for shape in () if existing else shapes:
             for m, efc in params:
                 progress(f"building {shape} index, m={m}, ef_construction={efc}")
                 build_s = index.build(conn, shape, m, efc)
-                out["shapes"].append(_measure(conn, probe, shape, m, efc, build_s))
+                out.shapes.append(_measure(conn, probe, shape, m, efc, build_s))
         if unique:
-            out["unique"] = _measure_unique(conn, settings, probe)
+            out.unique = _measure_unique(conn, settings, probe)
         if not existing:
             progress(f"restoring the configured {settings.index_type} index")
             index.build(conn, settings.index_type, settings.hnsw_m, settings.hnsw_ef_construction)
@@ -115,7 +154,7 @@ def _exact_kth(conn: Any, table: sql.Composable, vectors: list[Any]) -> list[flo
     return [recall.exact_top_k(conn, vec, 10, table=table)[-1][1] for vec in vectors]
 
 
-def _measure_unique(conn: Any, settings: Settings, probe: _Probe) -> dict[str, Any]:
+def _measure_unique(conn: Any, settings: Settings, probe: _Probe) -> IndexShape:
     """The configured index shape over one vector per distinct text, in a scratch table
     (dropped afterwards), measured against the exact neighbours *of that table* (serving
     it would expand each hit to the products sharing its text)."""
@@ -152,7 +191,7 @@ def _measure_unique(conn: Any, settings: Settings, probe: _Probe) -> dict[str, A
             build_s,
             table=BENCH_UNIQUE_VECTORS,
         )
-        result["rows"] = rows[0]
+        result.rows = rows[0]
         return result
     finally:
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(BENCH_UNIQUE_VECTORS))
@@ -167,20 +206,14 @@ def _measure(
     efc: int,
     build_s: float,
     table: sql.Composable = EMBEDDINGS,
-) -> dict[str, Any]:
+) -> IndexShape:
     st = index.status(conn) if table is EMBEDDINGS else None
     query = sql.SQL(
         "SELECT e.embedding <=> %(q)s::vector({d}) FROM {emb} AS e ORDER BY {order} LIMIT 10"
     ).format(order=index.order_expression(shape, probe.dim), emb=table, d=sql.Literal(probe.dim))
-    result: dict[str, Any] = {
-        "shape": shape,
-        "m": m,
-        "ef_construction": efc,
-        "build_s": round(build_s, 1),
-        "size": st.size if st else None,
-        "size_bytes": st.size_bytes if st else None,
-        "by_ef": [],
-    }
+    result = IndexShape(
+        shape, m, efc, round(build_s, 1), st.size if st else None, st.size_bytes if st else None
+    )
     for ef in probe.ef_values:
         conn.execute(sql.SQL("SET hnsw.ef_search = {}").format(sql.Literal(ef)))
         lat: list[float] = []
@@ -194,27 +227,26 @@ def _measure(
             per[kind].append(recall.tie_aware_recall(distances, kth))
             eps.append(recall.tie_aware_recall(distances, kth, epsilon=recall.EPSILON))
         every = per["wands"] + per["catalog"]
-        row = {
-            "ef_search": ef,
-            "recall_at_10": round(statistics.fmean(every), 4),
-            "eps_recall_at_10": round(statistics.fmean(eps), 4),
-            "recall_wands": round(statistics.fmean(per["wands"]), 4),
-            "recall_catalog": round(statistics.fmean(per["catalog"]), 4),
-            "p50_ms": round(statistics.median(lat), 2),
-            "p95_ms": round(float(np.percentile(lat, 95)), 2),
-        }
-        result["by_ef"].append(row)
+        row = EfRow(
+            ef_search=ef,
+            recall_at_10=round(statistics.fmean(every), 4),
+            eps_recall_at_10=round(statistics.fmean(eps), 4),
+            recall_wands=round(statistics.fmean(per["wands"]), 4),
+            recall_catalog=round(statistics.fmean(per["catalog"]), 4),
+            p50_ms=round(statistics.median(lat), 2),
+            p95_ms=round(float(np.percentile(lat, 95)), 2),
+        )
+        result.by_ef.append(row)
         probe.progress(
-            f"{shape} m={m} efc={efc} ef_search={ef}: recall {row['recall_at_10']} "
-            f"(WANDS {row['recall_wands']}, catalog {row['recall_catalog']}), "
-            f"eps-recall {row['eps_recall_at_10']}, "
-            f"p50 {row['p50_ms']} ms"
+            f"{shape} m={m} efc={efc} ef_search={ef}: recall {row.recall_at_10} "
+            f"(WANDS {row.recall_wands}, catalog {row.recall_catalog}), "
+            f"eps-recall {row.eps_recall_at_10}, p50 {row.p50_ms} ms"
         )
     conn.execute("RESET hnsw.ef_search")
     return result
 
 
-def plot(result: dict[str, Any], path: str) -> None:
+def plot(result: IndexBench, path: str) -> None:
     """Recall (strict and ε) and p50 latency against ef_search, one line per index."""
     import matplotlib
 
@@ -222,18 +254,16 @@ def plot(result: dict[str, Any], path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax_r, ax_l) = plt.subplots(1, 2, figsize=(11, 4.2))
-    entries = [(f"{s['shape']} m={s['m']}/{s['ef_construction']}", s) for s in result["shapes"]]
-    if "unique" in result:
-        entries.append(("unique texts only", result["unique"]))
+    entries = [(f"{s.shape} m={s.m}/{s.ef_construction}", s) for s in result.shapes]
+    if result.unique is not None:
+        entries.append(("unique texts only", result.unique))
     for label, entry in entries:
-        efs = [r["ef_search"] for r in entry["by_ef"]]
-        ax_r.plot(efs, [r["recall_at_10"] for r in entry["by_ef"]], "o-", label=f"{label}: strict")
-        ax_r.plot(
-            efs, [r["eps_recall_at_10"] for r in entry["by_ef"]], "s--", label=f"{label}: ε=0.01"
-        )
-        ax_l.plot(efs, [r["p50_ms"] for r in entry["by_ef"]], "o-", label=f"{label} p50")
-        ax_l.plot(efs, [r["p95_ms"] for r in entry["by_ef"]], "s--", label=f"{label} p95")
-    title = f"recall@10, {result['rows']:,} vectors, {result['queries']} queries"
+        efs = [r.ef_search for r in entry.by_ef]
+        ax_r.plot(efs, [r.recall_at_10 for r in entry.by_ef], "o-", label=f"{label}: strict")
+        ax_r.plot(efs, [r.eps_recall_at_10 for r in entry.by_ef], "s--", label=f"{label}: ε=0.01")
+        ax_l.plot(efs, [r.p50_ms for r in entry.by_ef], "o-", label=f"{label} p50")
+        ax_l.plot(efs, [r.p95_ms for r in entry.by_ef], "s--", label=f"{label} p95")
+    title = f"recall@10, {result.rows:,} vectors, {result.queries} queries"
     ax_r.set(xlabel="hnsw.ef_search", ylabel="recall@10", ylim=(0.5, 1.005), title=title)
     ax_l.set(xlabel="hnsw.ef_search", ylabel="SQL latency, ms", title="top-10 query latency")
     for ax in (ax_r, ax_l):

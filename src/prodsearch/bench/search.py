@@ -16,6 +16,7 @@ import statistics
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import httpx
@@ -43,6 +44,62 @@ FILTERS: tuple[dict[str, Any], ...] = (
     {"category": "Spark Plugs", "brand": "NGK"},
     {"category": ["Oil Filters", "Air Filters"], "price_min": 30},
 )
+
+
+@dataclass(frozen=True)
+class EndpointLoad:
+    endpoint: str
+    concurrency: int
+    requests: int
+    errors: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    rps: float
+
+
+@dataclass(frozen=True)
+class FilterSetLatency:
+    filters: dict[str, Any]
+    requests: int
+    p50_ms: float
+    p95_ms: float
+    strategy: str  # the path(s) the service chose: exact, index
+
+
+@dataclass(frozen=True)
+class Recall:
+    all: float  # tie-aware recall@10, every query
+    eps: float  # ε-recall@10 (ε = 0.01)
+    wands: float  # tie-aware, WANDS queries
+    catalog: float  # tie-aware, catalog-domain queries
+    ids: float  # plain id overlap with the exact top 10
+    queries: int
+
+
+@dataclass
+class Baseline:
+    method: str
+    queries: int
+    p50_ms: float
+    p95_ms: float
+    ratio_p50: float | None = None  # baseline p50 / our semantic p50 at concurrency 1
+
+
+@dataclass
+class SearchBench:
+    embeddings: int
+    queries: int
+    mode: str
+    query_mode: str
+    client: str
+    endpoints: list[EndpointLoad] = field(default_factory=list)
+    filter_sets: list[FilterSetLatency] = field(default_factory=list)
+    recall: Recall | None = None
+    baseline: Baseline | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def _requests(endpoint: str, queries: list[str], ids: list[int]) -> list[tuple[str, str, Any]]:
@@ -84,7 +141,9 @@ def _pct(values: list[float], q: float) -> float:
     return round(float(np.percentile(values, q)), 2)
 
 
-async def _by_filter_set(url: str, queries: list[str], per_set: int = 100) -> list[dict[str, Any]]:
+async def _by_filter_set(
+    url: str, queries: list[str], per_set: int = 100
+) -> list[FilterSetLatency]:
     """Concurrency 1, each filter set alone: its latency, matching products and the path
     the service chose (``timings.strategy``)."""
     out = []
@@ -98,18 +157,14 @@ async def _by_filter_set(url: str, queries: list[str], per_set: int = 100) -> li
                 lat.append((time.perf_counter() - t0) * 1000)
                 strategies.add(orjson.loads(data)["timings"]["strategy"])
             out.append(
-                {
-                    "filters": filters,
-                    "requests": len(lat),
-                    "p50_ms": _pct(lat, 50),
-                    "p95_ms": _pct(lat, 95),
-                    "strategy": "/".join(sorted(strategies)),
-                }
+                FilterSetLatency(
+                    filters, len(lat), _pct(lat, 50), _pct(lat, 95), "/".join(sorted(strategies))
+                )
             )
     return out
 
 
-def _recall(db: str, url: str, settings: Settings, n: int) -> dict[str, Any]:
+def _recall(db: str, url: str, settings: Settings, n: int) -> Recall:
     """Recall@10 of ``/search/semantic`` against brute force of the same query vector, per
     query set: strict (tie-aware) and ε-recall (ann-benchmarks, ε = 0.01).
 
@@ -144,14 +199,14 @@ def _recall(db: str, url: str, settings: Settings, n: int) -> dict[str, Any]:
             eps.append(recall.tie_aware_recall(distances, exact[-1][1], epsilon=recall.EPSILON))
             id_hits += len(set(ids) & {e[0] for e in exact})
     every = hits["wands"] + hits["catalog"]
-    return {
-        "all": round(statistics.fmean(every), 4),
-        "eps": round(statistics.fmean(eps), 4),
-        "wands": round(statistics.fmean(hits["wands"]), 4),
-        "catalog": round(statistics.fmean(hits["catalog"]), 4),
-        "ids": round(id_hits / (10 * len(every)), 4),
-        "queries": len(every),
-    }
+    return Recall(
+        all=round(statistics.fmean(every), 4),
+        eps=round(statistics.fmean(eps), 4),
+        wands=round(statistics.fmean(hits["wands"]), 4),
+        catalog=round(statistics.fmean(hits["catalog"]), 4),
+        ids=round(id_hits / (10 * len(every)), 4),
+        queries=len(every),
+    )
 
 
 def run(
@@ -163,18 +218,17 @@ def run(
     load_queries: int | None = None,
     baseline_queries: int = 30,
     progress: Callable[[str], None] = lambda _m: None,
-) -> dict[str, Any]:
+) -> SearchBench:
     queries = benchmark_queries()[:load_queries]
     db = database_url(settings)
     products, ids = _products(db, len(queries))
-    result: dict[str, Any] = {
-        "embeddings": products,
-        "queries": len(queries),
-        "mode": settings.mode,
-        "query_mode": settings.query_mode,
-        "client": "one keep-alive HTTP/1.1 connection per concurrent client (bench.http)",
-        "endpoints": [],
-    }
+    result = SearchBench(
+        embeddings=products,
+        queries=len(queries),
+        mode=settings.mode,
+        query_mode=settings.query_mode,
+        client="one keep-alive HTTP/1.1 connection per concurrent client (bench.http)",
+    )
     # our own server: embedding cache off, so every request pays for its embedding
     own = {
         "PRODSEARCH_QUERY_CACHE_SIZE": "0",
@@ -189,30 +243,27 @@ def run(
             asyncio.run(_load(url, reqs[:20], 2))  # warm-up
             for conc in concurrencies:
                 row = _measure(url, endpoint, reqs, conc)
-                result["endpoints"].append(row)
+                result.endpoints.append(row)
                 progress(
-                    f"{endpoint} c={conc}: p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms, "
-                    f"{row['rps']} req/s"
+                    f"{endpoint} c={conc}: p50 {row.p50_ms} ms, p95 {row.p95_ms} ms, "
+                    f"{row.rps} req/s"
                 )
         if "filtered" in endpoints:
-            result["filter_sets"] = asyncio.run(_by_filter_set(url, queries))
-            for f in result["filter_sets"]:
+            result.filter_sets = asyncio.run(_by_filter_set(url, queries))
+            for f in result.filter_sets:
                 progress(
-                    f"filtered {f['filters']}: p50 {f['p50_ms']} ms, p95 {f['p95_ms']} ms, "
-                    f"{f['strategy']}"
+                    f"filtered {f.filters}: p50 {f.p50_ms} ms, p95 {f.p95_ms} ms, {f.strategy}"
                 )
         if recall_queries:
-            result["recall"] = rec = _recall(db, url, settings, recall_queries)
+            result.recall = rec = _recall(db, url, settings, recall_queries)
             progress(
-                f"recall@10 {rec['all']} (tie-aware; WANDS {rec['wands']}, catalog "
-                f"{rec['catalog']}), eps-recall {rec['eps']}, {rec['ids']} (ids)"
+                f"recall@10 {rec.all} (tie-aware; WANDS {rec.wands}, catalog {rec.catalog}), "
+                f"eps-recall {rec.eps}, {rec.ids} (ids)"
             )
-    result["baseline"] = _baseline(db, settings, queries[:baseline_queries], progress)
-    sem = [r for r in result["endpoints"] if r["endpoint"] == "semantic" and r["concurrency"] == 1]
+    result.baseline = base = _baseline(db, settings, queries[:baseline_queries], progress)
+    sem = [r for r in result.endpoints if r.endpoint == "semantic" and r.concurrency == 1]
     # the baseline is the original semantic path: a ratio only against our semantic endpoint
-    result["baseline"]["ratio_p50"] = (
-        round(result["baseline"]["p50_ms"] / sem[0]["p50_ms"], 1) if sem else None
-    )
+    base.ratio_p50 = round(base.p50_ms / sem[0].p50_ms, 1) if sem else None
     return result
 
 
@@ -229,25 +280,23 @@ def _products(db: str, n: int) -> tuple[int, list[int]]:
         return (found[0] if found else 0), [r[0] for r in ids]
 
 
-def _measure(
-    url: str, endpoint: str, reqs: list[tuple[str, str, Any]], conc: int
-) -> dict[str, Any]:
+def _measure(url: str, endpoint: str, reqs: list[tuple[str, str, Any]], conc: int) -> EndpointLoad:
     lat, wall, errors = asyncio.run(_load(url, reqs, conc))
-    return {
-        "endpoint": endpoint,
-        "concurrency": conc,
-        "requests": len(lat),
-        "errors": errors,
-        "p50_ms": _pct(lat, 50),
-        "p95_ms": _pct(lat, 95),
-        "p99_ms": _pct(lat, 99),
-        "rps": round(len(lat) / wall, 1),
-    }
+    return EndpointLoad(
+        endpoint=endpoint,
+        concurrency=conc,
+        requests=len(lat),
+        errors=errors,
+        p50_ms=_pct(lat, 50),
+        p95_ms=_pct(lat, 95),
+        p99_ms=_pct(lat, 99),
+        rps=round(len(lat) / wall, 1),
+    )
 
 
 def _baseline(
     db: str, settings: Settings, queries: list[str], progress: Callable[[str], None]
-) -> dict[str, Any]:
+) -> Baseline:
     """Original path: sentence-transformers query encoding + exact scan, in-process."""
     model = sentence_transformer()
     lat = []
@@ -259,11 +308,11 @@ def _baseline(
             vec = model.encode([q], normalize_embeddings=True)[0]
             recall.exact_top_k(conn, vec, 10, source)
             lat.append((time.perf_counter() - t0) * 1000)
-    out = {
-        "method": "sentence-transformers + exact scan",
-        "queries": len(lat),
-        "p50_ms": round(statistics.median(lat), 1),
-        "p95_ms": _pct(lat, 95),
-    }
-    progress(f"baseline: p50 {out['p50_ms']} ms")
+    out = Baseline(
+        "sentence-transformers + exact scan",
+        len(lat),
+        round(statistics.median(lat), 1),
+        _pct(lat, 95),
+    )
+    progress(f"baseline: p50 {out.p50_ms} ms")
     return out

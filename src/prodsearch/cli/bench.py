@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -17,6 +17,10 @@ from prodsearch.cli.common import (
 )
 from prodsearch.cli.relevance import relevance
 from prodsearch.config import get_settings
+
+if TYPE_CHECKING:
+    from prodsearch.bench.index import IndexBench
+    from prodsearch.bench.search import SearchBench
 
 app = typer.Typer(help="Benchmarks that print figures and baseline ratios.", no_args_is_help=True)
 app.command("relevance")(relevance)
@@ -73,13 +77,13 @@ def encode(
     result = bench.run(texts, mode_list, rounds, progress=log)
     if recall_products:
         others = [m for m in mode_list if m != "exact"]
-        result["recall"] = bench.recall_at_10(recall_products, others, progress=log)
+        result.recall = bench.recall_at_10(recall_products, others, progress=log)
     if as_json:
-        print_json(result)
+        print_json(result.as_dict())
         return
     print_table(
-        f"encode {result['texts']:,} product texts x {result['rounds']} rounds; "
-        f"{result['queries']} single queries",
+        f"encode {result.texts:,} product texts x {result.rounds} rounds; "
+        f"{result.queries} single queries",
         (
             "method",
             "texts/s (median)",
@@ -91,23 +95,23 @@ def encode(
         ),
         (
             (
-                m["method"],
-                f"{m['texts_per_s']:.1f}",
-                f"{m['ratio']:.2f}x",
-                f"{m['cos_min']:.5f}",
-                f"{m['cos_mean']:.5f}",
-                f"{m['query_p50_ms']:.2f}",
-                f"{m['query_p95_ms']:.2f}",
+                m.method,
+                f"{m.texts_per_s:.1f}",
+                f"{m.ratio:.2f}x",
+                f"{m.cos_min:.5f}",
+                f"{m.cos_mean:.5f}",
+                f"{m.query_p50_ms:.2f}",
+                f"{m.query_p95_ms:.2f}",
             )
-            for m in result["methods"]
+            for m in result.methods
         ),
     )
-    rec = result.get("recall")
-    for mode, r in (rec or {}).get("modes", {}).items():
-        out.print(
-            f"recall@10 vs exact, {rec['products']:,} products, {rec['queries']} queries — "
-            f"{mode}: {r['recall_at_10']:.4f} (worst query {r['min_query_recall']:.1f})"
-        )
+    if (rec := result.recall) is not None:
+        for mode, r in rec.modes.items():
+            out.print(
+                f"recall@10 vs exact (tie-aware), {rec.products:,} products, {rec.queries} "
+                f"queries — {mode}: {r.recall_at_10:.4f} (worst query {r.min_query_recall:.1f})"
+            )
 
 
 @app.command("embed")
@@ -124,14 +128,14 @@ def embed(
         get_settings(), products, split_list(modes), baseline, progress=progress_log(as_json)
     )
     if as_json:
-        print_json(result)
+        print_json(result.as_dict())
         return
 
-    def cell(m: dict[str, Any], key: str, fmt: str) -> str:
-        return fmt.format(m[key]) if m.get(key) is not None else "-"
+    def cell(value: float | None, fmt: str) -> str:
+        return "-" if value is None else fmt.format(value)
 
     print_table(
-        f"embed {result['eligible']:,} products end to end (source → vectors → index ready)",
+        f"embed {result.eligible:,} products end to end (source → vectors → index ready)",
         (
             "method",
             "seconds",
@@ -143,15 +147,15 @@ def embed(
         ),
         (
             (
-                m["method"],
-                f"{m['seconds']:.1f}",
-                f"{m['products_per_s']:.1f}",
-                cell(m, "ratio", "{:.2f}x"),
-                f"{100 * m['write_share']:.1f}%" if "write_share" in m else "-",
-                cell(m, "incremental_s", "{:.2f}"),
-                cell(m, "incremental_speedup", "{:.0f}x"),
+                m.method,
+                f"{m.seconds:.1f}",
+                f"{m.products_per_s:.1f}",
+                cell(m.ratio, "{:.2f}x"),
+                cell(None if m.write_share is None else 100 * m.write_share, "{:.1f}%"),
+                cell(m.incremental_s, "{:.2f}"),
+                cell(m.incremental_speedup, "{:.0f}x"),
             )
-            for m in result["methods"]
+            for m in result.methods
         ),
     )
 
@@ -194,49 +198,48 @@ def search(
         progress=progress_log(as_json),
     )
     if as_json:
-        print_json(result)
+        print_json(result.as_dict())
     else:
         _print_search(result)
 
 
-def _print_search(result: dict[str, Any]) -> None:
+def _print_search(result: SearchBench) -> None:
     print_table(
-        f"search API over HTTP — {result['embeddings']:,} products, "
-        f"{result['queries']} queries, mode {result['mode']}",
+        f"search API over HTTP — {result.embeddings:,} products, "
+        f"{result.queries} queries, mode {result.mode}",
         ("endpoint", "concurrency", "requests", "errors", "p50 ms", "p95 ms", "p99 ms", "req/s"),
         (
             (
-                r["endpoint"],
-                r["concurrency"],
-                r["requests"],
-                r["errors"],
-                f"{r['p50_ms']:.2f}",
-                f"{r['p95_ms']:.2f}",
-                f"{r['p99_ms']:.2f}",
-                f"{r['rps']:.1f}",
+                r.endpoint,
+                r.concurrency,
+                r.requests,
+                r.errors,
+                f"{r.p50_ms:.2f}",
+                f"{r.p95_ms:.2f}",
+                f"{r.p99_ms:.2f}",
+                f"{r.rps:.1f}",
             )
-            for r in result["endpoints"]
+            for r in result.endpoints
         ),
     )
-    for f in result.get("filter_sets", []):
+    for f in result.filter_sets:
         out.print(
-            f"filtered {json.dumps(f['filters'])}: p50 {f['p50_ms']:.2f} ms, "
-            f"p95 {f['p95_ms']:.2f} ms, strategy {f['strategy']}"
+            f"filtered {json.dumps(f.filters)}: p50 {f.p50_ms:.2f} ms, "
+            f"p95 {f.p95_ms:.2f} ms, strategy {f.strategy}"
         )
-    if "recall" in result:
-        rec = result["recall"]
+    if (rec := result.recall) is not None:
         out.print(
-            f"recall@10 vs exact search ({rec['queries']} queries, tie-aware): {rec['all']:.4f} "
-            f"— WANDS {rec['wands']:.4f}, catalog {rec['catalog']:.4f}; by ids {rec['ids']:.4f}; "
-            f"ε-recall (ε=0.01) {rec['eps']:.4f}"
+            f"recall@10 vs exact search ({rec.queries} queries, tie-aware): {rec.all:.4f} "
+            f"— WANDS {rec.wands:.4f}, catalog {rec.catalog:.4f}; by ids {rec.ids:.4f}; "
+            f"ε-recall (ε=0.01) {rec.eps:.4f}"
         )
-    b = result["baseline"]
-    ratio = (
-        f"semantic p50 is {b['ratio_p50']}x faster"
-        if b["ratio_p50"]
-        else "run with the semantic endpoint for the ratio"
-    )
-    out.print(f"baseline ({b['method']}): p50 {b['p50_ms']} ms, p95 {b['p95_ms']} ms — {ratio}")
+    if (b := result.baseline) is not None:
+        ratio = (
+            f"semantic p50 is {b.ratio_p50}x faster"
+            if b.ratio_p50
+            else "run with the semantic endpoint for the ratio"
+        )
+        out.print(f"baseline ({b.method}): p50 {b.p50_ms} ms, p95 {b.p95_ms} ms — {ratio}")
 
 
 @app.command("index")
@@ -287,7 +290,7 @@ def index(
     if plot:
         bench.plot(result, plot)
     if as_json:
-        print_json(result)
+        print_json(result.as_dict())
     else:
         _print_index(result)
 
@@ -297,6 +300,24 @@ def _pair(text: str) -> tuple[int, int]:
     return int(m), int(efc)
 
 
+ENCODE_COLUMNS = (
+    "method",
+    "texts/s (median)",
+    "ratio",
+    "cos min",
+    "cos mean",
+    "query p50 ms",
+    "query p95 ms",
+)
+EMBED_COLUMNS = (
+    "method",
+    "seconds",
+    "products/s",
+    "vs baseline",
+    "write share",
+    "1% rerun s",
+    "full / rerun",
+)
 INDEX_COLUMNS = (
     "index",
     "m",
@@ -313,29 +334,29 @@ INDEX_COLUMNS = (
 )
 
 
-def _print_index(result: dict[str, Any]) -> None:
-    entries = [(s["shape"], s) for s in result["shapes"]]
-    if "unique" in result:
-        entries.append((f"unique ({result['unique']['rows']:,})", result["unique"]))
+def _print_index(result: IndexBench) -> None:
+    entries = [(s.shape, s) for s in result.shapes]
+    if result.unique is not None:
+        entries.append((f"unique ({result.unique.rows or 0:,})", result.unique))
     print_table(
-        f"HNSW over {result['rows']:,} vectors, {result['queries']} queries",
+        f"HNSW over {result.rows:,} vectors, {result.queries} queries",
         INDEX_COLUMNS,
         (
             (
                 label,
-                shape["m"],
-                shape["ef_construction"],
-                f"{shape['build_s']:.1f}",
-                shape["size"],
-                row["ef_search"],
-                f"{row['recall_at_10']:.4f}",
-                f"{row['eps_recall_at_10']:.4f}",
-                f"{row['recall_wands']:.4f}",
-                f"{row['recall_catalog']:.4f}",
-                f"{row['p50_ms']:.2f}",
-                f"{row['p95_ms']:.2f}",
+                shape.m,
+                shape.ef_construction,
+                f"{shape.build_s:.1f}",
+                shape.size,
+                row.ef_search,
+                f"{row.recall_at_10:.4f}",
+                f"{row.eps_recall_at_10:.4f}",
+                f"{row.recall_wands:.4f}",
+                f"{row.recall_catalog:.4f}",
+                f"{row.p50_ms:.2f}",
+                f"{row.p95_ms:.2f}",
             )
             for label, shape in entries
-            for row in shape["by_ef"]
+            for row in shape.by_ef
         ),
     )
