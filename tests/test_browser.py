@@ -71,21 +71,29 @@ def items(driver: Any) -> list[Any]:
 
 
 def test_search_filter_and_similar_in_a_real_browser(server: str, browser: object) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     driver = browser
-    wait = WebDriverWait(driver, 20)
+    # the page re-renders its result list: an element found a moment ago may be gone
+    wait = WebDriverWait(driver, 20, ignored_exceptions=[StaleElementReferenceException])
+
+    def texts(selector: str) -> list[str]:
+        """The texts of the elements matching ``selector``, read in one consistent pass."""
+        return list(
+            wait.until(lambda d: [e.text for e in d.find_elements(By.CSS_SELECTOR, selector)])
+        )
+
     driver.get(server + "/")  # type: ignore[attr-defined]
     box = wait.until(ec.element_to_be_clickable((By.ID, "q")))
     box.send_keys("front brake pads", Keys.ENTER)  # keyboard only
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "li.result"))
     status = driver.find_element(By.ID, "status").text  # type: ignore[attr-defined]
     assert "results for" in status and " ms" in status
-    first = driver.find_elements(By.CSS_SELECTOR, "li.result .category")  # type: ignore[attr-defined]
-    assert first[0].text == "Brake Pads"
+    assert texts("li.result .category")[0] == "Brake Pads"
     assert driver.find_elements(By.CSS_SELECTOR, "li.result .score")  # type: ignore[attr-defined]
 
     # a filter is honoured: every result is in the chosen category
@@ -102,7 +110,7 @@ def test_search_filter_and_similar_in_a_real_browser(server: str, browser: objec
             )
         )
     )
-    stock = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "li.result .stock")]  # type: ignore[attr-defined]
+    stock = texts("li.result .stock")
     assert stock and all(s == "in stock" for s in stock)
     shot = os.environ.get("PRODSEARCH_SCREENSHOT")
     if shot:
@@ -127,13 +135,10 @@ def test_search_filter_and_similar_in_a_real_browser(server: str, browser: objec
     box.clear()
     box.send_keys("klocki hamulcowe", Keys.ENTER)
     wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "(hybrid)"))
-    pl = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "li.result .pl")][:5]  # type: ignore[attr-defined]
+    pl = texts("li.result .pl")[:5]
     assert pl and all(t.startswith("Klocki hamulcowe") for t in pl)
 
     # facets: counts shown, a click filters by that value; "more results" appends a page
-    from selenium.common.exceptions import StaleElementReferenceException
-
-    wait = WebDriverWait(driver, 20, ignored_exceptions=[StaleElementReferenceException])
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".facet-brand button.facet-value"))
     facet = driver.find_elements(By.CSS_SELECTOR, ".facet-brand button.facet-value")[0]  # type: ignore[attr-defined]
     brand = facet.get_attribute("data-value")

@@ -204,35 +204,19 @@ def _search_routes(app: FastAPI, state: State) -> None:
     @app.post("/search/semantic", dependencies=guarded)
     async def semantic(body: SemanticRequest) -> ORJSONResponse:
         async with state.pool.connection() as conn:
-            return _json(
-                await state.searcher.semantic(
-                    conn, body.query, body.limit, body.offset, None, body.options()
-                ),
-                state.metrics,
-            )
+            resp = await state.searcher.semantic(conn, body.query, body.options())
+            return _json(resp, state.metrics)
 
     @app.post("/search/filtered", dependencies=guarded)
     async def filtered(body: FilteredRequest) -> ORJSONResponse:
         async with state.pool.connection() as conn:
-            return _json(
-                await state.searcher.semantic(
-                    conn, body.query, body.limit, body.offset, body.filters, body.options()
-                ),
-                state.metrics,
-            )
+            resp = await state.searcher.semantic(conn, body.query, body.options())
+            return _json(resp, state.metrics)
 
     @app.post("/search/hybrid", dependencies=guarded)
     async def hybrid(body: HybridRequest) -> ORJSONResponse:
         async with state.pool.connection() as conn:
-            resp = await state.searcher.hybrid(
-                conn,
-                body.query,
-                body.limit,
-                body.offset,
-                body.filters,
-                body.rrf_k,
-                body.options(),
-            )
+            resp = await state.searcher.hybrid(conn, body.query, body.options(), body.rrf_k)
             return _json(resp, state.metrics)
 
 
@@ -250,9 +234,16 @@ def _product_routes(app: FastAPI, state: State) -> None:
         explain: bool = Query(False),
         facets: bool = Query(False),
     ) -> ORJSONResponse:
-        opts = SearchOptions(ef_search, exact, explain, facets)
+        opts = SearchOptions(
+            limit=limit,
+            offset=offset,
+            ef_search=ef_search,
+            exact=exact,
+            explain=explain,
+            facets=facets,
+        )
         async with state.pool.connection() as conn:
-            resp = await state.searcher.similar(conn, product_id, limit, offset, None, opts)
+            resp = await state.searcher.similar(conn, product_id, opts)
             return _json(resp, state.metrics)
 
     @app.get("/search/filters", dependencies=guarded)

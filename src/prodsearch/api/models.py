@@ -42,7 +42,15 @@ class SemanticRequest(BaseModel):
     )
 
     def options(self) -> SearchOptions:
-        return SearchOptions(self.ef_search, self.exact, self.explain, self.facets)
+        return SearchOptions(
+            limit=self.limit,
+            offset=self.offset,
+            filters=getattr(self, "filters", None),
+            ef_search=self.ef_search,
+            exact=self.exact,
+            explain=self.explain,
+            facets=self.facets,
+        )
 
 
 class FilteredRequest(SemanticRequest):

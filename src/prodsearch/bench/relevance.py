@@ -226,19 +226,19 @@ def runners(searcher: Searcher, plain: Searcher | None = None) -> dict[str, Runn
     """Search modes by name: each returns the top-10 product ids for a query."""
 
     async def semantic(aconn: psycopg.AsyncConnection[Any], text: str) -> list[int]:
-        resp = await searcher.semantic(aconn, text, K)
+        resp = await searcher.semantic(aconn, text, SearchOptions(limit=K))
         return [r["product_id"] for r in resp.results]
 
     async def exact(aconn: psycopg.AsyncConnection[Any], text: str) -> list[int]:
-        resp = await searcher.semantic(aconn, text, K, opts=SearchOptions(exact=True))
+        resp = await searcher.semantic(aconn, text, SearchOptions(limit=K, exact=True))
         return [r["product_id"] for r in resp.results]
 
     async def hybrid(aconn: psycopg.AsyncConnection[Any], text: str) -> list[int]:
-        resp = await searcher.hybrid(aconn, text, K)
+        resp = await searcher.hybrid(aconn, text, SearchOptions(limit=K))
         return [r["product_id"] for r in resp.results]
 
     async def lexical(aconn: psycopg.AsyncConnection[Any], text: str) -> list[int]:
-        resp = await searcher.hybrid(aconn, text, 100, opts=SearchOptions(explain=True))
+        resp = await searcher.hybrid(aconn, text, SearchOptions(limit=100, explain=True))
         # the full-text and code legs alone, in their own order (code match first)
         parts = [r["explain"] for r in resp.results]
         hits = [
@@ -257,7 +257,7 @@ def runners(searcher: Searcher, plain: Searcher | None = None) -> dict[str, Runn
     if plain is not None:
 
         async def semantic_no_map(aconn: psycopg.AsyncConnection[Any], text: str) -> list[int]:
-            resp = await plain.semantic(aconn, text, K)
+            resp = await plain.semantic(aconn, text, SearchOptions(limit=K))
             return [r["product_id"] for r in resp.results]
 
         out["semantic_no_map"] = semantic_no_map

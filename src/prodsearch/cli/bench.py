@@ -84,15 +84,7 @@ def encode(
     print_table(
         f"encode {result.texts:,} product texts x {result.rounds} rounds; "
         f"{result.queries} single queries",
-        (
-            "method",
-            "texts/s (median)",
-            "ratio",
-            "cos min",
-            "cos mean",
-            "query p50 ms",
-            "query p95 ms",
-        ),
+        ENCODE_COLUMNS,
         (
             (
                 m.method,
@@ -136,15 +128,7 @@ def embed(
 
     print_table(
         f"embed {result.eligible:,} products end to end (source → vectors → index ready)",
-        (
-            "method",
-            "seconds",
-            "products/s",
-            "vs baseline",
-            "write share",
-            "1% rerun s",
-            "full / rerun",
-        ),
+        EMBED_COLUMNS,
         (
             (
                 m.method,

@@ -78,12 +78,18 @@ MIN_EF, MAX_EF = 10, 1000
 class SearchOptions:
     """Per-request knobs beside the query, page and filters (all validated)."""
 
+    limit: int = 20  # results on the page
+    offset: int = 0  # results skipped before it
+    filters: dict[str, Any] | None = None  # see search.filters
     ef_search: int | None = None  # hnsw.ef_search for this request
     exact: bool = False  # brute force: score every (matching) product exactly
     explain: bool = False  # each result's score parts, and the query analysis
     facets: bool = False  # category / brand counts over the candidate set
 
     def check(self) -> None:
+        check_page(self.limit, self.offset)
+        if self.filters is not None and not isinstance(self.filters, dict):
+            raise SearchError("filters must be an object of filter keys")
         ef = self.ef_search
         if ef is not None and (
             isinstance(ef, bool) or not isinstance(ef, int) or not MIN_EF <= ef <= MAX_EF

@@ -32,7 +32,6 @@ from prodsearch.search.results import (
     SearchError,
     SearchOptions,
     SearchResponse,
-    check_page,
     facet_counts,
     normalise_query,
     shape_row,
@@ -170,9 +169,6 @@ class Searcher:
         self,
         conn: psycopg.AsyncConnection[Any],
         query: str | None,
-        limit: int,
-        offset: int,
-        filters: dict[str, Any] | None,
         opts: SearchOptions | None,
     ) -> _Request:
         """The preamble every search shares: validate, plan the filter, embed the query."""
@@ -180,9 +176,8 @@ class Searcher:
         opts = opts or SearchOptions()
         opts.check()
         text = normalise_query(query) if query is not None else ""
-        check_page(limit, offset)
         try:
-            where, fparams = condition(self.source, filters)
+            where, fparams = condition(self.source, opts.filters)
         except FilterError as exc:
             raise SearchError(str(exc)) from exc
         if conn not in self._configured:
@@ -191,7 +186,7 @@ class Searcher:
         order, strategy = await self._strategy(conn, where, fparams, opts.exact)
         vehicles = self.understanding.vehicles.find(text) if text else []
         req = _Request(
-            started, text, limit, offset, opts, where, fparams, order, strategy, vehicles
+            started, text, opts.limit, opts.offset, opts, where, fparams, order, strategy, vehicles
         )
         if text:
             req.lexical, req.vector, req.embed_s, req.cached = await self.understanding.understand(
@@ -291,12 +286,9 @@ class Searcher:
         self,
         conn: psycopg.AsyncConnection[Any],
         query: str,
-        limit: int = 20,
-        offset: int = 0,
-        filters: dict[str, Any] | None = None,
         opts: SearchOptions | None = None,
     ) -> SearchResponse:
-        req = await self._prepare(conn, query, limit, offset, filters, opts)
+        req = await self._prepare(conn, query, opts)
         return await self._nearest(conn, req, req.vector, -1, self.settings.vehicle_boost)
 
     async def _nearest(
@@ -329,16 +321,13 @@ class Searcher:
         self,
         conn: psycopg.AsyncConnection[Any],
         query: str,
-        limit: int = 20,
-        offset: int = 0,
-        filters: dict[str, Any] | None = None,
-        rrf_k: int | None = None,
         opts: SearchOptions | None = None,
+        rrf_k: int | None = None,
     ) -> SearchResponse:
         rrf = self.rrf_k if rrf_k is None else rrf_k
         if isinstance(rrf, bool) or not isinstance(rrf, int) or not 1 <= rrf <= 1000:
             raise SearchError("rrf_k must be an integer from 1 to 1000")
-        req = await self._prepare(conn, query, limit, offset, filters, opts)
+        req = await self._prepare(conn, query, opts)
         lexq = req.lexical
         assert lexq is not None
         k = max(req.k, 50)
@@ -376,12 +365,9 @@ class Searcher:
         self,
         conn: psycopg.AsyncConnection[Any],
         product_id: int,
-        limit: int = 20,
-        offset: int = 0,
-        filters: dict[str, Any] | None = None,
         opts: SearchOptions | None = None,
     ) -> SearchResponse:
-        req = await self._prepare(conn, None, limit, offset, filters, opts)
+        req = await self._prepare(conn, None, opts)
         cur = await conn.execute(queries.stored_vector(), (product_id,))
         row = await cur.fetchone()
         await conn.commit()

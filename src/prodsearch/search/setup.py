@@ -12,7 +12,8 @@ from prodsearch.config import Settings
 from prodsearch.embedding import index, querymap
 from prodsearch.embedding.encoder import Encoder, load_encoder
 from prodsearch.search.filters import FilterError, parse_pairs
-from prodsearch.search.service import Searcher, SearchError, SearchResponse
+from prodsearch.search.results import SearchError, SearchOptions, SearchResponse
+from prodsearch.search.service import Searcher
 
 
 def query_encoder(settings: Settings) -> Encoder:
@@ -73,8 +74,9 @@ def search_once(
         async with await psycopg.AsyncConnection.connect(url) as aconn:
             await register_vector_async(aconn)
             await searcher.load_vocabulary(aconn)
+            opts = SearchOptions(limit=limit, filters=filters)
             if mode == "hybrid":
-                return await searcher.hybrid(aconn, query, limit, 0, filters)
-            return await searcher.semantic(aconn, query, limit, 0, filters)
+                return await searcher.hybrid(aconn, query, opts)
+            return await searcher.semantic(aconn, query, opts)
 
     return asyncio.run(run())
