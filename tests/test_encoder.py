@@ -209,7 +209,7 @@ def test_bench_encode_command(models_dir: Path) -> None:
         "--texts",
         "64",
         "--modes",
-        "exact,int8",
+        "int8",
         "--rounds",
         "1",
         "--recall-products",
@@ -219,7 +219,7 @@ def test_bench_encode_command(models_dir: Path) -> None:
     assert res.returncode == 0, res.stderr[-3000:]
     out = json.loads(res.stdout)
     methods = {m["method"]: m for m in out["methods"]}
-    assert set(methods) == {"baseline", "exact", "int8"} and methods["baseline"]["ratio"] == 1
-    assert methods["exact"]["cos_min"] >= 0.9999 and methods["int8"]["cos_mean"] >= 0.98
+    assert set(methods) == {"baseline", "int8"} and methods["baseline"]["ratio"] == 1
+    assert methods["int8"]["cos_mean"] >= 0.98 and methods["int8"]["texts_per_s"] > 0
     agreement = out["recall"]["modes"]["int8"]["recall_at_10"]
     assert out["recall"]["products"] == 300 and 0.5 <= agreement <= 1
