@@ -50,8 +50,8 @@ def scores(search_db: str, pg_root: Path, encoders: dict[str, Any]) -> list[rel.
 
 def test_relevance_floors(scores: list[rel.QueryScore]) -> None:
     by_lang = rel.summarise(scores, ("mode", "lang"))
-    print({k: v["ndcg@10"] for k, v in by_lang.items()})
-    low = {k: by_lang[k]["ndcg@10"] for k, floor in FLOORS.items() if by_lang[k]["ndcg@10"] < floor}
+    print({k: v.ndcg for k, v in by_lang.items()})
+    low = {k: by_lang[k].ndcg for k, floor in FLOORS.items() if by_lang[k].ndcg < floor}
     assert not low, f"nDCG@10 under its floor: {low} (floors {FLOORS})"
 
 
@@ -59,17 +59,17 @@ def test_query_map_and_code_match_carry_their_weight(scores: list[rel.QueryScore
     by_lang = rel.summarise(scores, ("mode", "lang"))
     # the learned Polish→English map lifts Polish semantic search and costs English nothing
     pl, pl_plain = (
-        by_lang[("semantic", "pl")]["ndcg@10"],
-        by_lang[("semantic_no_map", "pl")]["ndcg@10"],
+        by_lang[("semantic", "pl")].ndcg,
+        by_lang[("semantic_no_map", "pl")].ndcg,
     )
     en, en_plain = (
-        by_lang[("semantic", "en")]["ndcg@10"],
-        by_lang[("semantic_no_map", "en")]["ndcg@10"],
+        by_lang[("semantic", "en")].ndcg,
+        by_lang[("semantic_no_map", "en")].ndcg,
     )
     assert pl >= pl_plain + 0.03 and en >= en_plain - 0.01
     # a part number typed without separators finds its product first
-    assert by_lang[("hybrid", "code")]["mrr"] >= 0.9
-    assert by_lang[("lexical", "code")]["mrr"] >= 0.9
+    assert by_lang[("hybrid", "code")].mrr >= 0.9
+    assert by_lang[("lexical", "code")].mrr >= 0.9
 
 
 def test_grades_and_metrics() -> None:
@@ -127,3 +127,20 @@ def test_bench_relevance_command(search_db: str, pg_root: Path, tmp_path: Path) 
     assert "no query lost more than 0.1 nDCG" in second.stdout and "no_diacritics" in second.stdout
     bad = run_cli("bench", "relevance", "--queries", str(tmp_path / "none.tsv"), env=env)
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
+
+
+def test_bench_polish_command(search_db: str, pg_root: Path) -> None:
+    """`prodsearch bench polish`: every approach scored per language, with its cost."""
+    env = {"DATABASE_URL": search_db, "PRODSEARCH_HOME": str(pg_root), "PRODSEARCH_MODE": "int8"}
+    res = run_cli("bench", "polish", "--json", env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout)
+    approaches = {(r["approach"], r["synonyms"], r["lang"]): r for r in out["rows"]}
+    assert len(approaches) == 4 * 2 * 2 and out["products"] > 1000
+    assert all(0 <= r["ndcg@10"] <= 1 and r["queries"] > 0 for r in approaches.values())
+    # the query map exists for Polish: it must beat English-only vectors on Polish queries
+    assert (
+        approaches[("query map", False, "pl")]["ndcg@10"]
+        > approaches[("english only", False, "pl")]["ndcg@10"]
+    )
+    assert out["cost"]["polish vectors"]["extra_bytes_per_product"] == 4 * 384 + 8

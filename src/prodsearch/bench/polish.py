@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -62,7 +63,39 @@ def _catalog(
     return ids, english, polish
 
 
-def run(settings: Settings, progress: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class PolishRow:
+    approach: str
+    synonyms: bool  # query expansion on
+    lang: str
+    figures: rel.Figures
+
+
+@dataclass(frozen=True)
+class ApproachCost:
+    extra_bytes_per_product: int
+    extra_embed: str
+    query: str
+
+
+@dataclass
+class PolishBench:
+    products: int
+    polish_texts: int
+    polish_embed_s: float
+    rows: list[PolishRow] = field(default_factory=list)
+    cost: dict[str, ApproachCost] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["rows"] = [
+            {"approach": r.approach, "synonyms": r.synonyms, "lang": r.lang, **r.figures.as_dict()}
+            for r in self.rows
+        ]
+        return out
+
+
+def run(settings: Settings, progress: Callable[[str], None] = lambda _m: None) -> PolishBench:
     enc = load_encoder(settings.mode, settings.model, models_dir=settings.models_dir)
     synonyms = load_synonyms(settings.synonyms)
     with connect(database_url(settings)) as conn:
@@ -82,38 +115,27 @@ def run(settings: Settings, progress: Callable[[str], None] = lambda _m: None) -
         queries = [q for q in rel.load_queries() if q.lang in ("en", "pl")]
         ideals = {q: rel.ideal_dcg(conn, source_rows, q) for q in queries}
         attrs = rel.product_attributes(conn, source_rows, ids.tolist())
-    results: dict[str, Any] = {
-        "products": len(ids),
-        "polish_texts": len(has),
-        "polish_embed_s": round(pl_embed_s, 1),
-        "rows": [],
-    }
+    results = PolishBench(len(ids), len(has), round(pl_embed_s, 1))
     for expand in (False, True):
         rows = _score_approaches(
             enc, qmap, synonyms, queries, expand, english, pl_vecs, ids, attrs, ideals
         )
-        results["rows"] += [
-            {"approach": name, "synonyms": expand, "lang": lang, **m} for name, lang, m in rows
-        ]
+        results.rows += [PolishRow(name, expand, lang, m) for name, lang, m in rows]
         progress(f"synonyms {'on' if expand else 'off'}: done")
     dim = english.shape[1]
-    results["cost"] = {
-        "english only": {"extra_bytes_per_product": 0, "extra_embed": "none", "query": "1 encode"},
-        "query map": {
-            "extra_bytes_per_product": 0,
-            "extra_embed": f"{qmap.pairs * 2:,} names once (fit {qmap.details})",
-            "query": "1 encode + one 384x384 product (~20 us)",
-        },
-        "polish vectors": {
-            "extra_bytes_per_product": 4 * dim + 8,
-            "extra_embed": f"{len(has):,} texts, {pl_embed_s:.0f} s",
-            "query": "1 encode, 2 nearest-neighbour searches, a second index",
-        },
-        "map + polish vectors": {
-            "extra_bytes_per_product": 4 * dim + 8,
-            "extra_embed": "both",
-            "query": "both",
-        },
+    results.cost = {
+        "english only": ApproachCost(0, "none", "1 encode"),
+        "query map": ApproachCost(
+            0,
+            f"{qmap.pairs * 2:,} names once (fit {qmap.details})",
+            "1 encode + one 384x384 product (~20 us)",
+        ),
+        "polish vectors": ApproachCost(
+            4 * dim + 8,
+            f"{len(has):,} texts, {pl_embed_s:.0f} s",
+            "1 encode, 2 nearest-neighbour searches, a second index",
+        ),
+        "map + polish vectors": ApproachCost(4 * dim + 8, "both", "both"),
     }
     return results
 
@@ -132,7 +154,7 @@ def _score_approaches(
     ids: np.ndarray,
     attrs: dict[int, Any],
     ideals: dict[Any, float],
-) -> list[tuple[str, str, dict[str, Any]]]:
+) -> list[tuple[str, str, rel.Figures]]:
     """(approach, language, figures) for every approach, exact search over ``english``
     (and ``pl_vecs``, the Polish texts' vectors, where an approach uses them)."""
     texts = [

@@ -282,20 +282,36 @@ async def evaluate(
     return results
 
 
-def summarise(
-    scores: list[QueryScore], by: tuple[str, ...]
-) -> dict[tuple[str, ...], dict[str, float]]:
+@dataclass(frozen=True)
+class Figures:
+    """Means over a group of judged queries."""
+
+    queries: int
+    ndcg: float  # nDCG@10
+    precision: float  # P@10
+    mrr: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "queries": self.queries,
+            "ndcg@10": self.ndcg,
+            "p@10": self.precision,
+            "mrr": self.mrr,
+        }
+
+
+def summarise(scores: list[QueryScore], by: tuple[str, ...]) -> dict[tuple[str, ...], Figures]:
     """Mean nDCG@10, P@10 and MRR grouped by the named fields."""
     groups: dict[tuple[str, ...], list[QueryScore]] = defaultdict(list)
     for s in scores:
         groups[tuple(getattr(s, f) for f in by)].append(s)
     return {
-        key: {
-            "queries": len(items),
-            "ndcg@10": round(sum(s.ndcg for s in items) / len(items), 4),
-            "p@10": round(sum(s.precision for s in items) / len(items), 4),
-            "mrr": round(sum(s.mrr for s in items) / len(items), 4),
-        }
+        key: Figures(
+            queries=len(items),
+            ndcg=round(sum(s.ndcg for s in items) / len(items), 4),
+            precision=round(sum(s.precision for s in items) / len(items), 4),
+            mrr=round(sum(s.mrr for s in items) / len(items), 4),
+        )
         for key, items in sorted(groups.items())
     }
 
@@ -315,7 +331,7 @@ def regressions(
     before = summarise(old, ("mode", "lang"))
     after = summarise(scores, ("mode", "lang"))
     means = {
-        (k[0], k[1]): (before[k]["ndcg@10"] if k in before else float("nan"), v["ndcg@10"])
+        (k[0], k[1]): (before[k].ndcg if k in before else float("nan"), v.ndcg)
         for k, v in after.items()
     }
     prior = {(s.mode, s.query): s.ndcg for s in old}

@@ -33,28 +33,28 @@ def polish(as_json: JsonFlag = False) -> None:
 
     result = bench.run(get_settings(), progress=progress_log(as_json))
     if as_json:
-        print_json(result)
+        print_json(result.as_dict())
         return
     print_table(
-        f"semantic leg, exact search over {result['products']:,} products",
+        f"semantic leg, exact search over {result.products:,} products",
         ("approach", "synonyms", "lang", "queries", "nDCG@10", "P@10", "MRR"),
         (
             (
-                r["approach"],
-                "on" if r["synonyms"] else "off",
-                r["lang"],
-                r["queries"],
-                f"{r['ndcg@10']:.3f}",
-                f"{r['p@10']:.3f}",
-                f"{r['mrr']:.3f}",
+                r.approach,
+                "on" if r.synonyms else "off",
+                r.lang,
+                r.figures.queries,
+                f"{r.figures.ndcg:.3f}",
+                f"{r.figures.precision:.3f}",
+                f"{r.figures.mrr:.3f}",
             )
-            for r in result["rows"]
+            for r in result.rows
         ),
     )
-    for name, cost in result["cost"].items():
+    for name, cost in result.cost.items():
         out.print(
-            f"{name}: +{cost['extra_bytes_per_product']} B/product; "
-            f"embed {cost['extra_embed']}; query {cost['query']}",
+            f"{name}: +{cost.extra_bytes_per_product} B/product; "
+            f"embed {cost.extra_embed}; query {cost.query}",
             highlight=False,
         )
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from prodsearch.cli.common import JsonFlag, err, out, print_json, split_list
 from prodsearch.config import get_settings
+
+if TYPE_CHECKING:
+    from prodsearch.bench.relevance import Figures
 
 SCORE_COLUMNS = ("queries", "nDCG@10", "P@10", "MRR")
 
@@ -59,19 +62,13 @@ def _scores_table(
     console: Console,
     title: str,
     keys: tuple[str, ...],
-    summary: dict[tuple[str, ...], dict[str, float]],
+    summary: dict[tuple[str, ...], Figures],
 ) -> None:
     from rich.table import Table
 
     table = Table(*keys, *SCORE_COLUMNS, title=title)
     for group, m in summary.items():
-        table.add_row(
-            *group,
-            str(m["queries"]),
-            f"{m['ndcg@10']:.3f}",
-            f"{m['p@10']:.3f}",
-            f"{m['mrr']:.3f}",
-        )
+        table.add_row(*group, str(m.queries), f"{m.ndcg:.3f}", f"{m.precision:.3f}", f"{m.mrr:.3f}")
     console.print(table)
 
 
@@ -97,5 +94,5 @@ def _compare(console: Console, path: str, scores: list[Any]) -> list[dict[str, A
     return [{"mode": m, "query": q, "before": b, "now": n} for m, q, b, n in worse]
 
 
-def _plain(summary: dict[tuple[str, ...], dict[str, float]]) -> list[dict[str, Any]]:
-    return [{"group": list(k), **v} for k, v in summary.items()]
+def _plain(summary: dict[tuple[str, ...], Figures]) -> list[dict[str, Any]]:
+    return [{"group": list(k), **v.as_dict()} for k, v in summary.items()]
