@@ -131,4 +131,8 @@ def test_demo_runs_every_step_without_serving(db_url: str, pg_root: Path) -> Non
         assert step in res.stdout, step
     again = run_cli("demo", "--products", "300", "--no-serve", env=env)
     assert "catalog already holds 300 products (kept)" in again.stdout
-    assert "unchanged" in again.stdout
+    # the second run embedded nothing: every eligible product was unchanged
+    status = json.loads(run_cli("status", "--json", env=env).stdout)
+    last = status["last_run"]
+    assert last["status"] == "succeeded" and last["embedded"] == 0
+    assert last["skipped_unchanged"] == status["eligible_products"] > 250

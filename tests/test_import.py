@@ -182,7 +182,20 @@ def test_cli_import_prints_summary_and_rejects(db_url: str, tmp_path: Path) -> N
         "catalog", "import", str(path), "--map", "product_id=id", "--map", "name=title", env=env
     )
     assert "rejected 1: missing product_id" in res.stdout
-    assert "unchanged" in res.stdout
+    again = run_cli(
+        "catalog",
+        "import",
+        str(path),
+        "--map",
+        "product_id=id",
+        "--map",
+        "name=title",
+        "--json",
+        env=env,
+    )
+    counts = json.loads(again.stdout)
+    assert (counts["inserted"], counts["updated"]) == (0, 0)
+    assert counts["unchanged"] == data["inserted"] + data["updated"] > 0
 
 
 def test_large_file_streams_in_bounded_memory(

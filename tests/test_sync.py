@@ -193,7 +193,7 @@ def test_resume_after_sigkill(
     cmd = EMBED_INT8
     eligible = len(expected_state(conn, settings, "m", "int8"))
     kill_points = [
-        ("during start-up/plan", lambda: time.sleep(2.0)),
+        ("during planning", lambda: _wait_for(lambda: _runs(db_url, "running") >= 1)),
         ("mid-embedding", lambda: _wait_for(lambda: _embeddings(db_url) >= 600)),
         ("late embedding", lambda: _wait_for(lambda: _embeddings(db_url) >= eligible - 300)),
     ]
@@ -220,6 +220,15 @@ def test_resume_after_sigkill(
     ]
     assert statuses[-1] == "succeeded" and "interrupted" in statuses
     assert "running" not in statuses
+
+
+def _runs(url: str, status: str) -> int:
+    """Runs recorded with ``status`` (a run row exists from the moment planning starts)."""
+    with psycopg.connect(url) as c:
+        row = c.execute(
+            "SELECT count(*) FROM analytics_features.embedding_runs WHERE status = %s", (status,)
+        ).fetchone()
+        return int(row[0]) if row else 0
 
 
 def _wait_for(predicate: Any, timeout: float = 240) -> None:
@@ -326,3 +335,22 @@ def test_lexemes_follow_the_source_without_re_encoding(
         "SELECT count(*) FROM analytics_features.product_embeddings WHERE search_tsv IS NULL"
     ).fetchone()[0]
     assert missing == 0
+
+
+def test_first_embed_quiet_is_silent(
+    conn: psycopg.Connection[Any], db_url: str, pg_root: Path, tmp_path: Path
+) -> None:
+    """A first run exports the ONNX model (its tools configure logging on the way); with
+    --quiet nothing reaches stderr — no per-batch INFO lines, no export chatter."""
+    generate.load(conn, 300, seed=12)
+    conn.commit()
+    env = {
+        "DATABASE_URL": db_url,
+        "PRODSEARCH_HOME": str(pg_root),
+        "PRODSEARCH_MODEL_CACHE": str(tmp_path / "fresh-models"),
+    }
+    res = run_cli("embed", "--mode", "int8", "--quiet", "--chunk-size", "64", env=env)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "fresh-models").is_dir()  # the export happened in this run
+    assert res.stderr.strip() == "", res.stderr[-2000:]
+    assert "embed run" in res.stdout

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from prodsearch.cli import bench, catalog, db, demo, embed, ops, search
-from prodsearch.cli.common import err
+from prodsearch.cli.common import configure_logging, err
 from prodsearch.errors import ProdsearchError
 
 app = typer.Typer(
@@ -50,6 +50,7 @@ app.add_typer(bench.app, name="bench")
 
 
 def main() -> None:
+    configure_logging()
     try:
         app()
     except ProdsearchError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Annotated, Any
@@ -18,6 +19,21 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def configure_logging() -> None:
+    """Logging, once, at the command's entry: warnings and errors on stderr, one line
+    each. Done before anything else runs, so a library that configures the root logger
+    on the way (the ONNX export's tools do) finds it configured and changes nothing;
+    progress belongs to the progress bar and the pipeline's own log file."""
+    handler = logging.StreamHandler()
+    # the handler's own level: records of loggers set lower (the sync's INFO lines for its
+    # log file) propagate here and must stop here
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(logging.WARNING)
 
 
 def print_json(data: Any) -> None:

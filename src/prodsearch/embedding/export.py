@@ -230,7 +230,9 @@ def _quantize_int8(fp32: Path, target: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     tmp = _atomic_target(target)
-    logging.getLogger().setLevel(logging.ERROR)  # the quantizer warns about pre-processing
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantizer warns about pre-processing
     try:
         quantize_dynamic(
             str(fp32),
@@ -242,4 +244,5 @@ def _quantize_int8(fp32: Path, target: Path) -> None:
         )
         os.replace(tmp, target)
     finally:
+        root.setLevel(level)
         tmp.unlink(missing_ok=True)
