@@ -187,7 +187,7 @@ def _embeddings(url: str) -> int:
 def test_resume_after_sigkill(
     conn: psycopg.Connection[Any], settings: Settings, db_url: str, pg_root: Path
 ) -> None:
-    generate.load(conn, 2500, seed=9)
+    generate.load(conn, 1600, seed=9)
     conn.commit()
     env = {**os.environ, "DATABASE_URL": db_url, "PRODSEARCH_HOME": str(pg_root)}
     cmd = EMBED_INT8
@@ -247,7 +247,7 @@ def test_search_works_during_embed(
     pg_root: Path,
     encoders: dict[str, Any],
 ) -> None:
-    generate.load(conn, 2500, seed=10)
+    generate.load(conn, 1600, seed=10)
     conn.commit()
     sync(settings, SyncOptions(mode="int8", limit=500), encoder=encoders["int8"])
     env = {**os.environ, "DATABASE_URL": db_url, "PRODSEARCH_HOME": str(pg_root)}
