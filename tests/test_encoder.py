@@ -214,6 +214,8 @@ def test_bench_encode_command(models_dir: Path) -> None:
         "1",
         "--recall-products",
         "300",
+        "--queries",
+        "60",
         "--json",
     )
     assert res.returncode == 0, res.stderr[-3000:]
@@ -222,4 +224,5 @@ def test_bench_encode_command(models_dir: Path) -> None:
     assert set(methods) == {"baseline", "int8"} and methods["baseline"]["ratio"] == 1
     assert methods["int8"]["cos_mean"] >= 0.98 and methods["int8"]["texts_per_s"] > 0
     agreement = out["recall"]["modes"]["int8"]["recall_at_10"]
-    assert out["recall"]["products"] == 300 and 0.5 <= agreement <= 1
+    assert out["recall"]["products"] == 300 and out["recall"]["queries"] == 60
+    assert out["queries"] == 60 and 0.5 <= agreement <= 1

@@ -144,13 +144,14 @@ def run(
 def recall_at_10(
     n_products: int = 10_000,
     modes: Sequence[str] = ("bf16", "int8"),
+    n_queries: int | None = None,
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> NeighbourAgreement:
     """Neighbour agreement: each mode's top-10 products per query against exact mode's,
     tie-aware (:func:`prodsearch.search.recall.tie_aware_recall` on exact-mode
     distances: duplicate texts tie)."""
     texts = product_texts(n_products, seed=10_000)
-    queries = benchmark_queries()
+    queries = benchmark_queries()[:n_queries]
     exact = load_encoder("exact")
     progress(f"exact: encoding {len(texts):,} products")
     ref_docs, ref_q = exact.encode(texts), exact.encode(queries)

@@ -67,6 +67,10 @@ def encode(
     recall_products: Annotated[
         int, typer.Option(help="Also measure recall@10 vs exact on N products (0 = skip).")
     ] = 0,
+    queries: Annotated[
+        int | None,
+        typer.Option(min=1, help="Queries timed one by one (200) and used for recall (all)."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Encoder texts/s per mode vs sentence-transformers fp32 (batch 32), fidelity, latency."""
@@ -74,10 +78,10 @@ def encode(
 
     mode_list = split_list(modes)
     log = progress_log(as_json)
-    result = bench.run(texts, mode_list, rounds, progress=log)
+    result = bench.run(texts, mode_list, rounds, queries or 200, progress=log)
     if recall_products:
         others = [m for m in mode_list if m != "exact"]
-        result.recall = bench.recall_at_10(recall_products, others, progress=log)
+        result.recall = bench.recall_at_10(recall_products, others, queries, progress=log)
     if as_json:
         print_json(result.as_dict())
         return
