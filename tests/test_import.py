@@ -163,36 +163,15 @@ def test_bad_arguments_are_clear(conn: psycopg.Connection[Any], tmp_path: Path) 
 def test_cli_import_prints_summary_and_rejects(db_url: str, tmp_path: Path) -> None:
     path = _write_csv(tmp_path / "feed.csv")
     env = {"DATABASE_URL": db_url, "PRODSEARCH_HOME": str(tmp_path / "home")}
-    res = run_cli(
-        "catalog",
-        "import",
-        str(path),
-        "--map",
-        "product_id=id",
-        "--map",
-        "name=title",
-        "--json",
-        env=env,
-    )
+    command = ("catalog", "import", str(path), "--map", "product_id=id", "--map", "name=title")
+    res = run_cli(*command, "--json", env=env)
     assert res.returncode == 0, res.stderr
     data = json.loads(res.stdout)
     assert data["read"] == data["inserted"] + data["updated"] + data["unchanged"] + data["rejected"]
     assert data["rejected"] == len(BAD) and data["rejects_path"].endswith("feed.csv.rejects.jsonl")
-    res = run_cli(
-        "catalog", "import", str(path), "--map", "product_id=id", "--map", "name=title", env=env
-    )
+    res = run_cli(*command, env=env)
     assert "rejected 1: missing product_id" in res.stdout
-    again = run_cli(
-        "catalog",
-        "import",
-        str(path),
-        "--map",
-        "product_id=id",
-        "--map",
-        "name=title",
-        "--json",
-        env=env,
-    )
+    again = run_cli(*command, "--json", env=env)
     counts = json.loads(again.stdout)
     assert (counts["inserted"], counts["updated"]) == (0, 0)
     assert counts["unchanged"] == data["inserted"] + data["updated"] > 0

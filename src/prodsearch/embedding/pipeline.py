@@ -140,23 +140,20 @@ class Pipeline:
         self._put(self._to_encode, _DONE)
 
     def _encode(self) -> None:
-        try:
-            while True:
-                ok, item = self._get(self._to_encode)
-                if not ok:
-                    return
-                if item is _DONE:
-                    self._put(self._to_write, _DONE)
-                    return
-                chunk, ids = item
-                t0 = time.perf_counter()
-                vectors = self.encoder.encode_ids(ids)
-                self.counts.busy_s["encode"] += time.perf_counter() - t0
-                if not self._put(self._to_write, (chunk, vectors)):
-                    return
-        except BaseException:
-            self._stop.set()
-            raise
+        """The caller's thread; on failure ``run`` stops the other stages."""
+        while True:
+            ok, item = self._get(self._to_encode)
+            if not ok:
+                return
+            if item is _DONE:
+                self._put(self._to_write, _DONE)
+                return
+            chunk, ids = item
+            t0 = time.perf_counter()
+            vectors = self.encoder.encode_ids(ids)
+            self.counts.busy_s["encode"] += time.perf_counter() - t0
+            if not self._put(self._to_write, (chunk, vectors)):
+                return
 
     def _write(self) -> None:
         with connect(self.url) as conn:

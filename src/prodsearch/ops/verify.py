@@ -165,15 +165,15 @@ def _recall(
         **source.sql_parts(),
     )
     scores = []
-    for vec in encoder.encode(texts) if texts else []:
-        exact = recall.exact_top_k(conn, vec, 10, source)
-        with conn.transaction():
-            conn.execute(
-                sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(settings.ef_search))
-            )
+    conn.execute(sql.SQL("SET hnsw.ef_search = {}").format(sql.Literal(settings.ef_search)))
+    try:
+        for vec in encoder.encode(texts) if texts else []:
+            exact = recall.exact_top_k(conn, vec, 10, source)
             ids = [r[0] for r in conn.execute(approx, {"q": vec})]
-        found = recall.exact_distances(conn, vec, ids)
-        scores.append(recall.tie_aware_recall([found[i] for i in ids], exact[-1][1]))
+            found = recall.exact_distances(conn, vec, ids)
+            scores.append(recall.tie_aware_recall([found[i] for i in ids], exact[-1][1]))
+    finally:
+        conn.execute("RESET hnsw.ef_search")
     value = sum(scores) / len(scores) if scores else 0.0
     return Check(
         "index recall",

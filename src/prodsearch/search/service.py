@@ -86,7 +86,6 @@ class Searcher:
         self.settings = settings
         self.encoder = encoder
         self.source = source
-        self.query_map = query_map
         self.vectors = QueryVectors(encoder, query_map, settings.query_cache_size)
         self.vehicle_column = settings.vehicle_column
         self.understanding = QueryUnderstanding(
@@ -105,6 +104,11 @@ class Searcher:
         self.rrf_k = settings.rrf_k
         self.search_seconds = 0.0
         self._configured: weakref.WeakSet[psycopg.AsyncConnection[Any]] = weakref.WeakSet()
+
+    @property
+    def query_map(self) -> QueryMap | None:
+        """The Polish→English map applied to query vectors (None: none stored)."""
+        return self.vectors.query_map
 
     def set_index_type(self, index_type: str | None) -> None:
         """Queries must use the expression the index was built on (vector or halfvec)."""
