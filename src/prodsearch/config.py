@@ -116,6 +116,27 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(
         default=None, description="When set, search endpoints require header X-API-Key."
     )
+    request_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="API: the longest a search waits for a database connection, and its "
+        "statement timeout; past it the answer is 503, never a hang.",
+    )
+    max_body_bytes: int = Field(
+        default=65_536, ge=1024, description="API: larger request bodies get 413."
+    )
+    cors_origins: str | None = Field(
+        default=None,
+        description="API: comma-separated origins allowed by CORS (`*` for any); unset = CORS off.",
+    )
+    db_retry_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=86_400,
+        description="embed: how long a lost database connection is retried (backoff 0.5 s "
+        "doubling to 5 s) before the run stops; committed chunks are kept.",
+    )
     text_fields: str = Field(
         default="name,description",
         description="Comma-separated source columns joined into the text that is embedded.",
@@ -142,7 +163,9 @@ class Settings(BaseSettings):
         description="Source columns that search filters may use.",
     )
 
-    @field_validator("database_url", "api_key", "synonyms", "model_cache", mode="before")
+    @field_validator(
+        "database_url", "api_key", "synonyms", "model_cache", "cors_origins", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

@@ -15,15 +15,29 @@ from importlib import resources
 from typing import Any
 
 import orjson
+import psycopg
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from psycopg.errors import QueryCanceled
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from prodsearch.api.guards import BodyLimitMiddleware, with_connection
 from prodsearch.api.metrics import CONTENT_TYPE, Metrics
-from prodsearch.api.models import FilteredRequest, HybridRequest, SemanticRequest
+from prodsearch.api.models import (
+    FilteredRequest,
+    FiltersBody,
+    HealthBody,
+    HybridRequest,
+    SearchBody,
+    SemanticRequest,
+    errors,
+)
 from prodsearch.config import Settings, get_settings
+from prodsearch.db.retry import one_line
 from prodsearch.search.results import (
     MAX_EF,
     MIN_EF,
@@ -90,6 +104,15 @@ def _validation_message(errors: list[Any]) -> str:
     return "; ".join(parts)
 
 
+def _error_details(errors: Any) -> list[dict[str, Any]]:
+    """Validation errors without the offending input (never echoed back), JSON-safe."""
+    out = []
+    for err in errors:
+        item = {k: v for k, v in err.items() if k not in ("input", "ctx", "url")}
+        out.append(json.loads(json.dumps(item, default=str).encode("utf-8", "replace")))
+    return out
+
+
 async def _startup(state: State) -> None:
     from pgvector.psycopg import register_vector_async
 
@@ -112,8 +135,11 @@ async def _startup(state: State) -> None:
         max_size=16,
         open=False,
         configure=configure,
-        kwargs={"connect_timeout": 5},
-        timeout=5,
+        kwargs={
+            "connect_timeout": max(1, round(settings.request_timeout_s)),
+            "options": f"-c statement_timeout={int(settings.request_timeout_s * 1000)}",
+        },
+        timeout=settings.request_timeout_s,
     )
     await state.pool.open(wait=True, timeout=30)
     async with state.pool.connection() as aconn:
@@ -144,6 +170,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.prodsearch = state
 
     _exception_handlers(app)
+    if state.settings.cors_origins:
+        origins = [o.strip() for o in state.settings.cors_origins.split(",") if o.strip()]
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "X-API-Key"],
+        )
+    app.add_middleware(BodyLimitMiddleware, limit=state.settings.max_body_bytes)
     app.add_middleware(ObserveMiddleware, metrics=state.metrics)
     _search_routes(app, state)
     _product_routes(app, state)
@@ -162,8 +197,18 @@ def _exception_handlers(app: FastAPI) -> None:
             status_code=422,
             content={
                 "error": _validation_message(list(errors)),
-                "detail": json.loads(json.dumps(list(errors), default=str)),
+                "detail": _error_details(errors),
             },
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_req: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+        """401, 404 for an unknown path, 400 for a body that is not JSON: the same shape
+        as every other error."""
+        return ORJSONResponse(
+            status_code=exc.status_code,
+            content={"error": str(exc.detail)},
+            headers=getattr(exc, "headers", None),
         )
 
     @app.exception_handler(SearchError)
@@ -175,6 +220,27 @@ def _exception_handlers(app: FastAPI) -> None:
     @app.exception_handler(PoolTimeout)
     async def _db_down(_req: Request, exc: PoolTimeout) -> ORJSONResponse:
         return ORJSONResponse(status_code=503, content={"error": f"database unavailable: {exc}"})
+
+    @app.exception_handler(psycopg.OperationalError)
+    async def _db_lost(_req: Request, exc: psycopg.OperationalError) -> ORJSONResponse:
+        """A lost connection or a query past the statement timeout: no SQL in the body."""
+        what = "timed out" if isinstance(exc, QueryCanceled) else "unavailable"
+        log.warning("database %s: %s", what, one_line(exc))
+        return ORJSONResponse(status_code=503, content={"error": f"database {what}"})
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_req: Request, exc: Exception) -> ORJSONResponse:
+        """Anything else: logged with its traceback here, never sent to the client."""
+        log.error("unexpected error", exc_info=exc)
+        return ORJSONResponse(status_code=500, content={"error": "internal error (logged)"})
+
+
+def _search_docs(*extra: int) -> dict[str, Any]:
+    """What a search route answers, for /openapi.json."""
+    return {
+        "response_model": SearchBody,
+        "responses": errors(400, 401, 413, 422, 503, *extra),
+    }
 
 
 def _key_check(state: State) -> list[Any]:
@@ -201,30 +267,34 @@ def _search_routes(app: FastAPI, state: State) -> None:
     """Search by text: semantic, filtered, hybrid."""
     guarded = _key_check(state)
 
-    @app.post("/search/semantic", dependencies=guarded)
+    @app.post("/search/semantic", dependencies=guarded, **_search_docs())
     async def semantic(body: SemanticRequest) -> ORJSONResponse:
-        async with state.pool.connection() as conn:
-            resp = await state.searcher.semantic(conn, body.query, body.options())
-            return _json(resp, state.metrics)
+        resp = await with_connection(
+            state.pool, lambda c: state.searcher.semantic(c, body.query, body.options())
+        )
+        return _json(resp, state.metrics)
 
-    @app.post("/search/filtered", dependencies=guarded)
+    @app.post("/search/filtered", dependencies=guarded, **_search_docs())
     async def filtered(body: FilteredRequest) -> ORJSONResponse:
-        async with state.pool.connection() as conn:
-            resp = await state.searcher.semantic(conn, body.query, body.options())
-            return _json(resp, state.metrics)
+        resp = await with_connection(
+            state.pool, lambda c: state.searcher.semantic(c, body.query, body.options())
+        )
+        return _json(resp, state.metrics)
 
-    @app.post("/search/hybrid", dependencies=guarded)
+    @app.post("/search/hybrid", dependencies=guarded, **_search_docs())
     async def hybrid(body: HybridRequest) -> ORJSONResponse:
-        async with state.pool.connection() as conn:
-            resp = await state.searcher.hybrid(conn, body.query, body.options(), body.rrf_k)
-            return _json(resp, state.metrics)
+        resp = await with_connection(
+            state.pool,
+            lambda c: state.searcher.hybrid(c, body.query, body.options(), body.rrf_k),
+        )
+        return _json(resp, state.metrics)
 
 
 def _product_routes(app: FastAPI, state: State) -> None:
     """Search from a product (similar products), and the filter values."""
     guarded = _key_check(state)
 
-    @app.get("/search/similar/{product_id}", dependencies=guarded)
+    @app.get("/search/similar/{product_id}", dependencies=guarded, **_search_docs(404))
     async def similar(
         product_id: int,
         limit: int = Query(20, ge=1, le=100),
@@ -242,23 +312,28 @@ def _product_routes(app: FastAPI, state: State) -> None:
             explain=explain,
             facets=facets,
         )
-        async with state.pool.connection() as conn:
-            resp = await state.searcher.similar(conn, product_id, opts)
-            return _json(resp, state.metrics)
+        resp = await with_connection(
+            state.pool, lambda c: state.searcher.similar(c, product_id, opts)
+        )
+        return _json(resp, state.metrics)
 
-    @app.get("/search/filters", dependencies=guarded)
+    @app.get(
+        "/search/filters",
+        dependencies=guarded,
+        response_model=FiltersBody,
+        responses=errors(401, 503),
+    )
     async def filter_values() -> dict[str, Any]:
         """Allowed filter keys, and the values of the text ones (for the web page)."""
         from prodsearch.search.facets import facet_values
 
-        async with state.pool.connection() as conn:
-            return await facet_values(conn, state.searcher.source)
+        return await with_connection(state.pool, lambda c: facet_values(c, state.searcher.source))
 
 
 def _service_routes(app: FastAPI, state: State) -> None:
     """Health, metrics and the web page."""
 
-    @app.get("/health")
+    @app.get("/health", response_model=HealthBody, responses={503: {"model": HealthBody}})
     async def health() -> ORJSONResponse:
         from prodsearch.api.health import health_report
 

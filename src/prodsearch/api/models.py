@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from prodsearch.search.results import (
     MAX_EF,
@@ -16,16 +16,53 @@ from prodsearch.search.results import (
 )
 
 
+def _whole_number(value: Any) -> Any:
+    """JSON Schema's ``integer`` includes 20.0: accept a float without a fraction as the
+    integer it is (strict mode still refuses 20.5, "20" and true)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# a character that is neither whitespace (str.isspace) nor a control character
+VISIBLE = r"[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+WHOLE = BeforeValidator(_whole_number)  # after any bounds, or they leave the JSON schema
+Whole = Annotated[int, WHOLE]
+
+
+def _unpaired_surrogate(value: Any) -> bool:
+    """JSON may escape half a UTF-16 pair ("\\udafc"): text no database can store."""
+    if isinstance(value, str):
+        return any("\ud800" <= ch <= "\udfff" for ch in value)
+    if isinstance(value, dict):
+        return any(_unpaired_surrogate(k) or _unpaired_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_unpaired_surrogate(v) for v in value)
+    return False
+
+
 class SemanticRequest(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
-    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="Search text.")
-    limit: int = Field(default=20, ge=1, le=MAX_LIMIT)
-    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
-    ef_search: int | None = Field(
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_text(cls, data: Any) -> Any:
+        if _unpaired_surrogate(data):
+            raise ValueError(
+                "the body holds text that is not valid Unicode (an unpaired surrogate)"
+            )
+        return data
+
+    query: str = Field(
+        min_length=1,
+        max_length=MAX_QUERY_CHARS,
+        pattern=VISIBLE,
+        description="Search text: at least one character that is not a space or a control.",
+    )
+    limit: Whole = Field(default=20, ge=1, le=MAX_LIMIT)
+    offset: Whole = Field(default=0, ge=0, le=MAX_OFFSET)
+    ef_search: Annotated[int, Field(ge=MIN_EF, le=MAX_EF), WHOLE] | None = Field(
         default=None,
-        ge=MIN_EF,
-        le=MAX_EF,
         description="HNSW candidate list for this request (default PRODSEARCH_EF_SEARCH): "
         "higher finds more of the exact neighbours, slower.",
     )
@@ -61,4 +98,52 @@ class FilteredRequest(SemanticRequest):
 
 
 class HybridRequest(FilteredRequest):
-    rrf_k: int | None = Field(default=None, ge=1, le=1000, description="RRF k (default 60).")
+    rrf_k: Annotated[int, Field(ge=1, le=1000), WHOLE] | None = Field(
+        default=None, description="RRF k (default 60)."
+    )
+
+
+# Response bodies: documented in /openapi.json (the fuzz test checks every response
+# against them); the routes render JSON directly, so they cost nothing per request.
+
+
+class ErrorBody(BaseModel):
+    """Every error: one readable line, plus the validation details for a 422."""
+
+    error: str
+    detail: list[dict[str, Any]] | None = None
+
+
+class ResultBody(BaseModel):
+    """One product: its id and score, and the source's display and filter columns."""
+
+    model_config = ConfigDict(extra="allow")
+
+    product_id: int
+    score: float
+
+
+class SearchBody(BaseModel):
+    results: list[ResultBody]
+    count: int
+    execution_time_ms: float
+    timings: dict[str, Any]
+    facets: dict[str, Any] | None = None
+    explain: dict[str, Any] | None = None
+
+
+class FiltersBody(BaseModel):
+    keys: dict[str, str]
+    values: dict[str, list[Any]]
+
+
+class HealthBody(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    status: str
+    database: str
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses`` entry documenting these error statuses."""
+    return {code: {"model": ErrorBody} for code in codes}

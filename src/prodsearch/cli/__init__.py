@@ -10,10 +10,12 @@ from __future__ import annotations
 import sys
 from typing import Annotated
 
+import psycopg
 import typer
 
 from prodsearch.cli import bench, catalog, db, demo, embed, ops, search
 from prodsearch.cli.common import configure_logging, err
+from prodsearch.db.retry import one_line
 from prodsearch.errors import ProdsearchError
 
 app = typer.Typer(
@@ -57,6 +59,11 @@ def main() -> None:
         if _state["debug"]:
             raise
         err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except psycopg.OperationalError as exc:  # e.g. the server went away mid-command
+        if _state["debug"]:
+            raise
+        err.print(f"[bold red]error:[/] database error: {one_line(exc)}", highlight=False)
         sys.exit(1)
     except KeyboardInterrupt:
         err.print("interrupted")

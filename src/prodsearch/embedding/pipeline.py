@@ -3,7 +3,8 @@ releases the GIL) → write (thread, its own connection), joined by bounded queu
 
 Each chunk of unique texts is written as one committed upsert (binary COPY into a temp
 table, one ``INSERT … ON CONFLICT DO UPDATE``), so a killed run loses at most the chunks
-in flight. The first failure in any stage stops all three and is raised to the caller.
+in flight. A lost database connection is retried for a bounded time (``retry_s``); any
+other failure in any stage stops all three and is raised to the caller.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 
 from prodsearch.catalog.source import Source
 from prodsearch.db import connect
+from prodsearch.db.retry import retry_db
 from prodsearch.embedding import store
 from prodsearch.embedding.encoder import Encoder
 
@@ -67,7 +69,9 @@ class Pipeline:
         chunk_size: int,
         run_id: int | None = None,
         progress: Progress | None = None,
+        retry_s: float = 0.0,
     ) -> None:
+        self.retry_s = retry_s
         self.chunks = [work[i : i + chunk_size] for i in range(0, len(work), chunk_size)]
         self.rows = sum(len(w.ids) for w in work)
         self.encoder = encoder
@@ -156,13 +160,27 @@ class Pipeline:
                 return
 
     def _write(self) -> None:
-        with connect(self.url) as conn:
-            writer = store.Writer(conn, self.encoder.dim, self.source)
+        """Each chunk is one transaction; a lost connection is retried (a new connection,
+        the same chunk) for ``retry_s`` seconds, so a database restart costs no work."""
+        writer: store.Writer | None = None
+        try:
             while True:
                 ok, item = self._get(self._to_write)
                 if not ok or item is _DONE:
                     return
-                self._write_chunk(writer, *item)
+
+                def attempt(item: tuple[list[Work], np.ndarray] = item) -> None:
+                    nonlocal writer
+                    if writer is None or writer.conn.closed or writer.conn.broken:
+                        if writer is not None:
+                            writer.conn.close()
+                        writer = store.Writer(connect(self.url), self.encoder.dim, self.source)
+                    self._write_chunk(writer, *item)
+
+                retry_db(attempt, self.retry_s, "writing embeddings")
+        finally:
+            if writer is not None:
+                writer.conn.close()
 
     def _write_chunk(self, writer: store.Writer, chunk: list[Work], vectors: np.ndarray) -> None:
         t0 = time.perf_counter()

@@ -34,6 +34,7 @@ from prodsearch.catalog.source import Source, load_source
 from prodsearch.catalog.text import content_hash, prepare_text
 from prodsearch.config import Settings
 from prodsearch.db import connect, database_url, migrate
+from prodsearch.db.retry import is_connection_loss, one_line, retry_db
 from prodsearch.embedding import index, querymap, store
 from prodsearch.embedding.encoder import Encoder, load_encoder
 from prodsearch.embedding.pipeline import Pipeline, Progress, Work
@@ -209,7 +210,8 @@ def sync(
             result.status = "dry-run"
             return result
         _delete_step(conn, source, result)
-        _embed_step(conn, url, source, encoder, opts, work, result, progress)
+        _embed_step(conn, url, source, encoder, opts, work, result, progress, settings)
+        conn = _alive(conn, url, settings.db_retry_s)
         _index_step(conn, settings, result, progress)
         _refresh_search_support(conn, source, encoder, opts, result, refreshed)
         result.embeddings_after = store.count_embeddings(conn)
@@ -220,10 +222,12 @@ def sync(
         status: RunStatus = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         if result.run_id is not None:
             try:
+                if conn.broken or conn.closed:
+                    conn = connect(url)
                 conn.rollback()
                 _finish(conn, result, status, started, error=str(exc) or type(exc).__name__)
-            except Exception:  # the original error matters more
-                log.exception("could not record the failed run")
+            except Exception as record_exc:  # the original error matters more
+                log.warning("could not record the run's outcome: %s", one_line(record_exc))
             log.error("run %s %s: %s", result.run_id, status, exc)
         result.status = status
         raise
@@ -231,6 +235,22 @@ def sync(
         conn.close()
         log.removeHandler(handler)
         handler.close()
+
+
+def _alive(conn: psycopg.Connection[Any], url: str, budget_s: float) -> psycopg.Connection[Any]:
+    """The run's own connection after the embed stage. A database restart meanwhile closed
+    it (the writer rode it out) and released the run lock: reconnect, take the lock again."""
+    try:
+        conn.execute("SELECT 1")
+        conn.commit()
+        return conn
+    except psycopg.OperationalError as exc:
+        if not is_connection_loss(exc):
+            raise
+    conn.close()
+    fresh = retry_db(lambda: connect(url), budget_s, "reconnecting after the embed stage")
+    _take_lock(fresh)
+    return fresh
 
 
 def _take_lock(conn: psycopg.Connection[Any]) -> None:
@@ -334,6 +354,7 @@ def _embed_step(
     work: list[Work],
     result: SyncResult,
     progress: Progress | None,
+    settings: Settings,
 ) -> None:
     """Encode and write ``work``; a large rewrite drops the index first (the bulk path)."""
     assert result.run_id is not None
@@ -344,7 +365,16 @@ def _embed_step(
     store.update_run(conn, result.run_id, eligible=result.eligible, scanned=result.scanned)
     if not work:
         return
-    pipeline = Pipeline(work, encoder, url, source, opts.chunk_size, result.run_id, progress)
+    pipeline = Pipeline(
+        work,
+        encoder,
+        url,
+        source,
+        opts.chunk_size,
+        result.run_id,
+        progress,
+        retry_s=settings.db_retry_s,
+    )
     try:
         pipeline.run()
     finally:

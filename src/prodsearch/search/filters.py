@@ -60,6 +60,8 @@ def condition(
             values = value if isinstance(value, list) else [value]
             if not values or not all(isinstance(v, str) for v in values):
                 raise FilterError(f"filter {key} takes a string or a list of strings")
+            if any("\x00" in v for v in values):
+                raise FilterError(f"filter {key}: text may not contain NUL characters")
             parts.append(sql.SQL("{}::text = ANY({})").format(ident, sql.Placeholder(name)))
             params[name] = values
         elif kind == "bool":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -45,10 +46,14 @@ class SearchResponse:
         return out
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def normalise_query(query: Any) -> str:
     if not isinstance(query, str):
         raise SearchError("query must be a string")
-    text = " ".join(query.split())
+    # control characters (NUL included, which PostgreSQL text cannot hold) separate words
+    text = " ".join(_CONTROL.sub(" ", query).split())
     if not text:
         raise SearchError("query is empty")
     if len(text) > MAX_QUERY_CHARS:
