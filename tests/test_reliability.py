@@ -23,6 +23,7 @@ from prodsearch.config import Settings
 from prodsearch.db import migrate, server
 from prodsearch.embedding import index
 from prodsearch.embedding.sync import SyncOptions, sync
+from tests.helpers import wait_for
 from tests.test_api import make_client
 from tests.test_sync import EMBED_INT8, assert_in_sync
 
@@ -65,15 +66,6 @@ def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnServer]:
         server.stop(srv.data)
 
 
-def _wait_for(predicate: Any, timeout: float = 120, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not reached within {timeout} s")
-
-
 EMBEDDINGS = "SELECT count(*) FROM analytics_features.product_embeddings"
 
 
@@ -92,7 +84,7 @@ def test_embed_rides_out_a_restart_and_stops_cleanly_past_its_budget(
     # 1. the database goes away for longer than the retry budget: one clear line, exit 1
     proc = subprocess.Popen(EMBED_INT8, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        _wait_for(lambda: own_server.count(EMBEDDINGS) >= 300, what="300 embeddings")
+        wait_for(lambda: own_server.count(EMBEDDINGS) >= 300, what="300 embeddings")
         own_server.stop()
         _, stderr_b = proc.communicate(timeout=60)
     finally:
@@ -114,7 +106,7 @@ def test_embed_rides_out_a_restart_and_stops_cleanly_past_its_budget(
         [*EMBED_INT8, "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
-        _wait_for(lambda: own_server.count(EMBEDDINGS) >= kept + 200, what="progress")
+        wait_for(lambda: own_server.count(EMBEDDINGS) >= kept + 200, what="progress")
         own_server.stop()
         time.sleep(1.5)
         own_server.start()
@@ -162,7 +154,7 @@ def test_api_answers_503_while_the_database_restarts_then_recovers(
         finally:
             own_server.start()
         # the same API process, no restart: the pool reconnects by itself
-        _wait_for(
+        wait_for(
             lambda: client.post("/search/semantic", json=body).status_code == 200,
             timeout=30,
             what="search answering again",

@@ -137,6 +137,13 @@ class Settings(BaseSettings):
         description="embed: how long a lost database connection is retried (backoff 0.5 s "
         "doubling to 5 s) before the run stops; committed chunks are kept.",
     )
+    lock_wait_s: float = Field(
+        default=600.0,
+        ge=0,
+        le=86_400,
+        description="embed: how long a run waits for another run on the same database "
+        "to finish before it gives up.",
+    )
     text_fields: str = Field(
         default="name,description",
         description="Comma-separated source columns joined into the text that is embedded.",

@@ -65,6 +65,17 @@ def main() -> None:
             raise
         err.print(f"[bold red]error:[/] database error: {one_line(exc)}", highlight=False)
         sys.exit(1)
+    except OSError as exc:  # the environment: a path that is not a writable folder, a full disk
+        if _state["debug"]:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        err.print(
+            f"[bold red]error:[/] {exc.strerror or exc}{where} — check that PRODSEARCH_HOME "
+            "(and any path given) is a writable folder with free space",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)

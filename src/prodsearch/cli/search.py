@@ -64,6 +64,22 @@ def serve(
     run_server(get_settings(), host, port, workers)
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """One clear line instead of uvicorn's bind error after start-up."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ProdsearchError(
+                f"cannot listen on {host}:{port} ({exc.strerror or exc}): stop what uses it, "
+                "or choose another port with --port or PRODSEARCH_PORT"
+            ) from None
+
+
 def run_server(settings: Settings, host: str | None, port: int | None, workers: int) -> None:
     import uvicorn
 
@@ -72,6 +88,7 @@ def run_server(settings: Settings, host: str | None, port: int | None, workers: 
     database_url(settings)  # start the embedded server before workers fork
     host = host or settings.host
     port = port or settings.port
+    _check_port_free(host, port)
     if workers > 1:  # every worker's samples in one folder, summed by each /metrics
         from prodsearch.api.metrics import prepare_multiprocess
 

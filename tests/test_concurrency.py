@@ -1,0 +1,145 @@
+"""Issue #13: a killed import converges to a clean one; two embeds at once equal one run;
+search keeps answering while the index is rebuilt."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from prodsearch.catalog import generate
+from prodsearch.config import Settings
+from prodsearch.embedding import index, store
+from tests.conftest import TEMPLATE_DB, run_cli
+from tests.helpers import wait_for
+from tests.test_api import make_client
+from tests.test_sync import EMBED_INT8, assert_in_sync
+
+ROWS = 60_000
+# every imported column but updated_at (the time of the write)
+TABLE_SUM = (
+    "SELECT count(*), md5(string_agg(concat_ws('|', product_id, sku, name, description, "
+    "price, stock_qty, in_stock, brand, is_deleted), '#' ORDER BY product_id)) "
+    "FROM staging_marts.dim_product"
+)
+
+
+def _feed(path: Path) -> Path:
+    with path.open("w", encoding="utf-8") as fh:
+        fh.write("id,sku,title,description,price,stock_qty,brand\n")
+        for i in range(1, ROWS + 1):
+            price = "abc" if i % 997 == 0 else f"{(i % 500) + 0.99:.2f}"  # some rejects
+            fh.write(f'{i},SKU-{i},Part {i},"Desc, {i}",{price},{i % 7},Brand{i % 13}\n')
+    return path
+
+
+def _count(url: str) -> int:
+    with psycopg.connect(url) as c:
+        row = c.execute("SELECT count(*) FROM staging_marts.dim_product").fetchone()
+        return int(row[0]) if row else 0
+
+
+def test_killed_import_reruns_to_a_clean_import(db_url: str, tmp_path: Path) -> None:
+    feed = _feed(tmp_path / "feed.csv")
+    cmd = [sys.executable, "-m", "prodsearch", "catalog", "import", str(feed)]
+    cmd += ["--map", "product_id=id", "--map", "name=title"]
+    env = {**os.environ, "DATABASE_URL": db_url, "PRODSEARCH_HOME": str(tmp_path / "h")}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: _count(db_url) >= ROWS // 4, what="a quarter of the file imported")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert 0 < _count(db_url) < ROWS  # killed mid-file
+    rerun = subprocess.run([*cmd, "--json"], env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    summary = json.loads(rerun.stdout)
+    assert summary["read"] == ROWS and summary["unchanged"] > 0  # it kept what was written
+    # the same file into an empty database, uninterrupted
+    clean = make_conninfo(db_url, dbname=conninfo_to_dict(db_url)["dbname"] + "_clean")
+    with psycopg.connect(make_conninfo(db_url, dbname="postgres"), autocommit=True) as c:
+        c.execute(f"CREATE DATABASE {conninfo_to_dict(clean)['dbname']} TEMPLATE {TEMPLATE_DB}")
+    try:
+        env_clean = {**env, "DATABASE_URL": clean}
+        once = subprocess.run([*cmd, "--json"], env=env_clean, capture_output=True, text=True)
+        assert once.returncode == 0, once.stderr
+        assert json.loads(once.stdout)["rejected"] == summary["rejected"] > 0
+        with psycopg.connect(db_url) as a, psycopg.connect(clean) as b:
+            assert a.execute(TABLE_SUM).fetchone() == b.execute(TABLE_SUM).fetchone()
+    finally:
+        with psycopg.connect(make_conninfo(db_url, dbname="postgres"), autocommit=True) as c:
+            c.execute(f"DROP DATABASE IF EXISTS {conninfo_to_dict(clean)['dbname']} WITH (FORCE)")
+
+
+def test_two_embeds_at_once_equal_one_run(
+    conn: psycopg.Connection[Any], settings: Settings, db_url: str, pg_root: Path
+) -> None:
+    generate.load(conn, 700, seed=41)
+    conn.commit()
+    env = {**os.environ, "DATABASE_URL": db_url, "PRODSEARCH_HOME": str(pg_root)}
+    cmd = [*EMBED_INT8, "--json"]
+    procs = [
+        subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    results = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [r[1] for r in results]
+    written = sorted(json.loads(out)["written"] for out, _ in results)
+    eligible = conn.execute(
+        "SELECT count(*) FROM staging_marts.dim_product WHERE NOT is_deleted"
+    ).fetchone()[0]
+    assert written == [0, eligible]  # the second waited, then found nothing left to do
+    assert any(b"waiting" in err for _, err in results)
+    assert_in_sync(conn, settings, "int8")
+    # a run that may not wait says so in one line
+    conn.execute("SELECT pg_advisory_lock(%s)", (store.SYNC_LOCK_KEY,))
+    try:
+        res = run_cli("embed", "--mode", "int8", env={**env, "PRODSEARCH_LOCK_WAIT_S": "0"})
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (store.SYNC_LOCK_KEY,))
+        conn.commit()
+    assert res.returncode == 1
+    assert (
+        res.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: another embed run is still in progress")
+    )
+
+
+def test_search_answers_while_the_index_is_rebuilt(search_db: str, pg_root: Path) -> None:
+    """`index build` (drop, then build) under a stream of searches: every search answers
+    (exact scan while the index is missing), and the index ends valid."""
+    env = {"DATABASE_URL": search_db, "PRODSEARCH_HOME": str(pg_root)}
+    statuses: list[int] = []
+    done = threading.Event()
+    with make_client(search_db, pg_root) as client:
+
+        def search() -> None:
+            while not done.is_set():
+                res = client.post("/search/semantic", json={"query": "brake pads", "limit": 5})
+                statuses.append(res.status_code)
+
+        worker = threading.Thread(target=search)
+        worker.start()
+        try:
+            for _ in range(2):
+                assert run_cli("index", "drop", env=env).returncode == 0
+                time.sleep(0.3)  # searches run against the missing index meanwhile
+                built = run_cli("index", "build", env=env)
+                assert built.returncode == 0, built.stderr
+        finally:
+            done.set()
+            worker.join(timeout=30)
+    assert len(statuses) >= 10 and set(statuses) == {200}, statuses
+    with psycopg.connect(search_db) as c:
+        assert index.status(c).valid
