@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test lint install browser-deps clean
+.PHONY: demo test lint install browser-deps clean soak
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11"; exit 1; }
@@ -33,6 +33,11 @@ browser-deps:
 
 test: $(STAMP) browser-deps lint
 	$(BIN)/python -m pytest -q
+
+# 16 clients for 60 s of mixed search while catalog changes are embedded (docs/RELIABILITY.md)
+soak: $(STAMP)
+	$(BIN)/prodsearch demo --no-serve
+	$(BIN)/prodsearch bench soak --clients 16 --seconds 60
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

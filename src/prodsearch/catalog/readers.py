@@ -9,12 +9,11 @@ incrementally: memory does not grow with the file size.
 from __future__ import annotations
 
 import csv
-import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from prodsearch.errors import ProdsearchError
 
@@ -55,11 +54,33 @@ def _has_bad_utf8(value: str) -> bool:
     return any("\udc80" <= ch <= "\udcff" for ch in value)
 
 
+MAX_LINE_BYTES = 16 * 1024 * 1024  # a longer line is skipped and rejected: memory stays bounded
+_TOO_LONG = "\x00line too long\x00"  # stands in for a skipped line (real text holds no NUL)
+
+
+def _bounded_lines(raw: BinaryIO, limit: int = MAX_LINE_BYTES) -> Iterator[str]:
+    """The file's lines as text, each read at most ``limit`` bytes at a time: a longer
+    line is skipped to its end and replaced by a marker the reader rejects."""
+    first = True
+    while True:
+        line = raw.readline(limit + 1)
+        if not line:
+            return
+        if first and line.startswith(b"\xef\xbb\xbf"):
+            line = line[3:]
+        first = False
+        if len(line) > limit and not line.endswith(b"\n"):
+            while (rest := raw.readline(1 << 20)) and not rest.endswith(b"\n"):
+                pass
+            yield _TOO_LONG + "\n"
+            continue
+        yield line.decode("utf-8", "surrogateescape")
+
+
 def read_csv(path: Path, delimiter: str = ",") -> Iterator[Record]:
-    csv.field_size_limit(64 * 1024 * 1024)
+    csv.field_size_limit(MAX_LINE_BYTES)
     with path.open("rb") as raw:
-        text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
-        reader = csv.reader(text, delimiter=delimiter)
+        reader = csv.reader(_bounded_lines(raw), delimiter=delimiter)
         try:
             header = next(reader)
         except StopIteration:
@@ -78,6 +99,9 @@ def read_csv(path: Path, delimiter: str = ",") -> Iterator[Record]:
                 continue
             if not values or (len(values) == 1 and not values[0].strip()):
                 continue  # blank line
+            if _TOO_LONG in values[-1]:
+                yield Record(start, error=f"line longer than {MAX_LINE_BYTES} bytes: skipped")
+                continue
             if len(values) != len(header):
                 yield Record(
                     start,

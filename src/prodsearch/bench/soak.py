@@ -1,0 +1,177 @@
+"""``prodsearch bench soak`` (``make soak``): sustained mixed load while the catalog changes.
+
+``clients`` concurrent keep-alive clients send semantic, filtered, hybrid and similar
+requests in turn for ``seconds`` against a served API, while a background loop keeps
+changing ``churn`` product names and running an incremental ``prodsearch embed``. It
+reports requests, errors (by status), p50/p99 and the server's resident memory at the
+start and the end. The changed names are put back and embedded once more at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from psycopg import sql
+
+from prodsearch.bench import http
+from prodsearch.bench.queries import benchmark_queries
+from prodsearch.bench.search import FILTERS, _pct, _products
+from prodsearch.bench.server import LocalServer
+from prodsearch.catalog.source import Source, load_source
+from prodsearch.config import Settings
+from prodsearch.db import connect, database_url
+
+SUFFIX = " (soak)"
+ENDPOINTS = ("semantic", "filtered", "hybrid", "similar")
+
+
+@dataclass
+class SoakResult:
+    clients: int
+    seconds: float
+    products: int
+    requests: int = 0
+    errors: int = 0
+    error_statuses: dict[str, int] = field(default_factory=dict)
+    by_endpoint: dict[str, int] = field(default_factory=dict)
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    rps: float = 0.0
+    rss_start_mb: float = 0.0
+    rss_end_mb: float = 0.0
+    rss_growth_pct: float = 0.0
+    embed_runs: int = 0
+    embed_failures: int = 0
+    rows_changed: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def _request(i: int, queries: list[str], ids: list[int]) -> tuple[str, str, Any]:
+    endpoint = ENDPOINTS[i % len(ENDPOINTS)]
+    if endpoint == "similar":
+        return "GET", f"/search/similar/{ids[i % len(ids)]}?limit=10", None
+    body: dict[str, Any] = {"query": queries[i % len(queries)], "limit": 10}
+    if endpoint == "filtered":
+        body["filters"] = FILTERS[i % len(FILTERS)]
+    return "POST", f"/search/{endpoint}", body
+
+
+async def _load(url: str, clients: int, seconds: float, queries: list[str], ids: list[int]) -> Any:
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    sent: Counter[str] = Counter()
+    counter = iter(range(10**12))
+    deadline = time.perf_counter() + seconds
+
+    async def client() -> None:
+        async with http.Connection(url) as conn:
+            while time.perf_counter() < deadline:
+                method, path, body = _request(next(counter), queries, ids)
+                t0 = time.perf_counter()
+                status, _ = await conn.request(method, path, body)
+                latencies.append((time.perf_counter() - t0) * 1000)
+                statuses[status] += 1
+                sent[path.split("/")[2]] += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return latencies, statuses, sent, time.perf_counter() - started
+
+
+def _rename(db: str, source: Source, ids: list[int], add: bool) -> int:
+    """Append (or strip) the soak suffix to these products' names: a real catalog change."""
+    name = sql.Identifier(source.text_columns[0])
+    expr = (
+        sql.SQL("{n} || %s").format(n=name)
+        if add
+        else sql.SQL("left({n}, -length(%s))").format(n=name)
+    )
+    cond = sql.SQL("{n} NOT LIKE %s" if add else "{n} LIKE %s").format(n=name)
+    with connect(db) as conn:
+        cur = conn.execute(
+            sql.SQL("UPDATE {t} SET {n} = {e} WHERE {i} = ANY(%s) AND {c}").format(
+                t=source.qualified, n=name, e=expr, i=sql.Identifier(source.id_column), c=cond
+            ),
+            (SUFFIX, ids, "%" + SUFFIX),
+        )
+        return cur.rowcount
+
+
+def _embed() -> bool:
+    done = subprocess.run(
+        [sys.executable, "-m", "prodsearch", "embed", "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return done.returncode == 0
+
+
+def _churn(db: str, source: Source, ids: list[int], stop: threading.Event, result: SoakResult):
+    add = True
+    while not stop.is_set():
+        result.rows_changed += _rename(db, source, ids, add)
+        ok = _embed()
+        result.embed_runs += 1
+        result.embed_failures += not ok
+        add = not add
+
+
+def run(
+    settings: Settings,
+    clients: int = 16,
+    seconds: float = 60.0,
+    churn: int = 500,
+    progress: Callable[[str], None] = lambda _m: None,
+) -> SoakResult:
+    db = database_url(settings)
+    with connect(db) as conn:
+        source = load_source(conn, settings)
+    products, ids = _products(db, max(churn, 1000))
+    result = SoakResult(clients=clients, seconds=seconds, products=products)
+    queries = benchmark_queries()
+    with LocalServer({}) as server:
+        assert server.proc is not None
+        asyncio.run(_load(server.url, 2, 3.0, queries, ids))  # warm-up: caches, pool
+        result.rss_start_mb = _rss_mb(server.proc.pid)
+        stop = threading.Event()
+        changer = threading.Thread(target=_churn, args=(db, source, ids[:churn], stop, result))
+        progress(f"soak: {clients} clients for {seconds:g} s while embedding catalog changes")
+        changer.start()
+        try:
+            latencies, statuses, sent, wall = asyncio.run(
+                _load(server.url, clients, seconds, queries, ids)
+            )
+        finally:
+            stop.set()
+            changer.join()
+        result.rss_end_mb = _rss_mb(server.proc.pid)
+    _rename(db, source, ids[:churn], add=False)  # put the catalog back
+    _embed()
+    result.requests = len(latencies)
+    result.errors = sum(n for status, n in statuses.items() if status != 200)
+    result.error_statuses = {str(s): n for s, n in statuses.items() if s != 200}
+    result.by_endpoint = dict(sent)
+    result.p50_ms = _pct(latencies, 50)
+    result.p99_ms = _pct(latencies, 99)
+    result.rps = round(len(latencies) / wall, 1)
+    growth = (result.rss_end_mb - result.rss_start_mb) / max(result.rss_start_mb, 1e-9)
+    result.rss_growth_pct = round(100 * growth, 1)
+    return result
