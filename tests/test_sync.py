@@ -208,8 +208,8 @@ def test_resume_after_sigkill_at_seeded_random_points(
     pg_root: Path,
     encoders: dict[str, Any],
 ) -> None:
-    """SIGKILL `prodsearch embed` at five points drawn from a seed — during planning, three
-    while encoding and writing, one after the last row (index build, search support) —
+    """SIGKILL `prodsearch embed` at six points drawn from a seed — during planning, three
+    while encoding and writing, during the index build, during the search-support refresh —
     then a rerun: the same rows and hashes as one uninterrupted run, the vectors the
     encoder gives those texts, a valid index, every killed run recorded."""
     generate.load(conn, 1600, seed=9)
@@ -218,12 +218,23 @@ def test_resume_after_sigkill_at_seeded_random_points(
     texts = expected_texts(conn, settings)
     eligible = len(texts)
     rng = random.Random(KILL_SEED)
-    marks = sorted(rng.sample(range(64, eligible - 64), 3))
+    # three marks, one drawn in each third of the rows, at least 200 rows apart (a kill
+    # lands up to a chunk past its mark, and the next run must still have rows to write)
+    third = (eligible - 400) // 3
+    marks = [100 + i * third + rng.randrange(third - 200) for i in range(3)]
     plan_delay = rng.uniform(0.0, 0.3)
 
     def planning() -> None:
         wait_for(lambda: _runs(db_url, "running") >= 1)
         time.sleep(plan_delay)  # a drawn moment inside planning, not a wait for a state
+
+    support_delay = rng.uniform(0.5, 2.5)
+
+    def support() -> None:
+        """A run with nothing left to write: killed while it refreshes the term
+        vocabulary and the query map (a drawn moment after it starts)."""
+        wait_for(lambda: _runs(db_url, "running") >= 1)
+        time.sleep(support_delay)
 
     kill_points = [
         ("planning", planning),
@@ -231,11 +242,13 @@ def test_resume_after_sigkill_at_seeded_random_points(
             (f"writing, at {m} rows", lambda m=m: wait_for(lambda: _embeddings(db_url) >= m))
             for m in marks
         ],
-        ("after the last row", lambda: wait_for(lambda: _embeddings(db_url) >= eligible)),
+        ("index build", lambda: wait_for(lambda: _building_index(db_url))),
+        ("search support", support),
     ]
-    for label, wait in kill_points:
+    for killed, (label, wait) in enumerate(kill_points):
         proc = subprocess.Popen(EMBED_INT8, env=env, stdout=subprocess.DEVNULL)
         try:
+            wait_for(lambda n=killed: _runs(db_url, None) > n)  # this run has started
             wait()
         finally:
             proc.send_signal(signal.SIGKILL)
@@ -272,11 +285,25 @@ def test_resume_after_sigkill_at_seeded_random_points(
     assert statuses.count("interrupted") == len(kill_points), statuses
 
 
-def _runs(url: str, status: str) -> int:
-    """Runs recorded with ``status`` (a run row exists from the moment planning starts)."""
+def _building_index(url: str) -> bool:
+    """CREATE INDEX in progress on this database (or already done: the poll missed it)."""
     with psycopg.connect(url) as c:
         row = c.execute(
-            "SELECT count(*) FROM analytics_features.embedding_runs WHERE status = %s", (status,)
+            "SELECT EXISTS (SELECT FROM pg_stat_progress_create_index "
+            "WHERE datname = current_database()) OR EXISTS (SELECT FROM pg_indexes "
+            "WHERE indexname = 'idx_product_embeddings_hnsw')"
+        ).fetchone()
+        return bool(row and row[0])
+
+
+def _runs(url: str, status: str | None) -> int:
+    """Runs recorded with ``status``, or all runs (a run row exists from the moment
+    planning starts)."""
+    with psycopg.connect(url) as c:
+        row = c.execute(
+            "SELECT count(*) FROM analytics_features.embedding_runs "
+            "WHERE status = coalesce(%s, status)",
+            (status,),
         ).fetchone()
         return int(row[0]) if row else 0
 
