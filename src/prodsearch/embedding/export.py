@@ -81,7 +81,27 @@ def onnx_model(source: ModelSource, mode: str, models_dir: Path) -> Path:
 
     folder.mkdir(parents=True, exist_ok=True)
     with fasteners.InterProcessLock(str(folder / ".lock")):
-        return _build(source, mode, folder)
+        if not _fresh(folder / f"{mode}.manifest.json", target, source, mode):
+            _build_in_child(source, mode, folder)
+    return target
+
+
+def _build_in_child(source: ModelSource, mode: str, folder: Path) -> None:
+    """Export in a child process: PyTorch (~475 MB resident) and the exporters' logging
+    set-up never enter the process that asked (a server, an embed run)."""
+    import subprocess
+    import sys
+
+    from prodsearch.errors import ConfigError
+
+    done = subprocess.run(
+        [sys.executable, "-m", "prodsearch.embedding.export", source.name, mode, str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        tail = " ".join(done.stderr.strip().splitlines()[-3:])[-600:]
+        raise ConfigError(f"exporting the {mode} model to {folder} failed: {tail}")
 
 
 def _sha256(path: Path) -> str:
@@ -262,3 +282,11 @@ def _quantize_int8(fp32: Path, target: Path) -> None:
     finally:
         root.setLevel(level)
         tmp.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":  # the child of _build_in_child: MODEL MODE FOLDER
+    import sys
+
+    from prodsearch.embedding.model import resolve_model
+
+    _build(resolve_model(sys.argv[1]), sys.argv[2], Path(sys.argv[3]))
