@@ -11,11 +11,12 @@ import typer
 from prodsearch.cli.common import JsonFlag, counts, err, open_db, out, print_json, print_table
 from prodsearch.config import Settings, get_settings
 from prodsearch.db.names import INDEX_NAME
+from prodsearch.errors import ConfigError
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-    from prodsearch.embedding.sync import SyncOptions, SyncResult
+    from prodsearch.embedding.sync import Engine, SyncOptions, SyncResult
 
 index_app = typer.Typer(help=f"The HNSW index {INDEX_NAME}.", no_args_is_help=True)
 
@@ -42,6 +43,20 @@ def embed(
         bool,
         typer.Option("--refit-map", help="Refit the Polish->English query map from the catalog."),
     ] = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="Where the encode step runs: local (threads here) or ray (a Ray Data actor "
+            "pool; needs pip install 'prodsearch[ray]')."
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="ray: address of an existing cluster (default: start a local one)."),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="ray: encoder actors (default: CPUs here).")
+    ] = None,
 ) -> None:
     """Sync embeddings with the catalog: embed new and changed products, remove deleted ones."""
     from prodsearch.embedding.sync import SyncOptions
@@ -55,8 +70,17 @@ def embed(
         dry_run=dry_run,
         chunk_size=chunk_size,
         refit_map=refit_map,
+        engine=_engine(engine),
+        workers=workers,
+        ray_address=ray_address,
     )
     run_sync(settings, opts, show_progress=not (quiet or as_json), as_json=as_json)
+
+
+def _engine(value: str) -> Engine:
+    if value not in ("local", "ray"):
+        raise ConfigError(f"--engine {value!r}: use local or ray")
+    return "ray" if value == "ray" else "local"
 
 
 def run_sync(settings: Settings, opts: SyncOptions, show_progress: bool, as_json: bool) -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import psycopg
 
@@ -36,9 +36,12 @@ from prodsearch.config import Settings
 from prodsearch.db import connect, database_url, migrate
 from prodsearch.db.retry import is_connection_loss, one_line, retry_db
 from prodsearch.embedding import index, querymap, store
-from prodsearch.embedding.encoder import Encoder, load_encoder
+from prodsearch.embedding.encoder import Encoder, cpu_threads, load_encoder
 from prodsearch.embedding.pipeline import Pipeline, Progress, Work
 from prodsearch.errors import ProdsearchError
+
+if TYPE_CHECKING:
+    from prodsearch.embedding.ray_engine import RayPipeline
 
 # rewriting at least this share of the stored rows takes the bulk path (see _bulk): a
 # live index costs ~6 ms of writing per row here, a rebuild ~0.7 ms per stored row
@@ -49,6 +52,7 @@ PREP_VERSION = 2  # 2: lexical analysis in Python (Polish/English stems, folding
 
 RunStatus = Literal["running", "succeeded", "failed", "interrupted", "dry-run"]
 IndexAction = Literal["kept", "built", "rebuilt"]
+Engine = Literal["local", "ray"]
 
 
 @dataclass
@@ -60,6 +64,9 @@ class SyncOptions:
     dry_run: bool = False
     chunk_size: int = 1024  # unique texts per committed chunk
     refit_map: bool = False  # refit the Polish→English query map even if one exists
+    engine: Engine = "local"  # where the encode step runs (ray: embedding/ray_engine.py)
+    workers: int | None = None  # ray: actors (default: the cluster's CPUs, here 2)
+    ray_address: str | None = None  # ray: an existing cluster (default: a local one)
 
 
 @dataclass
@@ -385,16 +392,32 @@ def _embed_step(
     store.update_run(conn, result.run_id, eligible=result.eligible, scanned=result.scanned)
     if not work:
         return
-    pipeline = Pipeline(
-        work,
-        encoder,
-        url,
-        source,
-        opts.chunk_size,
-        result.run_id,
-        progress,
-        retry_s=settings.db_retry_s,
-    )
+    pipeline: Pipeline | RayPipeline
+    if opts.engine == "ray":
+        from prodsearch.embedding.ray_engine import RayPipeline
+
+        pipeline = RayPipeline(
+            work,
+            settings,
+            url,
+            encoder.mode,
+            opts.chunk_size,
+            result.run_id,
+            progress,
+            workers=opts.workers or cpu_threads(),
+            address=opts.ray_address,
+        )
+    else:
+        pipeline = Pipeline(
+            work,
+            encoder,
+            url,
+            source,
+            opts.chunk_size,
+            result.run_id,
+            progress,
+            retry_s=settings.db_retry_s,
+        )
     try:
         pipeline.run()
     finally:

@@ -1,0 +1,206 @@
+"""The embed stage on a Ray cluster (``prodsearch embed --engine ray``).
+
+The plan is made once, in PostgreSQL, by the driver (the same ``sync`` as the local
+engine: hash skip, dedupe, deletes, the run record). Its unique texts are cut into chunks
+of consecutive product ids, and each chunk is one row of a Ray Dataset. ``map_batches``
+sends the chunks to a fixed pool of actors (one per worker, one CPU each); every actor
+loads the encoder once and keeps one database connection, encodes a chunk, and writes it
+back as the local engine does (binary COPY + one upsert + commit, a lost connection
+retried). A killed worker or driver therefore loses at most the chunks in flight; a
+rerun plans exactly what is missing.
+
+Ray is an optional extra (``pip install 'prodsearch[ray]'``); nothing here is imported
+unless the Ray engine is asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+from prodsearch.catalog.source import Source
+from prodsearch.config import Settings
+from prodsearch.embedding.pipeline import PipelineCounts, Progress, Work
+from prodsearch.errors import ConfigError
+
+log = logging.getLogger("prodsearch.sync")
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(
+            "--engine ray needs Ray: pip install 'prodsearch[ray]' (or pip install "
+            "'ray[data]==2.60.0'), then run again"
+        ) from None
+    return ray
+
+
+def id_range_chunks(work: list[Work], chunk_size: int) -> list[list[Work]]:
+    """Unique texts cut into chunks of consecutive product ids (each chunk sorted by
+    text length inside, so the encoder's batches pad little)."""
+    ordered = sorted(work, key=lambda w: min(w.ids))
+    chunks = [ordered[i : i + chunk_size] for i in range(0, len(ordered), chunk_size)]
+    return [sorted(chunk, key=lambda w: len(w.text)) for chunk in chunks]
+
+
+def _encode_chunk(chunk: list[Work]) -> str:
+    return json.dumps([[w.text, w.chash, w.ids, w.shashes] for w in chunk])
+
+
+def _decode_chunk(data: str) -> list[Work]:
+    return [Work(text, chash, ids, shashes) for text, chash, ids, shashes in json.loads(data)]
+
+
+class ChunkEmbedder:
+    """A Ray actor: the encoder loaded once, one connection, one committed upsert per
+    chunk (the local pipeline's writer and retry)."""
+
+    def __init__(self, settings: Settings, url: str, mode: str, run_id: int | None) -> None:
+        from prodsearch.catalog.source import load_source
+        from prodsearch.db import connect
+        from prodsearch.embedding.encoder import load_encoder
+
+        self.settings = settings
+        self.url = url
+        self.run_id = run_id
+        self.encoder = load_encoder(
+            mode,
+            settings.model,
+            models_dir=settings.models_dir,
+            max_batch=settings.batch_size,
+            threads=1,
+        )
+        with connect(url) as conn:
+            self.source: Source = load_source(conn, settings)
+        self.writer: Any = None
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from prodsearch.db.retry import retry_db
+
+        written, embedded, seconds = [], [], []
+        for data in batch["chunk"]:
+            chunk = _decode_chunk(str(data))
+            t0 = time.perf_counter()
+            vectors = self.encoder.encode([w.text for w in chunk])
+            written.append(
+                retry_db(
+                    lambda c=chunk, v=vectors: self._write(c, v),
+                    self.settings.db_retry_s,
+                    "writing embeddings",
+                )
+            )
+            embedded.append(len(chunk))
+            seconds.append(time.perf_counter() - t0)
+        return {
+            "written": np.array(written),
+            "embedded": np.array(embedded),
+            "seconds": np.array(seconds),
+        }
+
+    def _write(self, chunk: list[Work], vectors: np.ndarray) -> int:
+        from prodsearch.db import connect
+        from prodsearch.embedding import store
+
+        if self.writer is None or self.writer.conn.closed or self.writer.conn.broken:
+            if self.writer is not None:
+                self.writer.conn.close()
+            self.writer = store.Writer(connect(self.url), self.encoder.dim, self.source)
+        rows = np.repeat(vectors, [len(w.ids) for w in chunk], axis=0)
+        return int(
+            self.writer.write(
+                [pid for w in chunk for pid in w.ids],
+                rows,
+                [w.chash for w in chunk for _ in w.ids],
+                [h for w in chunk for h in w.shashes],
+                self.encoder.model_name,
+                self.encoder.mode,
+            )
+        )
+
+
+class RayPipeline:
+    """The Ray counterpart of ``Pipeline``: ``run()`` returns the committed counts."""
+
+    def __init__(
+        self,
+        work: list[Work],
+        settings: Settings,
+        url: str,
+        mode: str,
+        chunk_size: int,
+        run_id: int | None,
+        progress: Progress | None,
+        workers: int,
+        address: str | None,
+    ) -> None:
+        self.chunks = id_range_chunks(work, chunk_size)
+        self.rows = sum(len(w.ids) for w in work)
+        self.settings, self.url, self.mode = settings, url, mode
+        self.run_id, self.progress = run_id, progress
+        self.workers, self.address = workers, address
+        self.counts = PipelineCounts()
+
+    def run(self) -> PipelineCounts:
+        ray = _ray()
+        started = time.perf_counter()
+        if not ray.is_initialized():
+            ray.init(
+                address=self.address,
+                num_cpus=None if self.address else self.workers,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+                configure_logging=False,
+            )
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False
+        ctx.execution_options.verbose_progress = False
+        ds = ray.data.from_items(
+            [{"chunk": _encode_chunk(c)} for c in self.chunks],
+            override_num_blocks=max(1, len(self.chunks)),
+        )
+        out = ds.map_batches(
+            ChunkEmbedder,
+            fn_constructor_kwargs={
+                "settings": self.settings,
+                "url": self.url,
+                "mode": self.mode,
+                "run_id": self.run_id,
+            },
+            batch_size=1,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=self.workers),
+            num_cpus=1,
+        )
+        try:
+            for row in out.iter_rows():
+                self._count(row, started)
+        finally:
+            self.counts.wall_s = time.perf_counter() - started
+        return self.counts
+
+    def _count(self, row: dict[str, Any], started: float) -> None:
+        counts = self.counts
+        counts.chunks += 1
+        counts.written += int(row["written"])
+        counts.embedded += int(row["embedded"])
+        counts.busy_s["encode"] += float(row["seconds"])
+        elapsed = time.perf_counter() - started
+        log.info(
+            "run %s chunk %d (ray): %d rows upserted (%d texts), %d/%d rows, elapsed %.1f s",
+            self.run_id,
+            counts.chunks,
+            int(row["written"]),
+            int(row["embedded"]),
+            counts.written,
+            self.rows,
+            elapsed,
+        )
+        if self.progress is not None:
+            self.progress("embed", counts.written, self.rows)
