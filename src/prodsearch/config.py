@@ -36,6 +36,12 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "PRODSEARCH_DATABASE_URL"),
         description="External PostgreSQL with pgvector >= 0.8; unset = embedded server.",
     )
+    read_database_url: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("READ_DATABASE_URL", "PRODSEARCH_READ_DATABASE_URL"),
+        description="API: a read replica for search traffic (migrations and writes still "
+        "use DATABASE_URL); unset = DATABASE_URL.",
+    )
     model: str = Field(
         default=DEFAULT_MODEL,
         description="Bundled model name, or a local sentence-transformers model directory.",
@@ -171,7 +177,13 @@ class Settings(BaseSettings):
     )
 
     @field_validator(
-        "database_url", "api_key", "synonyms", "model_cache", "cors_origins", mode="before"
+        "database_url",
+        "read_database_url",
+        "api_key",
+        "synonyms",
+        "model_cache",
+        "cors_origins",
+        mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
@@ -201,7 +213,8 @@ class Settings(BaseSettings):
         for name in type(self).model_fields:
             value = getattr(self, name)
             if isinstance(value, SecretStr):
-                value = mask_url(value.get_secret_value()) if name == "database_url" else "****"
+                url = name in ("database_url", "read_database_url")
+                value = mask_url(value.get_secret_value()) if url else "****"
             out[name] = str(value) if isinstance(value, Path) else value
         out["home (resolved)"] = str(self.home_dir)
         return out

@@ -129,8 +129,9 @@ async def _startup(state: State) -> None:
         await register_vector_async(conn)
         await conn.set_autocommit(True)
 
+    read = settings.read_database_url
     state.pool = AsyncConnectionPool(
-        state.database_url,
+        read.get_secret_value() if read is not None else state.database_url,
         min_size=2,
         max_size=16,
         open=False,

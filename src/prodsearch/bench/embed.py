@@ -31,9 +31,9 @@ from prodsearch.catalog.source import Source, load_source
 from prodsearch.catalog.text import content_hash, prepare_text
 from prodsearch.config import Settings
 from prodsearch.db import connect, database_url, migrate
-from prodsearch.db.names import EMBEDDINGS
+from prodsearch.db.names import EMBEDDINGS, QUERY_MAPS
 from prodsearch.embedding import index, store
-from prodsearch.embedding.encoder import load_encoder
+from prodsearch.embedding.encoder import cpu_threads, load_encoder
 from prodsearch.embedding.sync import SyncOptions, sync
 
 BENCH_DB = "prodsearch_bench_embed"
@@ -56,6 +56,11 @@ class EmbedMethod:
     incremental_written: int | None = None
     incremental_s: float | None = None
     incremental_speedup: float | None = None
+    engine: str = "local"  # local threads, or a Ray Data actor pool
+    workers: int | None = None  # ray: actors
+    rows_per_worker_s: float | None = None  # ray: rows an actor embeds + writes per busy second
+    write_rows_per_s: float | None = None  # local: rows the writer stage upserts per busy second
+    fixed_s: float | None = None  # what does not shrink with workers: load, plan, index, start-up
 
 
 @dataclass
@@ -79,9 +84,10 @@ def _bench_url(settings: Settings) -> str:
 
 
 def _reset(url: str) -> None:
+    """An empty table, no index and no query map: every measured run is a first run."""
     with connect(url) as conn:
         index.drop(conn)
-        conn.execute(sql.SQL("TRUNCATE {}").format(EMBEDDINGS))
+        conn.execute(sql.SQL("TRUNCATE {}, {}").format(EMBEDDINGS, QUERY_MAPS))
         conn.commit()
 
 
@@ -165,6 +171,8 @@ def run(
     modes: Sequence[str] = ("exact", "bf16", "int8"),
     with_baseline: bool = True,
     progress: Callable[[str], None] = lambda _m: None,
+    engines: Sequence[str] = ("local",),
+    workers: int | None = None,
 ) -> EmbedBench:
     url = _bench_url(settings)
     bench_settings = _demo_settings(settings, url)
@@ -185,10 +193,13 @@ def run(
         )
         progress(f"baseline: {base_s:.1f} s")
     for n, mode in enumerate(modes):
-        _reset(url)
-        out.methods.append(
-            _measure_mode(bench_settings, url, source, mode, n + 1, eligible, base_s, progress)
-        )
+        for engine in engines:
+            _reset(url)
+            opts = SyncOptions(mode=mode, engine="ray" if engine == "ray" else "local")
+            opts.workers = workers
+            out.methods.append(
+                _measure_mode(bench_settings, url, source, opts, n + 1, eligible, base_s, progress)
+            )
     with connect(database_url(settings), autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
     return out
@@ -198,23 +209,34 @@ def _measure_mode(
     settings: Settings,
     url: str,
     source: Source,
-    mode: str,
+    opts: SyncOptions,
     seed: int,
     eligible: int,
     base_s: float | None,
     progress: Callable[[str], None],
 ) -> EmbedMethod:
     """A full run into an empty table, then an incremental run after 1 % changed."""
-    progress(f"{mode}: full run")
-    full = sync(settings, SyncOptions(mode=mode))
+    mode = opts.mode
+    progress(f"{mode} ({opts.engine}): full run")
+    full = sync(settings, opts)
     full_s = full.timings["total_s"]
     changed = _change_one_percent(url, source, seed)
     progress(f"{mode}: {full_s:.1f} s; incremental run after changing {changed} products")
-    inc = sync(settings, SyncOptions(mode=mode))
+    inc = sync(settings, opts)
     inc_s = inc.timings["total_s"]
     progress(f"{mode}: incremental {inc_s:.2f} s ({full_s / inc_s:.0f}x faster)")
     t = full.timings
+    ray = opts.engine == "ray"
     return EmbedMethod(
+        engine=opts.engine,
+        workers=(opts.workers or cpu_threads()) if ray else None,
+        rows_per_worker_s=round(full.written / t["encode_s"], 1)
+        if ray and t.get("encode_s")
+        else None,
+        write_rows_per_s=round(full.written / t["write_s"], 1)
+        if not ray and t.get("write_s")
+        else None,
+        fixed_s=round(full_s - t.get("pipeline_s", 0.0), 1),
         method=mode,
         seconds=round(full_s, 1),
         products_per_s=round(eligible / full_s, 1),

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import psycopg
 import typer
+from rich.markup import escape
 
 from prodsearch.cli import bench, catalog, db, demo, embed, ops, search
 from prodsearch.cli.common import configure_logging, err
@@ -58,19 +59,20 @@ def main() -> None:
     except ProdsearchError as exc:
         if _state["debug"]:
             raise
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except psycopg.OperationalError as exc:  # e.g. the server went away mid-command
         if _state["debug"]:
             raise
-        err.print(f"[bold red]error:[/] database error: {one_line(exc)}", highlight=False)
+        err.print(f"[bold red]error:[/] database error: {escape(one_line(exc))}", highlight=False)
         sys.exit(1)
     except OSError as exc:  # the environment: a path that is not a writable folder, a full disk
         if _state["debug"]:
             raise
         where = f": {exc.filename}" if exc.filename else ""
         err.print(
-            f"[bold red]error:[/] {exc.strerror or exc}{where} — check that PRODSEARCH_HOME "
+            f"[bold red]error:[/] {escape(str(exc.strerror or exc))}{escape(where)} — check that "
+            "PRODSEARCH_HOME "
             "(and any path given) is a writable folder with free space",
             highlight=False,
             soft_wrap=True,

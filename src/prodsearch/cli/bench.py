@@ -16,6 +16,7 @@ from prodsearch.cli.common import (
     split_list,
 )
 from prodsearch.cli.relevance import relevance
+from prodsearch.cli.soak import soak
 from prodsearch.config import get_settings
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Benchmarks that print figures and baseline ratios.", no_args_is_help=True)
 app.command("relevance")(relevance)
+app.command("soak")(soak)
 
 
 @app.command("polish")
@@ -115,13 +117,31 @@ def embed(
     products: Annotated[int, typer.Option(min=100, help="Catalog size.")] = 20_000,
     modes: Annotated[str, typer.Option(help="Comma-separated modes.")] = "exact,bf16,int8",
     baseline: Annotated[bool, typer.Option(help="Run the original method too.")] = True,
+    engines: Annotated[
+        str,
+        typer.Option(
+            "--engines",
+            "--engine",
+            help="Engine, or comma-separated engines: local, ray (each mode on each).",
+        ),
+    ] = "local",
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="ray: actors (default: CPUs here).")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """End-to-end embed products/s per mode vs the original method, and the 1%-changed rerun."""
+    """End-to-end embed products/s per mode (and engine) vs the original method, and the
+    1%-changed rerun."""
     from prodsearch.bench import embed as bench
 
     result = bench.run(
-        get_settings(), products, split_list(modes), baseline, progress=progress_log(as_json)
+        get_settings(),
+        products,
+        split_list(modes),
+        baseline,
+        progress=progress_log(as_json),
+        engines=split_list(engines),
+        workers=workers,
     )
     if as_json:
         print_json(result.as_dict())
@@ -135,7 +155,7 @@ def embed(
         EMBED_COLUMNS,
         (
             (
-                m.method,
+                m.method if m.engine == "local" else f"{m.method} (ray x{m.workers})",
                 f"{m.seconds:.1f}",
                 f"{m.products_per_s:.1f}",
                 cell(m.ratio, "{:.2f}x"),
@@ -146,6 +166,19 @@ def embed(
             for m in result.methods
         ),
     )
+    for m in result.methods:
+        if m.engine == "ray":
+            out.print(
+                f"{m.method} on ray: {m.rows_per_worker_s} rows per busy actor-second, "
+                f"{m.fixed_s} s outside the encode stage (start-up, plan, index)",
+                highlight=False,
+            )
+        elif m.method != "baseline":
+            out.print(
+                f"{m.method} local: writer {m.write_rows_per_s} rows per busy second, "
+                f"{m.fixed_s} s outside the encode stage (load, plan, index)",
+                highlight=False,
+            )
 
 
 @app.command("search")
@@ -348,34 +381,3 @@ def _print_index(result: IndexBench) -> None:
             for row in shape.by_ef
         ),
     )
-
-
-@app.command("soak")
-def soak(
-    clients: Annotated[int, typer.Option(min=1, max=256, help="Concurrent clients.")] = 16,
-    seconds: Annotated[float, typer.Option(min=1, help="How long the load runs.")] = 60.0,
-    churn: Annotated[
-        int, typer.Option(min=1, help="Products renamed and re-embedded in each round.")
-    ] = 500,
-    as_json: JsonFlag = False,
-) -> None:
-    """Mixed search load from many clients while catalog changes are embedded: requests,
-    errors, p50/p99 and the server's memory at start and end (make soak)."""
-    from prodsearch.bench import soak as bench
-
-    r = bench.run(get_settings(), clients, seconds, churn, progress=progress_log(as_json))
-    if as_json:
-        print_json(r.as_dict())
-        return
-    out.print(
-        f"soak: {r.clients} clients, {r.seconds:g} s, {r.products:,} products: "
-        f"{r.requests:,} requests ({r.rps} /s), {r.errors} errors {r.error_statuses or ''}\n"
-        f"  by endpoint: {r.by_endpoint}\n"
-        f"  latency p50 {r.p50_ms} ms, p99 {r.p99_ms} ms\n"
-        f"  server RSS {r.rss_start_mb} MB -> {r.rss_end_mb} MB ({r.rss_growth_pct:+} %)\n"
-        f"  meanwhile: {r.embed_runs} incremental embed runs ({r.embed_failures} failed), "
-        f"{r.rows_changed:,} product changes",
-        highlight=False,
-    )
-    if r.errors or r.embed_failures:
-        raise typer.Exit(1)

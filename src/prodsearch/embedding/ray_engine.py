@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from typing import Any
 
@@ -30,14 +31,19 @@ from prodsearch.errors import ConfigError
 log = logging.getLogger("prodsearch.sync")
 
 
-def _ray() -> Any:
+def require_ray() -> Any:
+    # Ray's own chatter (C++ log lines, data-execution INFO) stays in its session logs
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     try:
         import ray
+        import ray.data
     except ImportError:
         raise ConfigError(
             "--engine ray needs Ray: pip install 'prodsearch[ray]' (or pip install "
             "'ray[data]==2.60.0'), then run again"
         ) from None
+    for name in ("ray", "ray.data"):  # after the import, which sets them up
+        logging.getLogger(name).setLevel(logging.ERROR)
     return ray
 
 
@@ -147,7 +153,7 @@ class RayPipeline:
         self.counts = PipelineCounts()
 
     def run(self) -> PipelineCounts:
-        ray = _ray()
+        ray = require_ray()
         started = time.perf_counter()
         if not ray.is_initialized():
             ray.init(
@@ -175,7 +181,7 @@ class RayPipeline:
             },
             batch_size=1,
             batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=self.workers),
+            compute=ray.data.ActorPoolStrategy(size=min(self.workers, len(self.chunks))),
             num_cpus=1,
         )
         try:

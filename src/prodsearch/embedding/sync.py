@@ -200,6 +200,10 @@ def sync(
     conn = connect(url)
     result = SyncResult(mode=opts.mode, dry_run=opts.dry_run)
     try:
+        if opts.engine == "ray":  # before any work: say how to install it when missing
+            from prodsearch.embedding.ray_engine import require_ray
+
+            require_ray()
         migrate(conn)
         source = load_source(conn, settings)
         _take_lock(conn, settings.lock_wait_s)
