@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -48,7 +49,7 @@ def test_ray_is_optional(db_url: str, tmp_path: Path) -> None:
         "import sys; sys.modules['ray'] = None; sys.argv = ['prodsearch', 'embed', "
         "'--engine', 'ray', '--quiet']; from prodsearch.cli import main; main()"
     )
-    env = {"DATABASE_URL": db_url, "PRODSEARCH_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    env = {**os.environ, "DATABASE_URL": db_url, "PRODSEARCH_HOME": str(tmp_path)}
     res = subprocess.run([sys.executable, "-c", missing], capture_output=True, text=True, env=env)
     assert res.returncode == 1, res.stderr
     assert "pip install 'prodsearch[ray]'" in res.stderr

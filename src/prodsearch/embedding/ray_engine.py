@@ -156,14 +156,22 @@ class RayPipeline:
         ray = require_ray()
         started = time.perf_counter()
         if not ray.is_initialized():
-            ray.init(
-                address=self.address,
-                num_cpus=None if self.address else self.workers,
-                include_dashboard=False,
-                log_to_driver=False,
-                logging_level=logging.WARNING,
-                configure_logging=False,
-            )
+            try:
+                ray.init(
+                    address=self.address,
+                    num_cpus=None if self.address else self.workers,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    logging_level=logging.WARNING,
+                    configure_logging=False,
+                )
+            except Exception as exc:  # unreachable cluster, missing auth token, …
+                where = f"the Ray cluster at {self.address}" if self.address else "Ray"
+                reason = " ".join(str(exc).split())[:300]
+                raise ConfigError(
+                    f"cannot start or reach {where} ({reason}); check --ray-address and, "
+                    "for a cluster, its auth token (RAY_AUTH_TOKEN or ~/.ray/auth_token)"
+                ) from exc
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.execution_options.verbose_progress = False
