@@ -20,6 +20,7 @@ from prodsearch.cli.soak import soak
 from prodsearch.config import get_settings
 
 if TYPE_CHECKING:
+    from prodsearch.bench.embed import EmbedBench
     from prodsearch.bench.index import IndexBench
     from prodsearch.bench.search import SearchBench
 
@@ -146,6 +147,12 @@ def embed(
     if as_json:
         print_json(result.as_dict())
         return
+
+    _print_embed(result)
+
+
+def _print_embed(result: EmbedBench) -> None:
+    """The embed bench as a table, then the fixed and per-worker figures."""
 
     def cell(value: float | None, fmt: str) -> str:
         return "-" if value is None else fmt.format(value)

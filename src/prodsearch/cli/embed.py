@@ -16,7 +16,8 @@ from prodsearch.errors import ConfigError
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-    from prodsearch.embedding.sync import Engine, SyncOptions, SyncResult
+    from prodsearch.embedding.runs import Engine
+    from prodsearch.embedding.sync import SyncOptions, SyncResult
 
 index_app = typer.Typer(help=f"The HNSW index {INDEX_NAME}.", no_args_is_help=True)
 

@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -34,10 +33,16 @@ from prodsearch.catalog.source import Source, load_source
 from prodsearch.catalog.text import content_hash, prepare_text
 from prodsearch.config import Settings
 from prodsearch.db import connect, database_url, migrate
-from prodsearch.db.retry import is_connection_loss, one_line, retry_db
+from prodsearch.db.retry import one_line
 from prodsearch.embedding import index, querymap, store
 from prodsearch.embedding.encoder import Encoder, cpu_threads, load_encoder
 from prodsearch.embedding.pipeline import Pipeline, Progress, Work
+from prodsearch.embedding.runlock import alive, take_lock
+from prodsearch.embedding.runs import (
+    RunStatus,
+    SyncOptions,
+    SyncResult,
+)
 from prodsearch.errors import ProdsearchError
 
 if TYPE_CHECKING:
@@ -48,49 +53,6 @@ if TYPE_CHECKING:
 BULK_SHARE = 0.2
 log = logging.getLogger("prodsearch.sync")
 PREP_VERSION = 2  # 2: lexical analysis in Python (Polish/English stems, folding)
-
-
-RunStatus = Literal["running", "succeeded", "failed", "interrupted", "dry-run"]
-IndexAction = Literal["kept", "built", "rebuilt"]
-Engine = Literal["local", "ray"]
-
-
-@dataclass
-class SyncOptions:
-    mode: str = "exact"
-    batch_size: int | None = None
-    limit: int | None = None
-    full_refresh: bool = False
-    dry_run: bool = False
-    chunk_size: int = 1024  # unique texts per committed chunk
-    refit_map: bool = False  # refit the Polish→English query map even if one exists
-    engine: Engine = "local"  # where the encode step runs (ray: embedding/ray_engine.py)
-    workers: int | None = None  # ray: actors (default: the cluster's CPUs, here 2)
-    ray_address: str | None = None  # ray: an existing cluster (default: a local one)
-
-
-@dataclass
-class SyncResult:
-    run_id: int | None = None
-    status: RunStatus = "running"
-    mode: str = ""
-    model: str = ""
-    eligible: int = 0
-    scanned: int = 0  # rows examined in Python (raw text, model or mode changed)
-    to_embed: int = 0  # rows to write this run
-    embedded: int = 0  # unique texts encoded
-    written: int = 0  # rows upserted
-    skipped_unchanged: int = 0
-    deduplicated: int = 0
-    deleted: int = 0
-    failed: int = 0
-    dry_run: bool = False
-    index: IndexAction = "kept"
-    timings: dict[str, float] = field(default_factory=dict)
-    embeddings_after: int | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def prep_signature(source: Source, settings: Settings) -> str:
@@ -206,7 +168,7 @@ def sync(
             require_ray()
         migrate(conn)
         source = load_source(conn, settings)
-        _take_lock(conn, settings.lock_wait_s)
+        take_lock(conn, settings.lock_wait_s)
         encoder = encoder or _load_encoder(settings, opts, result)
         result.model = encoder.model_name
         _check_dimension(conn, encoder, opts)
@@ -222,7 +184,7 @@ def sync(
             return result
         _delete_step(conn, source, result)
         _embed_step(conn, url, source, encoder, opts, work, result, progress, settings)
-        conn = _alive(conn, url, settings.db_retry_s, settings.lock_wait_s)
+        conn = alive(conn, url, settings.db_retry_s, settings.lock_wait_s)
         _index_step(conn, settings, result, progress)
         _refresh_search_support(conn, source, encoder, opts, result, refreshed)
         result.embeddings_after = store.count_embeddings(conn)
@@ -246,49 +208,6 @@ def sync(
         conn.close()
         log.removeHandler(handler)
         handler.close()
-
-
-def _alive(
-    conn: psycopg.Connection[Any], url: str, budget_s: float, lock_wait_s: float
-) -> psycopg.Connection[Any]:
-    """The run's own connection after the embed stage. A database restart meanwhile closed
-    it (the writer rode it out) and released the run lock: reconnect, take the lock again."""
-    try:
-        conn.execute("SELECT 1")
-        conn.commit()
-        return conn
-    except psycopg.OperationalError as exc:
-        if not is_connection_loss(exc):
-            raise
-    conn.close()
-    fresh = retry_db(lambda: connect(url), budget_s, "reconnecting after the embed stage")
-    _take_lock(fresh, lock_wait_s)
-    return fresh
-
-
-def _take_lock(conn: psycopg.Connection[Any], wait_s: float) -> None:
-    """One embed run per database. A second run waits for the first (up to ``wait_s``),
-    then finds only what is left to do; so does a rerun right after a killed run, whose
-    server session may hold the lock a moment longer."""
-    got = conn.execute("SELECT pg_try_advisory_lock(%s)", (store.SYNC_LOCK_KEY,)).fetchone()
-    if got and got[0]:
-        conn.commit()
-        return
-    busy = (
-        f"another embed run is still in progress on this database after {wait_s:g} s: "
-        "let it finish (PRODSEARCH_LOCK_WAIT_S sets how long to wait)"
-    )
-    if wait_s <= 0:
-        raise ProdsearchError(busy)
-    log.warning("another embed run is in progress on this database: waiting up to %g s", wait_s)
-    try:
-        conn.execute(f"SET lock_timeout = {int(wait_s * 1000)}")
-        conn.execute("SELECT pg_advisory_lock(%s)", (store.SYNC_LOCK_KEY,))
-        conn.execute("RESET lock_timeout")
-        conn.commit()
-    except psycopg.errors.LockNotAvailable:
-        conn.rollback()
-        raise ProdsearchError(busy) from None
 
 
 def _load_encoder(settings: Settings, opts: SyncOptions, result: SyncResult) -> Encoder:
