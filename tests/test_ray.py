@@ -20,7 +20,7 @@ from prodsearch.config import Settings
 from prodsearch.embedding import index
 from prodsearch.embedding.sync import SyncOptions, sync
 from tests.helpers import wait_for
-from tests.test_sync import assert_in_sync
+from tests.test_sync import _embeddings, assert_in_sync
 
 RAY_EMBED = [
     sys.executable,
@@ -95,20 +95,14 @@ def test_ray_engine_equals_local_and_resumes_after_a_kill(
         start_new_session=True,  # its own process group: the kill takes Ray down too
     )
     try:
-        wait_for(lambda: _count(db_url) >= 100, timeout=300, what="100 rows from Ray")
+        wait_for(lambda: _embeddings(db_url) >= 100, timeout=300, what="100 rows from Ray")
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
-    kept = _count(db_url)
+    kept = _embeddings(db_url)
     assert 100 <= kept < len(expected)
     resumed = _run_ray(env, "--mode", "exact")
     assert resumed["status"] == "succeeded"
     assert 0 < resumed["written"] <= len(expected) - kept  # it kept what was committed
     _same(expected, _rows(conn), 0.9999)
     assert_in_sync(conn, settings, "exact")
-
-
-def _count(url: str) -> int:
-    with psycopg.connect(url) as c:
-        row = c.execute("SELECT count(*) FROM analytics_features.product_embeddings").fetchone()
-        return int(row[0]) if row else 0

@@ -109,7 +109,8 @@ def _error_details(errors: Any) -> list[dict[str, Any]]:
     out = []
     for err in errors:
         item = {k: v for k, v in err.items() if k not in ("input", "ctx", "url")}
-        out.append(json.loads(json.dumps(item, default=str).encode("utf-8", "replace")))
+        text = json.dumps(item, default=str, ensure_ascii=False)  # an unpaired surrogate
+        out.append(json.loads(text.encode("utf-8", "replace")))  # becomes "?", not a 500
     return out
 
 

@@ -195,8 +195,8 @@ def run(
     for n, mode in enumerate(modes):
         for engine in engines:
             _reset(url)
-            opts = SyncOptions(mode=mode, engine="ray" if engine == "ray" else "local")
-            opts.workers = workers
+            ray = engine == "ray"
+            opts = SyncOptions(mode=mode, engine="ray" if ray else "local", workers=workers)
             out.methods.append(
                 _measure_mode(bench_settings, url, source, opts, n + 1, eligible, base_s, progress)
             )

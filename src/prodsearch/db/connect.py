@@ -9,6 +9,7 @@ from psycopg import sql
 
 from prodsearch.config import Settings, mask_url
 from prodsearch.db import server
+from prodsearch.db.retry import one_line
 from prodsearch.errors import DatabaseUnavailable
 
 MIN_PGVECTOR = (0, 8)
@@ -35,7 +36,7 @@ def connect(url: str, **kwargs: Any) -> psycopg.Connection[Any]:
     try:
         return psycopg.connect(url, **kwargs)
     except psycopg.OperationalError as exc:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
+        reason = one_line(exc)
         raise DatabaseUnavailable(
             f"cannot connect to {mask_url(url)}: {reason} — check DATABASE_URL, "
             "or unset it to use the embedded server"

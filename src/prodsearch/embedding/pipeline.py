@@ -44,6 +44,44 @@ class Work:
     shashes: list[str] = field(default_factory=list)
 
 
+class ChunkWriter:
+    """Writes chunks of unique texts as their products' rows, one committed upsert per
+    chunk, on a connection of its own — reopened when a database restart killed it. A lost
+    connection is retried for ``retry_s`` seconds (the same chunk again: it is one
+    transaction). Used by the local pipeline's writer thread and by each Ray actor."""
+
+    def __init__(
+        self, url: str, dim: int, source: Source, model: str, mode: str, retry_s: float
+    ) -> None:
+        self.url, self.dim, self.source = url, dim, source
+        self.model, self.mode, self.retry_s = model, mode, retry_s
+        self._writer: store.Writer | None = None
+
+    def write(self, chunk: list[Work], vectors: np.ndarray) -> int:
+        """Upsert the chunk's rows (each text's vector for every product carrying it)."""
+        ids = [pid for w in chunk for pid in w.ids]
+        rows = np.repeat(vectors, [len(w.ids) for w in chunk], axis=0)
+        chashes = [w.chash for w in chunk for _ in w.ids]
+        shashes = [h for w in chunk for h in w.shashes]
+        return retry_db(
+            lambda: self._open().write(ids, rows, chashes, shashes, self.model, self.mode),
+            self.retry_s,
+            "writing embeddings",
+        )
+
+    def _open(self) -> store.Writer:
+        writer = self._writer
+        if writer is None or writer.conn.closed or writer.conn.broken:
+            if writer is not None:
+                writer.conn.close()
+            writer = self._writer = store.Writer(connect(self.url), self.dim, self.source)
+        return writer
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.conn.close()
+
+
 @dataclass
 class PipelineCounts:
     """What the pipeline has committed so far (also after a failure)."""
@@ -160,36 +198,20 @@ class Pipeline:
                 return
 
     def _write(self) -> None:
-        """Each chunk is one transaction; a lost connection is retried (a new connection,
-        the same chunk) for ``retry_s`` seconds, so a database restart costs no work."""
-        writer: store.Writer | None = None
+        enc = self.encoder
+        writer = ChunkWriter(self.url, enc.dim, self.source, enc.model_name, enc.mode, self.retry_s)
         try:
             while True:
                 ok, item = self._get(self._to_write)
                 if not ok or item is _DONE:
                     return
-
-                def attempt(item: tuple[list[Work], np.ndarray] = item) -> None:
-                    nonlocal writer
-                    if writer is None or writer.conn.closed or writer.conn.broken:
-                        if writer is not None:
-                            writer.conn.close()
-                        writer = store.Writer(connect(self.url), self.encoder.dim, self.source)
-                    self._write_chunk(writer, *item)
-
-                retry_db(attempt, self.retry_s, "writing embeddings")
+                self._write_chunk(writer, *item)
         finally:
-            if writer is not None:
-                writer.conn.close()
+            writer.close()
 
-    def _write_chunk(self, writer: store.Writer, chunk: list[Work], vectors: np.ndarray) -> None:
+    def _write_chunk(self, writer: ChunkWriter, chunk: list[Work], vectors: np.ndarray) -> None:
         t0 = time.perf_counter()
-        ids = [pid for w in chunk for pid in w.ids]
-        rows = np.repeat(vectors, [len(w.ids) for w in chunk], axis=0)
-        chashes = [w.chash for w in chunk for _ in w.ids]
-        shashes = [h for w in chunk for h in w.shashes]
-        enc = self.encoder
-        written = writer.write(ids, rows, chashes, shashes, enc.model_name, enc.mode)
+        written = writer.write(chunk, vectors)
         counts = self.counts
         counts.busy_s["write"] += time.perf_counter() - t0
         counts.chunks += 1
@@ -201,8 +223,8 @@ class Pipeline:
             "%d/%d rows, elapsed %.1f s, %.1f rows/s",
             self.run_id,
             counts.chunks,
-            min(ids),
-            max(ids),
+            min(min(w.ids) for w in chunk),
+            max(max(w.ids) for w in chunk),
             written,
             len(chunk),
             counts.written,

@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from prodsearch.catalog.source import Source
 from prodsearch.config import Settings
-from prodsearch.embedding.pipeline import PipelineCounts, Progress, Work
+from prodsearch.db.retry import one_line
+from prodsearch.embedding.pipeline import ChunkWriter, PipelineCounts, Progress, Work
 from prodsearch.errors import ConfigError
 
 log = logging.getLogger("prodsearch.sync")
@@ -64,17 +64,14 @@ def _decode_chunk(data: str) -> list[Work]:
 
 
 class ChunkEmbedder:
-    """A Ray actor: the encoder loaded once, one connection, one committed upsert per
-    chunk (the local pipeline's writer and retry)."""
+    """A Ray actor: the encoder loaded once, and the local pipeline's ``ChunkWriter``
+    (one connection, one committed upsert per chunk, a lost connection retried)."""
 
-    def __init__(self, settings: Settings, url: str, mode: str, run_id: int | None) -> None:
+    def __init__(self, settings: Settings, url: str, mode: str) -> None:
         from prodsearch.catalog.source import load_source
         from prodsearch.db import connect
         from prodsearch.embedding.encoder import load_encoder
 
-        self.settings = settings
-        self.url = url
-        self.run_id = run_id
         self.encoder = load_encoder(
             mode,
             settings.model,
@@ -83,24 +80,19 @@ class ChunkEmbedder:
             threads=1,
         )
         with connect(url) as conn:
-            self.source: Source = load_source(conn, settings)
-        self.writer: Any = None
+            source = load_source(conn, settings)
+        enc = self.encoder
+        self.writer = ChunkWriter(
+            url, enc.dim, source, enc.model_name, enc.mode, settings.db_retry_s
+        )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from prodsearch.db.retry import retry_db
-
         written, embedded, seconds = [], [], []
         for data in batch["chunk"]:
             chunk = _decode_chunk(str(data))
             t0 = time.perf_counter()
             vectors = self.encoder.encode([w.text for w in chunk])
-            written.append(
-                retry_db(
-                    lambda c=chunk, v=vectors: self._write(c, v),
-                    self.settings.db_retry_s,
-                    "writing embeddings",
-                )
-            )
+            written.append(self.writer.write(chunk, vectors))
             embedded.append(len(chunk))
             seconds.append(time.perf_counter() - t0)
         return {
@@ -108,26 +100,6 @@ class ChunkEmbedder:
             "embedded": np.array(embedded),
             "seconds": np.array(seconds),
         }
-
-    def _write(self, chunk: list[Work], vectors: np.ndarray) -> int:
-        from prodsearch.db import connect
-        from prodsearch.embedding import store
-
-        if self.writer is None or self.writer.conn.closed or self.writer.conn.broken:
-            if self.writer is not None:
-                self.writer.conn.close()
-            self.writer = store.Writer(connect(self.url), self.encoder.dim, self.source)
-        rows = np.repeat(vectors, [len(w.ids) for w in chunk], axis=0)
-        return int(
-            self.writer.write(
-                [pid for w in chunk for pid in w.ids],
-                rows,
-                [w.chash for w in chunk for _ in w.ids],
-                [h for w in chunk for h in w.shashes],
-                self.encoder.model_name,
-                self.encoder.mode,
-            )
-        )
 
 
 class RayPipeline:
@@ -167,7 +139,7 @@ class RayPipeline:
                 )
             except Exception as exc:  # unreachable cluster, missing auth token, …
                 where = f"the Ray cluster at {self.address}" if self.address else "Ray"
-                reason = " ".join(str(exc).split())[:300]
+                reason = one_line(exc)[:300]
                 raise ConfigError(
                     f"cannot start or reach {where} ({reason}); check --ray-address and, "
                     "for a cluster, its auth token (RAY_AUTH_TOKEN or ~/.ray/auth_token)"
@@ -185,7 +157,6 @@ class RayPipeline:
                 "settings": self.settings,
                 "url": self.url,
                 "mode": self.mode,
-                "run_id": self.run_id,
             },
             batch_size=1,
             batch_format="numpy",
