@@ -13,6 +13,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
+import psycopg
+
+from prodsearch.catalog.source import Source, load_source
+from prodsearch.config import Settings
 
 
 def free_port() -> int:
@@ -65,3 +69,8 @@ def wait_for(predicate: Any, timeout: float = 240, what: str = "condition") -> N
             return
         time.sleep(0.05)
     raise AssertionError(f"{what} not reached within {timeout:.0f} s")
+
+
+def default_source(conn: psycopg.Connection[Any]) -> Source:
+    """The catalog table as the default settings name it."""
+    return load_source(conn, Settings())

@@ -15,6 +15,7 @@ import psycopg
 from prodsearch.catalog.importer import import_file
 from prodsearch.config import Settings
 from prodsearch.embedding.sync import SyncOptions, sync
+from tests.helpers import default_source
 from tests.test_api import make_client
 
 CORPUS = Path(__file__).parent / "data" / "hostile.csv"
@@ -34,7 +35,7 @@ def test_corpus_is_stored_or_rejected_with_reasons_then_searchable(
 ) -> None:
     feed = tmp_path / "hostile.csv"
     feed.write_bytes(CORPUS.read_bytes())
-    summary = import_file(conn, feed)
+    summary = import_file(conn, feed, default_source(conn))
     assert summary.balanced and summary.read == 14
     assert (summary.inserted, summary.rejected) == (len(STORED), len(REJECTED) + 1)
     rejects = [json.loads(line) for line in feed.with_name(feed.name + ".rejects.jsonl").open()]
@@ -71,8 +72,11 @@ def _peak_rss_of_import(path: Path, db_url: str) -> tuple[dict[str, Any], int]:
     code = (
         "import json, sys, psycopg\n"
         "from prodsearch.catalog.importer import import_file\n"
+        "from prodsearch.catalog.source import load_source\n"
+        "from prodsearch.config import Settings\n"
         "with psycopg.connect(sys.argv[2]) as c:\n"
-        "    s = import_file(c, __import__('pathlib').Path(sys.argv[1]))\n"
+        "    src = load_source(c, Settings())\n"
+        "    s = import_file(c, __import__('pathlib').Path(sys.argv[1]), src)\n"
         "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
         "print(json.dumps({'summary': s.as_dict(), 'rss': int(hwm.split()[1]) * 1024}))\n"
     )

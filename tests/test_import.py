@@ -14,6 +14,7 @@ import pytest
 from prodsearch.catalog.importer import import_file, parse_mapping
 from prodsearch.errors import ProdsearchError
 from tests.conftest import run_cli
+from tests.helpers import default_source
 
 HEADER = b"id,title,description,price,stock_qty,brand,extra\n"
 GOOD = [
@@ -49,7 +50,9 @@ def _rejects(path: Path) -> list[dict[str, Any]]:
 
 def test_csv_with_every_kind_of_bad_row(conn: psycopg.Connection[Any], tmp_path: Path) -> None:
     path = _write_csv(tmp_path / "catalog.csv")
-    summary = import_file(conn, path, mapping=parse_mapping(MAP), chunk_size=2)
+    summary = import_file(
+        conn, path, default_source(conn), mapping=parse_mapping(MAP), chunk_size=2
+    )
     assert summary.read == len(GOOD) + len(BAD)
     assert (summary.inserted, summary.updated, summary.unchanged) == (4, 0, 0)
     assert summary.rejected == len(BAD)
@@ -84,14 +87,14 @@ def test_csv_with_every_kind_of_bad_row(conn: psycopg.Connection[Any], tmp_path:
 def test_reimport_is_unchanged_then_updates(conn: psycopg.Connection[Any], tmp_path: Path) -> None:
     path = _write_csv(tmp_path / "catalog.csv")
     mapping = parse_mapping(MAP)
-    import_file(conn, path, mapping=mapping)
+    import_file(conn, path, default_source(conn), mapping=mapping)
     (stamp,) = conn.execute(
         "SELECT updated_at FROM staging_marts.dim_product WHERE product_id = 1"
     ).fetchone()
-    again = import_file(conn, path, mapping=mapping)
+    again = import_file(conn, path, default_source(conn), mapping=mapping)
     assert (again.inserted, again.updated, again.unchanged, again.rejected) == (0, 0, 4, len(BAD))
     path.write_bytes(HEADER + GOOD[0].replace(b"149.99", b"139.99") + GOOD[1])
-    third = import_file(conn, path, mapping=mapping)
+    third = import_file(conn, path, default_source(conn), mapping=mapping)
     assert (third.inserted, third.updated, third.unchanged, third.rejected) == (0, 1, 1, 0)
     assert third.rejects_path is None
     assert not path.with_name(path.name + ".rejects.jsonl").exists()
@@ -114,7 +117,7 @@ def test_jsonl_and_parquet(conn: psycopg.Connection[Any], tmp_path: Path) -> Non
         b'{"product_id": 14, "name": "Bad bool", "in_stock": "maybe"}\n'
         b'{"product_id": 15.5, "name": "Bad id"}\n'
     )
-    s = import_file(conn, jsonl)
+    s = import_file(conn, jsonl, default_source(conn))
     assert (s.read, s.inserted, s.rejected) == (8, 2, 6) and s.balanced
     reasons = [r["reason"].split(":")[0] for r in _rejects(jsonl)]
     assert reasons == [
@@ -137,7 +140,10 @@ def test_jsonl_and_parquet(conn: psycopg.Connection[Any], tmp_path: Path) -> Non
     parquet = tmp_path / "items.parquet"
     pq.write_table(table, parquet)
     s = import_file(
-        conn, parquet, mapping=parse_mapping(["product_id=sku_id", "name=title", "price=cost"])
+        conn,
+        parquet,
+        default_source(conn),
+        mapping=parse_mapping(["product_id=sku_id", "name=title", "price=cost"]),
     )
     assert (s.read, s.inserted, s.rejected) == (3, 1, 2) and s.balanced
     (n,) = conn.execute(
@@ -151,13 +157,13 @@ def test_bad_arguments_are_clear(conn: psycopg.Connection[Any], tmp_path: Path) 
         parse_mapping(["name"])
     feed = _write_csv(tmp_path / "feed.csv")
     with pytest.raises(ProdsearchError, match="not a catalog column"):
-        import_file(conn, feed, mapping=parse_mapping(["titel=title"]))
+        import_file(conn, feed, default_source(conn), mapping=parse_mapping(["titel=title"]))
     odd = tmp_path / "items.xlsx"
     odd.write_text("x")
     with pytest.raises(ProdsearchError, match="--format"):
-        import_file(conn, odd)
+        import_file(conn, odd, default_source(conn))
     with pytest.raises(ProdsearchError, match="no such file"):
-        import_file(conn, tmp_path / "missing.csv")
+        import_file(conn, tmp_path / "missing.csv", default_source(conn))
 
 
 def test_cli_import_prints_summary_and_rejects(db_url: str, tmp_path: Path) -> None:
@@ -192,7 +198,7 @@ def test_large_file_streams_in_bounded_memory(
     assert size > 40_000_000
     tracemalloc.start()
     try:
-        summary = import_file(conn, path, chunk_size=2000)
+        summary = import_file(conn, path, default_source(conn), chunk_size=2000)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -8,12 +8,23 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EncoderMode = Literal["exact", "bf16", "int8"]
+IndexType = Literal["vector", "halfvec"]
+Engine = Literal["local", "ray"]
+
+# the values a restricted setting or command-line option takes (checked while parsing)
+ENCODER_MODES: tuple[str, ...] = get_args(EncoderMode)
+INDEX_TYPES: tuple[str, ...] = get_args(IndexType)
+ENGINES: tuple[str, ...] = get_args(Engine)
+SearchMode = Literal["semantic", "filtered", "hybrid"]
+ImportFormat = Literal["csv", "tsv", "jsonl", "parquet"]
+SEARCH_ENDPOINTS = ("semantic", "filtered", "hybrid", "similar")
+JUDGED_MODES = ("semantic", "hybrid", "lexical", "exact", "semantic_no_map")
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -67,7 +78,7 @@ class Settings(BaseSettings):
         description="HNSW build candidate list (the original platform used 64; 512 makes "
         "a graph whose recall no longer varies much from build to build).",
     )
-    index_type: Literal["vector", "halfvec"] = Field(
+    index_type: IndexType = Field(
         default="halfvec",
         description="HNSW over the stored vectors, or over a halfvec expression (half the size).",
     )
@@ -245,5 +256,5 @@ def quiet_model_libraries() -> None:
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    quiet_model_libraries()
+    """The settings from the environment, read once (changes nothing)."""
     return Settings()

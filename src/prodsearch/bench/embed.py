@@ -33,7 +33,7 @@ from prodsearch.config import Settings
 from prodsearch.db import connect, database_url, migrate
 from prodsearch.db.names import EMBEDDINGS, QUERY_MAPS
 from prodsearch.embedding import index, store
-from prodsearch.embedding.encoder import cpu_threads, load_encoder
+from prodsearch.embedding.encoder import cpu_threads, encoder_for
 from prodsearch.embedding.sync import SyncOptions, sync
 
 BENCH_DB = "prodsearch_bench_embed"
@@ -182,7 +182,7 @@ def run(
         source = load_source(conn, bench_settings)
         eligible = store.count_eligible(conn, source)
     for mode in modes:  # exports cached before timing, as after a first run
-        load_encoder(mode, settings.model, models_dir=settings.models_dir)
+        encoder_for(settings, mode)
     out = EmbedBench(products, eligible)
     base_s = None
     if with_baseline:
@@ -219,33 +219,29 @@ def _measure_mode(
     mode = opts.mode
     progress(f"{mode} ({opts.engine}): full run")
     full = sync(settings, opts)
-    full_s = full.timings["total_s"]
+    full_s = full.timings.total_s or 0.0
     changed = _change_one_percent(url, source, seed)
     progress(f"{mode}: {full_s:.1f} s; incremental run after changing {changed} products")
     inc = sync(settings, opts)
-    inc_s = inc.timings["total_s"]
+    inc_s = inc.timings.total_s or 0.0
     progress(f"{mode}: incremental {inc_s:.2f} s ({full_s / inc_s:.0f}x faster)")
     t = full.timings
     ray = opts.engine == "ray"
     return EmbedMethod(
         engine=opts.engine,
         workers=(opts.workers or cpu_threads()) if ray else None,
-        rows_per_worker_s=round(full.written / t["encode_s"], 1)
-        if ray and t.get("encode_s")
-        else None,
-        write_rows_per_s=round(full.written / t["write_s"], 1)
-        if not ray and t.get("write_s")
-        else None,
-        fixed_s=round(full_s - t.get("pipeline_s", 0.0), 1),
+        rows_per_worker_s=round(full.written / t.encode_s, 1) if ray and t.encode_s else None,
+        write_rows_per_s=round(full.written / t.write_s, 1) if t.write_s else None,
+        fixed_s=round(full_s - (t.pipeline_s or 0.0), 1),
         method=mode,
         seconds=round(full_s, 1),
         products_per_s=round(eligible / full_s, 1),
         ratio=round(base_s / full_s, 2) if base_s else None,
         embedded_texts=full.embedded,
         deduplicated=full.deduplicated,
-        write_share=round(t.get("write_s", 0) / full_s, 3),
-        index_s=t.get("index_s"),
-        encode_s=t.get("encode_s"),
+        write_share=round((t.write_s or 0.0) / full_s, 3),
+        index_s=t.index_s,
+        encode_s=t.encode_s,
         incremental_changed=changed,
         incremental_written=inc.written,
         incremental_s=round(inc_s, 2),

@@ -19,7 +19,8 @@ from prodsearch.bench.baseline import sentence_transformer
 from prodsearch.bench.queries import benchmark_queries
 from prodsearch.catalog.generate import COLUMNS, rows
 from prodsearch.catalog.text import prepare_text
-from prodsearch.embedding.encoder import MODES, load_encoder
+from prodsearch.config import Settings
+from prodsearch.embedding.encoder import MODES, encoder_for
 from prodsearch.search import recall
 
 
@@ -95,6 +96,7 @@ def _baseline() -> Callable[[Sequence[str]], np.ndarray]:
 
 
 def run(
+    settings: Settings,
     n_texts: int = 2048,
     modes: Sequence[str] = MODES,
     rounds: int = 3,
@@ -105,7 +107,7 @@ def run(
     queries = benchmark_queries()[:n_queries]
     encoders: dict[str, Callable[[Sequence[str]], np.ndarray]] = {"baseline": _baseline()}
     for mode in modes:
-        encoders[mode] = load_encoder(mode).encode
+        encoders[mode] = encoder_for(settings, mode).encode
     results = {name: MethodResult(name) for name in encoders}
     vectors: dict[str, np.ndarray] = {}
     for encode in encoders.values():  # warm-up: first calls allocate
@@ -142,6 +144,7 @@ def run(
 
 
 def recall_at_10(
+    settings: Settings,
     n_products: int = 10_000,
     modes: Sequence[str] = ("bf16", "int8"),
     n_queries: int | None = None,
@@ -152,14 +155,14 @@ def recall_at_10(
     distances: duplicate texts tie)."""
     texts = product_texts(n_products, seed=10_000)
     queries = benchmark_queries()[:n_queries]
-    exact = load_encoder("exact")
+    exact = encoder_for(settings, "exact")
     progress(f"exact: encoding {len(texts):,} products")
     ref_docs, ref_q = exact.encode(texts), exact.encode(queries)
     ref_dist = 1.0 - ref_q @ ref_docs.T  # exact-mode distances, query x product
     kth = np.sort(ref_dist, axis=1)[:, 9]
     out = NeighbourAgreement(len(texts), len(queries), {})
     for mode in modes:
-        enc = load_encoder(mode)
+        enc = encoder_for(settings, mode)
         progress(f"{mode}: encoding {len(texts):,} products")
         top = np.argsort(-(enc.encode(queries) @ enc.encode(texts).T), axis=1)[:, :10]
         hits = [

@@ -36,7 +36,8 @@ from prodsearch.config import Settings
 from prodsearch.db import connect, database_url
 from prodsearch.db.names import BENCH_UNIQUE_VECTORS, EMBEDDINGS
 from prodsearch.embedding import index, querymap
-from prodsearch.embedding.encoder import load_encoder
+from prodsearch.embedding.encoder import encoder_for
+from prodsearch.errors import ProdsearchError
 from prodsearch.search import recall
 
 
@@ -120,7 +121,7 @@ def run(
         probe = _Probe(sample, vectors, exact_kth, ef_values, dim, progress)
         if existing:
             if not current.exists or current.type is None:
-                raise ValueError("no index to measure: run `prodsearch index build` first")
+                raise ProdsearchError("no index to measure: run `prodsearch index build` first")
             m, efc = current.m or 0, current.ef_construction or 0
             out.shapes.append(_measure(conn, probe, current.type, m, efc, 0.0))
         for shape in () if existing else shapes:
@@ -141,7 +142,7 @@ def _query_vectors(
 ) -> tuple[list[Any], int, bool]:
     """The sample's vectors as the API embeds them (the query encoder, then the documents'
     query map), their dimension, and whether a map was applied."""
-    enc = load_encoder(settings.query_mode, settings.model, models_dir=settings.models_dir)
+    enc = encoder_for(settings, settings.query_mode)
     vectors = [enc.encode([q])[0] for _kind, q in sample]
     qmap = querymap.load(conn, enc.model_name, settings.mode)
     if qmap is not None:

@@ -35,7 +35,8 @@ from prodsearch.config import Settings
 from prodsearch.db import connect, database_url
 from prodsearch.db.names import EMBEDDINGS
 from prodsearch.embedding import querymap
-from prodsearch.embedding.encoder import load_encoder
+from prodsearch.embedding.encoder import encoder_for
+from prodsearch.errors import ProdsearchError
 from prodsearch.search.lexquery import analyze
 from prodsearch.search.synonyms import load as load_synonyms
 
@@ -47,7 +48,7 @@ def _catalog(
     source, which must have ``polish_name`` / ``polish_description`` columns)."""
     missing = [c for c in ("polish_name", "polish_description") if c not in source.columns]
     if missing:
-        raise ValueError(
+        raise ProdsearchError(
             f"bench polish needs Polish text columns; {source.name} has no {', '.join(missing)}"
         )
     register_vector(conn)
@@ -96,12 +97,12 @@ class PolishBench:
 
 
 def run(settings: Settings, progress: Callable[[str], None] = lambda _m: None) -> PolishBench:
-    enc = load_encoder(settings.mode, settings.model, models_dir=settings.models_dir)
+    enc = encoder_for(settings)
     synonyms = load_synonyms(settings.synonyms)
     with connect(database_url(settings)) as conn:
         qmap = querymap.load(conn, enc.model_name, enc.mode)
         if qmap is None:
-            raise ValueError("no query map stored: run `prodsearch embed` first")
+            raise ProdsearchError("no query map stored: run `prodsearch embed` first")
         ids, english, polish_rows = _catalog(conn, load_source(conn, settings))
         fields = ["polish_name", "polish_description"]
         texts = [prepare_text(r, fields, settings.max_chars) for r in polish_rows]

@@ -34,7 +34,7 @@ from prodsearch.config import Settings
 from prodsearch.db import connect, database_url
 from prodsearch.db.names import EMBEDDINGS
 from prodsearch.embedding import querymap
-from prodsearch.embedding.encoder import load_encoder
+from prodsearch.embedding.encoder import encoder_for
 from prodsearch.search import recall
 
 FILTERS: tuple[dict[str, Any], ...] = (
@@ -175,7 +175,7 @@ def _recall(db: str, url: str, settings: Settings, n: int) -> Recall:
     tie) or than 1.01 times it (ε).
     """
     # the API's query encoder (query_mode) and the documents' query map (mode)
-    enc = load_encoder(settings.query_mode, settings.model, models_dir=settings.models_dir)
+    enc = encoder_for(settings, settings.query_mode)
     sample = recall_sample(n)
     hits: dict[str, list[float]] = {"wands": [], "catalog": []}
     eps: list[float] = []

@@ -269,21 +269,16 @@ def _upsert(
 def import_file(
     conn: psycopg.Connection[Any],
     path: Path,
+    source: Source,
     fmt: str | None = None,
     mapping: Mapping[str, str] | None = None,
     chunk_size: int = 5000,
     progress: Callable[[ImportSummary], None] | None = None,
-    source: Source | None = None,
 ) -> ImportSummary:
-    """Stream ``path`` into the catalog (``source``: the configured one when not given);
-    see the module docstring for the rules."""
+    """Stream ``path`` into the catalog table ``source``; see the module docstring for the
+    rules."""
     if not path.is_file():
         raise ProdsearchError(f"no such file: {path}")
-    if source is None:
-        from prodsearch.catalog.source import load_source
-        from prodsearch.config import get_settings
-
-        source = load_source(conn, get_settings())
     target = Target.of(conn, source)
     conn.commit()  # each chunk is its own transaction
     mapping = dict(mapping or {})

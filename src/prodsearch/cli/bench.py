@@ -9,15 +9,24 @@ import typer
 
 from prodsearch.cli.common import (
     JsonFlag,
+    int_list,
+    list_of,
     out,
     print_json,
     print_table,
     progress_log,
+    ready_settings,
     split_list,
 )
 from prodsearch.cli.relevance import relevance
 from prodsearch.cli.soak import soak
-from prodsearch.config import get_settings
+from prodsearch.config import (
+    ENCODER_MODES,
+    ENGINES,
+    INDEX_TYPES,
+    SEARCH_ENDPOINTS,
+    get_settings,
+)
 
 if TYPE_CHECKING:
     from prodsearch.bench.embed import EmbedBench
@@ -34,7 +43,7 @@ def polish(as_json: JsonFlag = False) -> None:
     """Polish queries in semantic mode: English-only vs query map vs second Polish vectors."""
     from prodsearch.bench import polish as bench
 
-    result = bench.run(get_settings(), progress=progress_log(as_json))
+    result = bench.run(ready_settings(), progress=progress_log(as_json))
     if as_json:
         print_json(result.as_dict())
         return
@@ -65,7 +74,9 @@ def polish(as_json: JsonFlag = False) -> None:
 @app.command("encode")
 def encode(
     texts: Annotated[int, typer.Option("--texts", min=64, help="Product texts to encode.")] = 2048,
-    modes: Annotated[str, typer.Option(help="Comma-separated modes.")] = "exact,bf16,int8",
+    modes: Annotated[
+        str, typer.Option(callback=list_of(ENCODER_MODES), help="Comma-separated modes.")
+    ] = "exact,bf16,int8",
     rounds: Annotated[int, typer.Option(min=1, help="Timed rounds; medians reported.")] = 3,
     recall_products: Annotated[
         int, typer.Option(help="Also measure recall@10 vs exact on N products (0 = skip).")
@@ -79,12 +90,13 @@ def encode(
     """Encoder texts/s per mode vs sentence-transformers fp32 (batch 32), fidelity, latency."""
     from prodsearch.bench import encode as bench
 
+    settings = get_settings()
     mode_list = split_list(modes)
     log = progress_log(as_json)
-    result = bench.run(texts, mode_list, rounds, queries or 200, progress=log)
+    result = bench.run(settings, texts, mode_list, rounds, queries or 200, progress=log)
     if recall_products:
         others = [m for m in mode_list if m != "exact"]
-        result.recall = bench.recall_at_10(recall_products, others, queries, progress=log)
+        result.recall = bench.recall_at_10(settings, recall_products, others, queries, progress=log)
     if as_json:
         print_json(result.as_dict())
         return
@@ -116,13 +128,16 @@ def encode(
 @app.command("embed")
 def embed(
     products: Annotated[int, typer.Option(min=100, help="Catalog size.")] = 20_000,
-    modes: Annotated[str, typer.Option(help="Comma-separated modes.")] = "exact,bf16,int8",
+    modes: Annotated[
+        str, typer.Option(callback=list_of(ENCODER_MODES), help="Comma-separated modes.")
+    ] = "exact,bf16,int8",
     baseline: Annotated[bool, typer.Option(help="Run the original method too.")] = True,
     engines: Annotated[
         str,
         typer.Option(
             "--engines",
             "--engine",
+            callback=list_of(ENGINES),
             help="Engine, or comma-separated engines: local, ray (each mode on each).",
         ),
     ] = "local",
@@ -136,7 +151,7 @@ def embed(
     from prodsearch.bench import embed as bench
 
     result = bench.run(
-        get_settings(),
+        ready_settings(),
         products,
         split_list(modes),
         baseline,
@@ -193,9 +208,11 @@ def search(
     url: Annotated[
         str | None, typer.Option(help="A served API; default: start one on a free local port.")
     ] = None,
-    concurrency: Annotated[str, typer.Option(help="Comma-separated levels.")] = "1,8",
+    concurrency: Annotated[
+        str, typer.Option(callback=int_list(1, 1024), help="Comma-separated levels.")
+    ] = "1,8",
     endpoints: Annotated[
-        str, typer.Option(help="Comma-separated.")
+        str, typer.Option(callback=list_of(SEARCH_ENDPOINTS), help="Comma-separated.")
     ] = "semantic,filtered,hybrid,similar",
     recall_queries: Annotated[
         int, typer.Option(min=0, help="Queries for recall@10 (all catalog ones + WANDS; 0 = skip).")
@@ -211,12 +228,9 @@ def search(
     """API latency p50/p95/p99 and requests/s per endpoint, recall@10, vs the original path."""
     from prodsearch.bench import search as bench
 
-    try:
-        levels = tuple(int(c) for c in split_list(concurrency))
-    except ValueError as exc:
-        raise typer.BadParameter(f"--concurrency takes integers: {exc}") from exc
+    levels = tuple(int(c) for c in split_list(concurrency))
     result = bench.run(
-        get_settings(),
+        ready_settings(),
         url,
         levels,
         tuple(split_list(endpoints)),
@@ -273,17 +287,20 @@ def _print_search(result: SearchBench) -> None:
 @app.command("index")
 def index(
     queries: Annotated[int, typer.Option(min=10, help="Queries for recall and latency.")] = 200,
-    shapes: Annotated[str, typer.Option(help="Comma-separated: vector, halfvec.")] = (
-        "vector,halfvec"
-    ),
+    shapes: Annotated[
+        str, typer.Option(callback=list_of(INDEX_TYPES), help="Comma-separated index shapes.")
+    ] = "vector,halfvec",
     params: Annotated[
         str | None,
         typer.Option(
+            callback=_check_pairs,
             help="Comma-separated MxEF_CONSTRUCTION pairs, e.g. 16x64,32x256 "
-            "(default: the configured pair)."
+            "(default: the configured pair).",
         ),
     ] = None,
-    ef: Annotated[str, typer.Option(help="Comma-separated ef_search values.")] = "40,100,200",
+    ef: Annotated[
+        str, typer.Option(callback=int_list(1, 1000), help="Comma-separated ef_search values.")
+    ] = "40,100,200",
     existing: Annotated[
         bool, typer.Option("--existing", help="Measure the index as it is; build nothing.")
     ] = False,
@@ -298,15 +315,10 @@ def index(
     """HNSW shapes and build parameters: build time, size, recall@10, latency per ef_search."""
     from prodsearch.bench import index as bench
 
-    try:
-        pairs = [_pair(p) for p in split_list(params)] if params else None
-        ef_values = [int(x) for x in split_list(ef)]
-    except ValueError as exc:
-        raise typer.BadParameter(
-            f"--params takes MxEF pairs like 16x64, --ef integers: {exc}"
-        ) from exc
+    pairs = [_pair(p) for p in split_list(params)] if params else None
+    ef_values = [int(x) for x in split_list(ef)]
     result = bench.run(
-        get_settings(),
+        ready_settings(),
         shapes=split_list(shapes),
         params=pairs,
         ef_values=ef_values,
@@ -326,6 +338,23 @@ def index(
 def _pair(text: str) -> tuple[int, int]:
     m, efc = text.split("x")  # ValueError unless exactly one "x"
     return int(m), int(efc)
+
+
+def _check_pairs(value: str | None) -> str | None:
+    """--params: MxEF pairs with m 2..100 and ef_construction 4..1000 (the settings' bounds)."""
+    if value is None:
+        return None
+    try:
+        pairs = [_pair(p) for p in split_list(value)]
+        ok = bool(pairs) and all(2 <= m <= 100 and 4 <= efc <= 1000 for m, efc in pairs)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise typer.BadParameter(
+            f"{value!r}: use comma-separated MxEF_CONSTRUCTION pairs such as 16x64,32x256 "
+            "(m 2-100, ef_construction 4-1000)"
+        )
+    return value
 
 
 ENCODE_COLUMNS = (

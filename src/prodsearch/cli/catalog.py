@@ -8,8 +8,16 @@ from typing import Annotated
 
 import typer
 
-from prodsearch.cli.common import JsonFlag, counts, err, open_db, out, print_json, print_table
-from prodsearch.config import get_settings
+from prodsearch.cli.common import (
+    JsonFlag,
+    counts,
+    err,
+    open_db,
+    out,
+    print_json,
+    print_table,
+)
+from prodsearch.config import ImportFormat, get_settings
 from prodsearch.errors import ProdsearchError
 
 app = typer.Typer(help="The product catalog: generate, import, stats.", no_args_is_help=True)
@@ -63,7 +71,8 @@ def stats(as_json: JsonFlag = False) -> None:
 def import_(
     path: Annotated[Path, typer.Argument(help="CSV, TSV, JSONL or Parquet file.")],
     fmt: Annotated[
-        str | None, typer.Option("--format", help="csv|tsv|jsonl|parquet (default: extension).")
+        ImportFormat | None,
+        typer.Option("--format", help="Default: from the extension."),
     ] = None,
     mapping: Annotated[
         list[str] | None,
@@ -73,10 +82,11 @@ def import_(
 ) -> None:
     """Upsert a catalog file by product_id; bad rows go to PATH.rejects.jsonl with reasons."""
     from prodsearch.catalog.importer import import_file, parse_mapping
+    from prodsearch.catalog.source import load_source
 
     columns = parse_mapping(mapping or [])
     with open_db() as conn:
-        summary = import_file(conn, path, fmt, columns)
+        summary = import_file(conn, path, load_source(conn, get_settings()), fmt, columns)
     if as_json:
         print_json(summary.as_dict())
     else:

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from prodsearch.config import get_settings
+from prodsearch.config import Settings, get_settings
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True)
@@ -52,6 +52,38 @@ def split_list(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
+def list_of(allowed: Sequence[str]) -> Callable[[str], str]:
+    """Callback for a comma-separated option whose items must each be in ``allowed``."""
+
+    def check(value: str) -> str:
+        items = split_list(value)
+        bad = [item for item in items if item not in allowed]
+        if bad or not items:
+            shown = ", ".join(repr(b) for b in bad) or "nothing"
+            raise typer.BadParameter(f"{shown}: use a comma-separated list of {', '.join(allowed)}")
+        return value
+
+    return check
+
+
+def int_list(low: int, high: int) -> Callable[[str], str]:
+    """Callback for a comma-separated list of integers from ``low`` to ``high``."""
+
+    def check(value: str) -> str:
+        items = split_list(value)
+        try:
+            ok = bool(items) and all(low <= int(item) <= high for item in items)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise typer.BadParameter(
+                f"{value!r}: use a comma-separated list of integers from {low} to {high}"
+            )
+        return value
+
+    return check
+
+
 def print_table(
     title: str | None,
     headers: Sequence[str],
@@ -70,10 +102,20 @@ def counts(*values: int) -> list[str]:
     return [f"{v:,}" for v in values]
 
 
-def open_db() -> psycopg.Connection[Any]:
-    """Connect to the configured database with the schema applied."""
-    from prodsearch.db import connect, database_url, migrate
+def ready_settings() -> Settings:
+    """The settings, with the database they name started (the embedded server, unless
+    ``DATABASE_URL`` names another): the explicit start for commands that need it."""
+    from prodsearch.db import start_database
 
-    conn = connect(database_url(get_settings()))
+    settings = get_settings()
+    start_database(settings)
+    return settings
+
+
+def open_db() -> psycopg.Connection[Any]:
+    """Connect to the configured database (started if embedded) with the schema applied."""
+    from prodsearch.db import connect, migrate, start_database
+
+    conn = connect(start_database(get_settings()))
     migrate(conn)
     return conn

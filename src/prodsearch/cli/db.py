@@ -60,9 +60,9 @@ def status(as_json: JsonFlag = False) -> None:
 @app.command("url")
 def url() -> None:
     """Print a connection URL usable by psql and psycopg (starts the embedded server)."""
-    from prodsearch.db import database_url
+    from prodsearch.db import start_database
 
-    sys.stdout.write(database_url(get_settings()) + "\n")
+    sys.stdout.write(start_database(get_settings()) + "\n")
 
 
 @app.command(
@@ -71,10 +71,10 @@ def url() -> None:
 )
 def psql(ctx: typer.Context) -> None:
     """Run the bundled psql against the database; extra arguments go to psql."""
-    from prodsearch.db import database_url
+    from prodsearch.db import start_database
     from prodsearch.db.server import bin_path
 
-    target = database_url(get_settings())
+    target = start_database(get_settings())
     binary = str(bin_path("psql"))
     sys.stdout.flush()
     os.execv(binary, [binary, target, *ctx.args])

@@ -23,13 +23,14 @@ def demo(
     """Start the database, build the demo catalog, embed it, index it, serve the API and page."""
     from prodsearch.catalog.generate import ensure_demo
     from prodsearch.catalog.source import load_source
-    from prodsearch.db import connect, database_url, migrate
+    from prodsearch.config import mask_url
+    from prodsearch.db import connect, migrate, start_database
     from prodsearch.embedding.sync import SyncOptions
 
     settings = get_settings()
     out.rule("prodsearch demo")
-    url = database_url(settings)
-    out.print(f"[1/5] database running: {url}")
+    url = start_database(settings)
+    out.print(f"[1/5] database running: {mask_url(url)}")
     with connect(url) as conn:
         applied = migrate(conn)
         out.print(f"[2/5] schema ready ({len(applied)} migration(s) applied now)")

@@ -8,24 +8,29 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from prodsearch.cli.common import JsonFlag, counts, err, open_db, out, print_json, print_table
-from prodsearch.config import Settings, get_settings
+from prodsearch.cli.common import (
+    JsonFlag,
+    counts,
+    err,
+    open_db,
+    out,
+    print_json,
+    print_table,
+    ready_settings,
+)
+from prodsearch.config import EncoderMode, Engine, Settings, get_settings
 from prodsearch.db.names import INDEX_NAME
-from prodsearch.errors import ConfigError
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-    from prodsearch.embedding.runs import Engine
     from prodsearch.embedding.sync import SyncOptions, SyncResult
 
 index_app = typer.Typer(help=f"The HNSW index {INDEX_NAME}.", no_args_is_help=True)
 
 
 def embed(
-    mode: Annotated[
-        str | None, typer.Option(help="exact | bf16 | int8 (default: PRODSEARCH_MODE).")
-    ] = None,
+    mode: Annotated[EncoderMode | None, typer.Option(help="Default: PRODSEARCH_MODE.")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Texts per encoder batch.")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Embed at most N products.")] = None,
     full_refresh: Annotated[
@@ -45,10 +50,10 @@ def embed(
         typer.Option("--refit-map", help="Refit the Polish->English query map from the catalog."),
     ] = False,
     engine: Annotated[
-        str,
+        Engine,
         typer.Option(
             help="Where the encode step runs: local (threads here) or ray (a Ray Data actor "
-            "pool; needs pip install 'prodsearch[ray]')."
+            "pool; needs pip install 'prodsearch[ray]').",
         ),
     ] = "local",
     ray_address: Annotated[
@@ -62,7 +67,7 @@ def embed(
     """Sync embeddings with the catalog: embed new and changed products, remove deleted ones."""
     from prodsearch.embedding.sync import SyncOptions
 
-    settings = get_settings()
+    settings = ready_settings()
     opts = SyncOptions(
         mode=mode or settings.mode,
         batch_size=batch_size,
@@ -71,17 +76,11 @@ def embed(
         dry_run=dry_run,
         chunk_size=chunk_size,
         refit_map=refit_map,
-        engine=_engine(engine),
+        engine=engine,
         workers=workers,
         ray_address=ray_address,
     )
     run_sync(settings, opts, show_progress=not (quiet or as_json), as_json=as_json)
-
-
-def _engine(value: str) -> Engine:
-    if value not in ("local", "ray"):
-        raise ConfigError(f"--engine {value!r}: use local or ray")
-    return "ray" if value == "ray" else "local"
 
 
 def run_sync(settings: Settings, opts: SyncOptions, show_progress: bool, as_json: bool) -> None:
@@ -140,8 +139,8 @@ def _progress_bar(show: bool) -> tuple[Progress, Callable[[str, int, int], None]
 
 def _print_result(result: SyncResult, settings: Settings) -> None:
     t = result.timings
-    total = t.get("total_s", 0.0)
-    rate = result.written / t["pipeline_s"] if t.get("pipeline_s") else 0.0
+    total = t.total_s or 0.0
+    rate = result.written / t.pipeline_s if t.pipeline_s else 0.0
     print_table(
         f"embed run {result.run_id} ({result.mode}) — {result.status}",
         ("eligible", "embedded", "rows written", "unchanged", "deduplicated", "deleted", "failed"),
@@ -157,10 +156,10 @@ def _print_result(result: SyncResult, settings: Settings) -> None:
             )
         ],
     )
-    write_share = 100 * t.get("write_s", 0) / total if total else 0
+    write_share = 100 * (t.write_s or 0.0) / total if total else 0
     out.print(
         f"total {total:.1f} s, {rate:,.1f} products/s while embedding; index {result.index}"
-        + (f" in {t['index_s']:.1f} s" if "index_s" in t else "")
+        + (f" in {t.index_s:.1f} s" if t.index_s is not None else "")
         + f"; writing took {write_share:.1f}% of wall time"
     )
     out.print(f"log: {settings.logs_dir / 'embedding_pipeline.log'}")

@@ -26,9 +26,9 @@ def config(as_json: JsonFlag = False) -> None:
 def init() -> None:
     """Connect (starting the embedded server if needed) and apply schema migrations."""
     from prodsearch.config import mask_url
-    from prodsearch.db import connect, database_url, migrate
+    from prodsearch.db import connect, migrate, start_database
 
-    url = database_url(get_settings())
+    url = start_database(get_settings())
     with connect(url) as conn:
         applied = migrate(conn)
     for mig in applied:

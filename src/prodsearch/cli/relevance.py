@@ -8,8 +8,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from prodsearch.cli.common import JsonFlag, err, out, print_json, split_list
-from prodsearch.config import get_settings
+from prodsearch.cli.common import (
+    JsonFlag,
+    err,
+    list_of,
+    out,
+    print_json,
+    ready_settings,
+    split_list,
+)
+from prodsearch.config import JUDGED_MODES
 
 if TYPE_CHECKING:
     from prodsearch.bench.relevance import Figures
@@ -22,7 +30,11 @@ def relevance(
         str | None, typer.Option(help="Judged query TSV (default: the shipped set).")
     ] = None,
     modes: Annotated[
-        str, typer.Option(help="Comma-separated: semantic hybrid lexical exact semantic_no_map.")
+        str,
+        typer.Option(
+            callback=list_of(JUDGED_MODES),
+            help=f"Comma-separated: {', '.join(JUDGED_MODES)}.",
+        ),
     ] = "semantic,hybrid,lexical,exact",
     save: Annotated[str | None, typer.Option(help="Write per-query scores (JSON) here.")] = None,
     compare: Annotated[
@@ -35,7 +47,7 @@ def relevance(
     from prodsearch.bench import relevance as rel
 
     console = err if as_json else out  # --json: tables to stderr, the JSON alone on stdout
-    scores, meta = rel.judge(get_settings(), queries, split_list(modes))
+    scores, meta = rel.judge(ready_settings(), queries, split_list(modes))
     by_lang = rel.summarise(scores, ("mode", "lang"))
     _scores_table(
         console,

@@ -6,14 +6,14 @@ from typing import Annotated
 
 import typer
 
-from prodsearch.cli.common import JsonFlag, out, print_json, print_table
-from prodsearch.config import Settings, get_settings
+from prodsearch.cli.common import JsonFlag, out, print_json, print_table, ready_settings
+from prodsearch.config import SearchMode, Settings, get_settings
 from prodsearch.errors import ProdsearchError
 
 
 def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
-    mode: Annotated[str, typer.Option(help="semantic | filtered | hybrid")] = "semantic",
+    mode: Annotated[SearchMode, typer.Option()] = "semantic",
     filters: Annotated[
         list[str] | None,
         typer.Option("--filter", help="KEY=VALUE, repeatable: category=Brake Pads, price_max=200."),
@@ -26,7 +26,7 @@ def search(
     from prodsearch.search.setup import search_once
 
     try:
-        resp = search_once(get_settings(), mode, query, limit, filters or [])
+        resp = search_once(ready_settings(), mode, query, limit, filters or [])
     except SearchError as exc:
         raise ProdsearchError(str(exc)) from exc
     if as_json:
@@ -83,9 +83,9 @@ def _check_port_free(host: str, port: int) -> None:
 def run_server(settings: Settings, host: str | None, port: int | None, workers: int) -> None:
     import uvicorn
 
-    from prodsearch.db import database_url
+    from prodsearch.db import start_database
 
-    database_url(settings)  # start the embedded server before workers fork
+    start_database(settings)  # before workers fork
     host = host or settings.host
     port = port or settings.port
     _check_port_free(host, port)

@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from prodsearch.cli.common import JsonFlag, out, print_json, progress_log
-from prodsearch.config import get_settings
+from prodsearch.cli.common import JsonFlag, out, print_json, progress_log, ready_settings
 
 
 def soak(
@@ -23,7 +22,7 @@ def soak(
     errors, p50/p99 and the server's memory at start and end (make soak)."""
     from prodsearch.bench import soak as bench
 
-    r = bench.run(get_settings(), clients, seconds, churn, progress=progress_log(as_json))
+    r = bench.run(ready_settings(), clients, seconds, churn, progress=progress_log(as_json))
     if as_json:
         print_json(r.as_dict())
         return

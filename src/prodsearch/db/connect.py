@@ -16,18 +16,25 @@ MIN_PGVECTOR = (0, 8)
 CONNECT_TIMEOUT_S = 5
 
 
-def database_url(settings: Settings, *, start: bool = True) -> str:
-    """The URL to use: ``DATABASE_URL`` when set, else the embedded server (started on demand)."""
+def database_url(settings: Settings) -> str:
+    """The URL to use: ``DATABASE_URL`` when set, else the running embedded server's. Starts
+    nothing: an entry point calls :func:`start_database` first."""
     if settings.database_url is not None:
         return settings.database_url.get_secret_value()
-    if start:
-        return server.start(settings.pg_dir)
     st = server.status(settings.pg_dir)
     if not st.running or st.url is None:
         raise DatabaseUnavailable(
             f"the embedded database in {settings.pg_dir} is not running: run `prodsearch db start`"
         )
     return st.url
+
+
+def start_database(settings: Settings) -> str:
+    """The explicit start: the embedded server in ``settings.pg_dir`` is started (initialised
+    on first use) unless ``DATABASE_URL`` names another server; returns the URL to use."""
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value()
+    return server.start(settings.pg_dir)
 
 
 def connect(url: str, **kwargs: Any) -> psycopg.Connection[Any]:

@@ -27,13 +27,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from prodsearch.config import EncoderMode, get_settings
+from prodsearch.config import DEFAULT_MODEL, ENCODER_MODES, EncoderMode, Settings
 from prodsearch.embedding.model import ModelSource, resolve_model
 from prodsearch.errors import ConfigError
 
 log = logging.getLogger("prodsearch.encoder")
 
-MODES: tuple[str, ...] = ("exact", "bf16", "int8")
+MODES = ENCODER_MODES
+DEFAULT_BATCH = 64  # texts per encoder batch unless a caller says otherwise
 # Tokens per batch (batch size x padded length), measured best per backend on 2 cores.
 TOKEN_BUDGET = {"exact": 2048, "bf16": 4096, "int8": 1024}
 
@@ -164,12 +165,32 @@ class Encoder:
         return out
 
 
+def encoder_for(
+    settings: Settings,
+    mode: str | None = None,
+    *,
+    max_batch: int | None = None,
+    threads: int | None = None,
+    for_queries: bool = False,
+) -> Encoder:
+    """:func:`load_encoder` with what ``settings`` say: the model, the export cache and the
+    batch size (``max_batch`` overrides it); ``mode`` defaults to the documents' mode."""
+    return load_encoder(
+        mode or settings.mode,
+        settings.model,
+        models_dir=settings.models_dir,
+        max_batch=max_batch,
+        threads=threads,
+        for_queries=for_queries,
+    )
+
+
 def load_encoder(
     mode: EncoderMode | str = "exact",
-    model: str | None = None,
+    model: str = DEFAULT_MODEL,
     *,
-    models_dir: Path | None = None,
-    max_batch: int | None = None,
+    models_dir: Path,
+    max_batch: int = DEFAULT_BATCH,
     threads: int | None = None,
     for_queries: bool = False,
 ) -> Encoder:
@@ -183,8 +204,7 @@ def load_encoder(
     """
     if mode not in MODES:
         raise ValueError(f"unknown encoder mode {mode!r}: use one of {', '.join(MODES)}")
-    settings = get_settings()
-    source = resolve_model(model or settings.model)
+    source = resolve_model(model)
     if not threads:
         query_threads = 1 if mode == "int8" else min(2, cpu_threads())
         threads = query_threads if for_queries else cpu_threads()
@@ -194,7 +214,7 @@ def load_encoder(
     else:
         from prodsearch.embedding.export import discard, onnx_model
 
-        cache = models_dir or settings.models_dir
+        cache = models_dir
         path = onnx_model(source, mode, cache)
         try:
             backend = OnnxBackend(path, threads, spin=not for_queries)
@@ -220,6 +240,6 @@ def load_encoder(
         max_tokens=source.max_tokens,
         backend=backend,
         tokenizer=tokenizer,
-        max_batch=max_batch or settings.batch_size,
+        max_batch=max_batch,
         token_budget=TOKEN_BUDGET[mode],
     )

@@ -93,6 +93,7 @@ class PipelineCounts:
         default_factory=lambda: {"tokenize": 0.0, "encode": 0.0, "write": 0.0}
     )
     wall_s: float = 0.0
+    batch_sizes: set[int] = field(default_factory=set)  # encoder batch sizes that ran
 
 
 class Pipeline:
@@ -126,6 +127,7 @@ class Pipeline:
 
     def run(self) -> PipelineCounts:
         self._started = time.perf_counter()
+        self.counts.batch_sizes.add(self.encoder.max_batch)
         threads = [
             threading.Thread(target=self._guard, args=(self._tokenize,), name="tokenize"),
             threading.Thread(target=self._guard, args=(self._write,), name="write"),

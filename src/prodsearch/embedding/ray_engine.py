@@ -67,18 +67,13 @@ class ChunkEmbedder:
     """A Ray actor: the encoder loaded once, and the local pipeline's ``ChunkWriter``
     (one connection, one committed upsert per chunk, a lost connection retried)."""
 
-    def __init__(self, settings: Settings, url: str, mode: str) -> None:
+    def __init__(self, settings: Settings, url: str, mode: str, batch_size: int) -> None:
         from prodsearch.catalog.source import load_source
         from prodsearch.db import connect
-        from prodsearch.embedding.encoder import load_encoder
+        from prodsearch.embedding.encoder import encoder_for
 
-        self.encoder = load_encoder(
-            mode,
-            settings.model,
-            models_dir=settings.models_dir,
-            max_batch=settings.batch_size,
-            threads=1,
-        )
+        # the run's batch size (--batch-size), not the settings' default
+        self.encoder = encoder_for(settings, mode, max_batch=batch_size, threads=1)
         with connect(url) as conn:
             source = load_source(conn, settings)
         enc = self.encoder
@@ -87,19 +82,30 @@ class ChunkEmbedder:
         )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        written, embedded, seconds = [], [], []
+        """Each chunk: tokenise, encode, write — timed apart, as the local pipeline's
+        stages are, so ``busy_s`` means the same under both engines."""
+        out: dict[str, list[float]] = {
+            "written": [],
+            "embedded": [],
+            "tokenize_s": [],
+            "encode_s": [],
+            "write_s": [],
+            "batch_size": [],
+        }
         for data in batch["chunk"]:
             chunk = _decode_chunk(str(data))
             t0 = time.perf_counter()
-            vectors = self.encoder.encode([w.text for w in chunk])
-            written.append(self.writer.write(chunk, vectors))
-            embedded.append(len(chunk))
-            seconds.append(time.perf_counter() - t0)
-        return {
-            "written": np.array(written),
-            "embedded": np.array(embedded),
-            "seconds": np.array(seconds),
-        }
+            ids = self.encoder.tokenize([w.text for w in chunk])
+            t1 = time.perf_counter()
+            vectors = self.encoder.encode_ids(ids)
+            t2 = time.perf_counter()
+            out["written"].append(self.writer.write(chunk, vectors))
+            out["write_s"].append(time.perf_counter() - t2)
+            out["encode_s"].append(t2 - t1)
+            out["tokenize_s"].append(t1 - t0)
+            out["embedded"].append(len(chunk))
+            out["batch_size"].append(self.encoder.max_batch)
+        return {key: np.array(values) for key, values in out.items()}
 
 
 class RayPipeline:
@@ -112,6 +118,7 @@ class RayPipeline:
         url: str,
         mode: str,
         chunk_size: int,
+        batch_size: int,
         run_id: int | None,
         progress: Progress | None,
         workers: int,
@@ -120,6 +127,7 @@ class RayPipeline:
         self.chunks = id_range_chunks(work, chunk_size)
         self.rows = sum(len(w.ids) for w in work)
         self.settings, self.url, self.mode = settings, url, mode
+        self.batch_size = batch_size
         self.run_id, self.progress = run_id, progress
         self.workers, self.address = workers, address
         self.counts = PipelineCounts()
@@ -157,6 +165,7 @@ class RayPipeline:
                 "settings": self.settings,
                 "url": self.url,
                 "mode": self.mode,
+                "batch_size": self.batch_size,
             },
             batch_size=1,
             batch_format="numpy",
@@ -175,7 +184,9 @@ class RayPipeline:
         counts.chunks += 1
         counts.written += int(row["written"])
         counts.embedded += int(row["embedded"])
-        counts.busy_s["encode"] += float(row["seconds"])
+        for stage in ("tokenize", "encode", "write"):
+            counts.busy_s[stage] += float(row[f"{stage}_s"])
+        counts.batch_sizes.add(int(row["batch_size"]))
         elapsed = time.perf_counter() - started
         log.info(
             "run %s chunk %d (ray): %d rows upserted (%d texts), %d/%d rows, elapsed %.1f s",

@@ -25,6 +25,29 @@ class SyncOptions:
 
 
 @dataclass
+class RunTimings:
+    """Seconds per step of a run (None: the step did not run). ``tokenize_s``, ``encode_s``
+    and ``write_s`` are busy seconds of those stages, measured apart under both engines
+    (local threads or Ray actors); ``pipeline_s`` is the embed stage's wall time."""
+
+    model_load_s: float | None = None
+    plan_s: float | None = None
+    delete_s: float | None = None
+    tokenize_s: float | None = None
+    encode_s: float | None = None
+    write_s: float | None = None
+    pipeline_s: float | None = None
+    index_s: float | None = None
+    terms_s: float | None = None
+    query_map_s: float | None = None
+    total_s: float | None = None
+
+    def as_dict(self) -> dict[str, float]:
+        """The steps that ran, ``{"plan_s": 1.2, …}`` (the runs table's ``timings``)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass
 class SyncResult:
     run_id: int | None = None
     status: RunStatus = "running"
@@ -41,8 +64,11 @@ class SyncResult:
     failed: int = 0
     dry_run: bool = False
     index: IndexAction = "kept"
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: RunTimings = field(default_factory=RunTimings)
     embeddings_after: int | None = None
+    batch_sizes: list[int] = field(default_factory=list)  # encoder batch sizes that ran
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out["timings"] = self.timings.as_dict()
+        return out

@@ -35,7 +35,7 @@ from prodsearch.config import Settings
 from prodsearch.db import connect, database_url, migrate
 from prodsearch.db.retry import one_line
 from prodsearch.embedding import index, querymap, store
-from prodsearch.embedding.encoder import Encoder, cpu_threads, load_encoder
+from prodsearch.embedding.encoder import Encoder, cpu_threads, encoder_for
 from prodsearch.embedding.pipeline import Pipeline, Progress, Work
 from prodsearch.embedding.runlock import alive, take_lock
 from prodsearch.embedding.runs import (
@@ -52,6 +52,9 @@ if TYPE_CHECKING:
 # live index costs ~6 ms of writing per row here, a rebuild ~0.7 ms per stored row
 BULK_SHARE = 0.2
 log = logging.getLogger("prodsearch.sync")
+# set once: a run's INFO lines reach its log file (attached per run); the console handler
+# that the CLI configures shows warnings and errors only
+log.setLevel(logging.INFO)
 PREP_VERSION = 2  # 2: lexical analysis in Python (Polish/English stems, folding)
 
 
@@ -122,13 +125,13 @@ def _refresh_search_support(
     t0 = time.perf_counter()
     if result.written or result.deleted or refreshed or store.count_terms(conn) == 0:
         terms = store.rebuild_terms(conn)
-        result.timings["terms_s"] = round(time.perf_counter() - t0, 3)
+        result.timings.terms_s = round(time.perf_counter() - t0, 3)
         log.info("run %s: %d search terms", result.run_id, terms)
     t0 = time.perf_counter()
     qmap, fitted = querymap.refresh(conn, source, encoder, force=opts.refit_map)
     if fitted:
         assert qmap is not None
-        result.timings["query_map_s"] = round(time.perf_counter() - t0, 3)
+        result.timings.query_map_s = round(time.perf_counter() - t0, 3)
         log.info("run %s: query map %s", result.run_id, qmap.details)
 
 
@@ -136,8 +139,8 @@ def _attach_log_file(settings: Settings) -> logging.Handler:
     settings.logs_dir.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(settings.logs_dir / "embedding_pipeline.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.setLevel(logging.INFO)
     log.addHandler(handler)
-    log.setLevel(logging.INFO)
     return handler
 
 
@@ -212,10 +215,8 @@ def sync(
 
 def _load_encoder(settings: Settings, opts: SyncOptions, result: SyncResult) -> Encoder:
     t0 = time.perf_counter()
-    encoder = load_encoder(
-        opts.mode, settings.model, models_dir=settings.models_dir, max_batch=opts.batch_size
-    )
-    result.timings["model_load_s"] = round(time.perf_counter() - t0, 3)
+    encoder = encoder_for(settings, opts.mode, max_batch=opts.batch_size)
+    result.timings.model_load_s = round(time.perf_counter() - t0, 3)
     return encoder
 
 
@@ -278,7 +279,7 @@ def _plan_step(
     if not opts.dry_run:
         store.refresh_source_hashes(conn, source, refresh_ids, refresh_hashes)
     conn.commit()
-    result.timings["plan_s"] = round(time.perf_counter() - t0, 3)
+    result.timings.plan_s = round(time.perf_counter() - t0, 3)
     return work, bool(refresh_ids)
 
 
@@ -286,7 +287,7 @@ def _delete_step(conn: psycopg.Connection[Any], source: Source, result: SyncResu
     t0 = time.perf_counter()
     result.deleted = store.delete_orphans(conn, source)
     conn.commit()
-    result.timings["delete_s"] = round(time.perf_counter() - t0, 3)
+    result.timings.delete_s = round(time.perf_counter() - t0, 3)
     if result.deleted:
         log.info(
             "run %s: removed %d embeddings of deleted or missing products",
@@ -325,6 +326,7 @@ def _embed_step(
             url,
             encoder.mode,
             opts.chunk_size,
+            encoder.max_batch,
             result.run_id,
             progress,
             workers=opts.workers or cpu_threads(),
@@ -346,8 +348,12 @@ def _embed_step(
     finally:
         counts = pipeline.counts
         result.written, result.embedded = counts.written, counts.embedded
-        result.timings.update({f"{k}_s": round(v, 3) for k, v in counts.busy_s.items()})
-        result.timings["pipeline_s"] = round(counts.wall_s, 3)
+        busy = counts.busy_s
+        result.timings.tokenize_s = round(busy["tokenize"], 3)
+        result.timings.encode_s = round(busy["encode"], 3)
+        result.timings.write_s = round(busy["write"], 3)
+        result.timings.pipeline_s = round(counts.wall_s, 3)
+        result.batch_sizes = sorted(counts.batch_sizes)
 
 
 def _index_step(
@@ -362,7 +368,7 @@ def _index_step(
     if progress is not None:
         progress("index", 0, 1)
     seconds = index.build(conn, settings.index_type, settings.hnsw_m, settings.hnsw_ef_construction)
-    result.timings["index_s"] = round(seconds, 3)
+    result.timings.index_s = round(seconds, 3)
     if result.index != "rebuilt":  # dropped for a bulk load: say so
         result.index = "built"
     log.info("run %s: built %s in %.1f s", result.run_id, index.INDEX_NAME, seconds)
@@ -378,7 +384,7 @@ def _finish(
     """Record the run's outcome in the runs table."""
     assert result.run_id is not None
     result.status = status
-    result.timings["total_s"] = round(time.perf_counter() - started, 3)
+    result.timings.total_s = round(time.perf_counter() - started, 3)
     store.update_run(
         conn,
         result.run_id,
@@ -389,5 +395,5 @@ def _finish(
         deduplicated=result.deduplicated,
         deleted=result.deleted,
         failed=result.failed,
-        timings=result.timings,
+        timings=result.timings.as_dict(),
     )

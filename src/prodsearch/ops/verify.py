@@ -23,7 +23,8 @@ from prodsearch.catalog.source import Source
 from prodsearch.catalog.text import content_hash, prepare_text
 from prodsearch.config import Settings
 from prodsearch.db import names
-from prodsearch.embedding import index, load_encoder, store
+from prodsearch.embedding import index, store
+from prodsearch.embedding.encoder import encoder_for
 from prodsearch.ops.status import freshness
 from prodsearch.search import recall
 
@@ -67,7 +68,7 @@ def run(
             f"{bad_hash} of {len(rows)} sampled rows have a stale content hash",
         )
     )
-    encoder = load_encoder(rows[0][4], settings.model, models_dir=settings.models_dir)
+    encoder = encoder_for(settings, rows[0][4])
     checks.append(_self_consistency(encoder, rows, texts))
     checks.append(_recall(conn, source, encoder, settings))
     return checks

@@ -10,7 +10,7 @@ import psycopg
 from prodsearch.catalog.source import load_source
 from prodsearch.config import Settings
 from prodsearch.embedding import index, querymap
-from prodsearch.embedding.encoder import Encoder, load_encoder
+from prodsearch.embedding.encoder import Encoder, encoder_for
 from prodsearch.search.filters import FilterError, parse_pairs
 from prodsearch.search.results import SearchError, SearchOptions, SearchResponse
 from prodsearch.search.service import Searcher
@@ -19,9 +19,7 @@ from prodsearch.search.service import Searcher
 def query_encoder(settings: Settings) -> Encoder:
     """The encoder for search queries (``query_mode`` precision), tuned for one short text
     at a time beside the database, warmed up."""
-    encoder = load_encoder(
-        settings.query_mode, settings.model, models_dir=settings.models_dir, for_queries=True
-    )
+    encoder = encoder_for(settings, settings.query_mode, for_queries=True)
     encoder.encode(["warm up"])
     return encoder
 
