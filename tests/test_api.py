@@ -15,6 +15,7 @@ from pgvector.psycopg import register_vector
 
 from prodsearch.api.app import create_app
 from prodsearch.config import Settings
+from prodsearch.db.names import DEMO_CATALOG, EMBEDDINGS_NAME
 from tests.conftest import run_cli
 
 
@@ -77,7 +78,7 @@ def test_filtered_honours_every_filter(client: TestClient, search_db: str) -> No
     # a selective filter still fills the page when enough products match (iterative scan)
     with psycopg.connect(search_db) as conn:
         brand, n = conn.execute(
-            "SELECT brand, count(*) FROM staging_marts.dim_product WHERE NOT is_deleted "
+            f"SELECT brand, count(*) FROM {DEMO_CATALOG} WHERE NOT is_deleted "
             "AND category = 'Spark Plugs' GROUP BY brand ORDER BY 2 DESC LIMIT 1"
         ).fetchone()
     res = client.post(
@@ -101,7 +102,7 @@ def test_filtered_strategy_exact_or_index(search_db: str, pg_root: Path) -> None
     with psycopg.connect(search_db) as conn:
         register_vector(conn)
         n = conn.execute(
-            "SELECT count(*) FROM staging_marts.dim_product WHERE NOT is_deleted "
+            f"SELECT count(*) FROM {DEMO_CATALOG} WHERE NOT is_deleted "
             "AND category = 'Spark Plugs' AND in_stock"
         ).fetchone()[0]
         assert n >= 12
@@ -113,8 +114,8 @@ def test_filtered_strategy_exact_or_index(search_db: str, pg_root: Path) -> None
             vec = exact_client.app.state.prodsearch.searcher.vectors.cache.get("iridium spark plug")
         assert res["timings"]["strategy"] == "exact"
         brute = conn.execute(
-            "SELECT e.product_id FROM analytics_features.product_embeddings e "
-            "JOIN staging_marts.dim_product s ON s.product_id = e.product_id "
+            f"SELECT e.product_id FROM {EMBEDDINGS_NAME} e "
+            f"JOIN {DEMO_CATALOG} s ON s.product_id = e.product_id "
             "WHERE NOT s.is_deleted AND s.category = 'Spark Plugs' AND s.in_stock "
             "ORDER BY e.embedding <=> %s, e.product_id LIMIT 10",
             (np.asarray(vec),),
@@ -148,7 +149,7 @@ def test_hybrid_polish_and_codes(client: TestClient, search_db: str, pg_root: Pa
     assert all((r["polish_name"] or "").startswith("Klocki hamulcowe") for r in top[:10])
     with psycopg.connect(search_db) as conn:
         rows = conn.execute(
-            "SELECT product_id, sku, part_number FROM staging_marts.dim_product "
+            f"SELECT product_id, sku, part_number FROM {DEMO_CATALOG} "
             "WHERE NOT is_deleted AND part_number ~ '[ ./-]' ORDER BY product_id LIMIT 3"
         ).fetchall()
     for pid, sku, part in rows:
@@ -176,13 +177,13 @@ def test_hybrid_polish_and_codes(client: TestClient, search_db: str, pg_root: Pa
 def test_similar(client: TestClient, search_db: str) -> None:
     with psycopg.connect(search_db) as conn:
         (pid,) = conn.execute(
-            "SELECT product_id FROM analytics_features.product_embeddings ORDER BY 1 LIMIT 1"
+            f"SELECT product_id FROM {EMBEDDINGS_NAME} ORDER BY 1 LIMIT 1"
         ).fetchone()
         (deleted,) = conn.execute(
-            "SELECT product_id FROM staging_marts.dim_product WHERE is_deleted LIMIT 1"
+            f"SELECT product_id FROM {DEMO_CATALOG} WHERE is_deleted LIMIT 1"
         ).fetchone()
         conn.execute(
-            "INSERT INTO staging_marts.dim_product (product_id, name) "
+            f"INSERT INTO {DEMO_CATALOG} (product_id, name) "
             "VALUES (42, 'Fresh product') ON CONFLICT DO NOTHING"
         )
     try:
@@ -199,7 +200,7 @@ def test_similar(client: TestClient, search_db: str) -> None:
             assert res.status_code == 404 and words in res.json()["error"]
     finally:  # the catalog is shared by the whole session
         with psycopg.connect(search_db) as conn:
-            conn.execute("DELETE FROM staging_marts.dim_product WHERE product_id = 42")
+            conn.execute(f"DELETE FROM {DEMO_CATALOG} WHERE product_id = 42")
     assert client.get(f"/search/similar/{pid}?limit=0").status_code == 422
     assert client.get("/search/similar/abc").status_code == 422
 
@@ -238,16 +239,14 @@ def test_deleted_products_never_returned(client: TestClient, search_db: str) -> 
     first = client.post("/search/semantic", json={"query": "wiper blade", "limit": 1})
     pid = first.json()["results"][0]["product_id"]
     with psycopg.connect(search_db) as conn:
-        conn.execute(
-            "UPDATE staging_marts.dim_product SET is_deleted = true WHERE product_id = %s", (pid,)
-        )
+        conn.execute(f"UPDATE {DEMO_CATALOG} SET is_deleted = true WHERE product_id = %s", (pid,))
     try:
         again = client.post("/search/semantic", json={"query": "wiper blade", "limit": 20})
         assert pid not in [r["product_id"] for r in again.json()["results"]]
     finally:
         with psycopg.connect(search_db) as conn:
             conn.execute(
-                "UPDATE staging_marts.dim_product SET is_deleted = false WHERE product_id = %s",
+                f"UPDATE {DEMO_CATALOG} SET is_deleted = false WHERE product_id = %s",
                 (pid,),
             )
 
@@ -257,7 +256,7 @@ def test_recall_against_exact_search(client: TestClient) -> None:
     (``"exact": true``) for the same query vector: a returned product counts when it is no
     farther than the 10th exact neighbour (duplicate texts have identical vectors, so id
     sets alone would punish arbitrary tie-breaking)."""
-    from prodsearch.bench.queries import CATALOG_QUERIES
+    from prodsearch.bench.workload import CATALOG_QUERIES
     from prodsearch.search.recall import tie_aware_recall
 
     scores = []

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,9 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from prodsearch.catalog import generate
 from prodsearch.config import Settings
-from prodsearch.embedding import index, store
+from prodsearch.db import hnsw
+from prodsearch.db.names import DEMO_CATALOG
+from prodsearch.embedding import store
 from tests.conftest import TEMPLATE_DB, run_cli
 from tests.helpers import wait_for
 from tests.test_api import make_client
@@ -29,7 +30,7 @@ ROWS = 60_000
 TABLE_SUM = (
     "SELECT count(*), md5(string_agg(concat_ws('|', product_id, sku, name, description, "
     "price, stock_qty, in_stock, brand, is_deleted), '#' ORDER BY product_id)) "
-    "FROM staging_marts.dim_product"
+    f"FROM {DEMO_CATALOG}"
 )
 
 
@@ -44,7 +45,7 @@ def _feed(path: Path) -> Path:
 
 def _count(url: str) -> int:
     with psycopg.connect(url) as c:
-        row = c.execute("SELECT count(*) FROM staging_marts.dim_product").fetchone()
+        row = c.execute(f"SELECT count(*) FROM {DEMO_CATALOG}").fetchone()
         return int(row[0]) if row else 0
 
 
@@ -95,9 +96,9 @@ def test_two_embeds_at_once_equal_one_run(
     results = [p.communicate(timeout=600) for p in procs]
     assert all(p.returncode == 0 for p in procs), [r[1] for r in results]
     written = sorted(json.loads(out)["written"] for out, _ in results)
-    eligible = conn.execute(
-        "SELECT count(*) FROM staging_marts.dim_product WHERE NOT is_deleted"
-    ).fetchone()[0]
+    eligible = conn.execute(f"SELECT count(*) FROM {DEMO_CATALOG} WHERE NOT is_deleted").fetchone()[
+        0
+    ]
     assert written == [0, eligible]  # the second waited, then found nothing left to do
     assert any(b"waiting" in err for _, err in results)
     assert_in_sync(conn, settings, "int8")
@@ -117,8 +118,8 @@ def test_two_embeds_at_once_equal_one_run(
 
 
 def test_search_answers_while_the_index_is_rebuilt(search_db: str, pg_root: Path) -> None:
-    """`index build` (drop, then build) under a stream of searches: every search answers
-    (exact scan while the index is missing), and the index ends valid."""
+    """`index build` (drop, then build) under a stream of searches: searches answer while
+    the index is missing (exact scan) and while it is built, and the index ends valid."""
     env = {"DATABASE_URL": search_db, "PRODSEARCH_HOME": str(pg_root)}
     statuses: list[int] = []
     done = threading.Event()
@@ -134,7 +135,12 @@ def test_search_answers_while_the_index_is_rebuilt(search_db: str, pg_root: Path
         try:
             for _ in range(2):
                 assert run_cli("index", "drop", env=env).returncode == 0
-                time.sleep(0.3)  # searches run against the missing index meanwhile
+                answered = len(statuses)
+                # three more searches answered, and the index still missing meanwhile
+                wait_for(lambda n=answered: len(statuses) >= n + 3, what="searches, no index")
+                with psycopg.connect(search_db) as c:
+                    assert not hnsw.status(c).exists
+                assert set(statuses[answered:]) == {200}, statuses[answered:]
                 built = run_cli("index", "build", env=env)
                 assert built.returncode == 0, built.stderr
         finally:
@@ -142,4 +148,4 @@ def test_search_answers_while_the_index_is_rebuilt(search_db: str, pg_root: Path
             worker.join(timeout=30)
     assert len(statuses) >= 10 and set(statuses) == {200}, statuses
     with psycopg.connect(search_db) as c:
-        assert index.status(c).valid
+        assert hnsw.status(c).valid

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from prodsearch.bench.queries import CATALOG_QUERIES, wands_queries
+from prodsearch.bench.workload import CATALOG_QUERIES, wands_queries
 from prodsearch.catalog.generate import COLUMNS, rows
 from prodsearch.catalog.text import prepare_text
 from prodsearch.embedding import load_encoder
@@ -195,7 +195,7 @@ def test_local_model_directory(tmp_path: Path, models_dir: Path) -> None:
     from prodsearch.errors import ConfigError
 
     with pytest.raises(ConfigError, match="nothing is downloaded"):
-        load_encoder("exact", model="someone/unknown-model")
+        load_encoder("exact", model="someone/unknown-model", models_dir=tmp_path / "m")
 
 
 def test_bench_encode_command(models_dir: Path) -> None:

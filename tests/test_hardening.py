@@ -14,18 +14,19 @@ from typing import Any
 import psycopg
 import pytest
 
+from prodsearch.db.names import DEMO_CATALOG, DEMO_CATALOG_SCHEMA, EMBEDDINGS_NAME, SCHEMA
 from tests.conftest import run_cli
 from tests.test_api import make_client
 
 INJECTIONS = [
-    "'; DROP TABLE staging_marts.dim_product; --",
+    f"'; DROP TABLE {DEMO_CATALOG}; --",
     '"; DROP SCHEMA analytics_features CASCADE; --',
     "1 OR 1=1",
     "x') UNION SELECT usename, passwd FROM pg_shadow --",
-    "$$; DELETE FROM analytics_features.product_embeddings; $$",
-    "brake\\'; TRUNCATE staging_marts.dim_product; --",
+    f"$$; DELETE FROM {EMBEDDINGS_NAME}; $$",
+    f"brake\\'; TRUNCATE {DEMO_CATALOG}; --",
 ]
-LEAKS = ("Traceback", "SELECT ", "psycopg", 'File "', "analytics_features.", "staging_marts.")
+LEAKS = ("Traceback", "SELECT ", "psycopg", 'File "', f"{SCHEMA}.", f"{DEMO_CATALOG_SCHEMA}.")
 
 
 def _fingerprint(url: str) -> tuple[Any, ...]:
@@ -34,15 +35,16 @@ def _fingerprint(url: str) -> tuple[Any, ...]:
         columns = c.execute(
             "SELECT table_schema, table_name, column_name, data_type "
             "FROM information_schema.columns "
-            "WHERE table_schema IN ('staging_marts', 'analytics_features') ORDER BY 1, 2, 3"
+            "WHERE table_schema IN (%s, %s) ORDER BY 1, 2, 3",
+            (DEMO_CATALOG_SCHEMA, SCHEMA),
         ).fetchall()
         data = c.execute(
-            "SELECT (SELECT count(*) FROM staging_marts.dim_product), "
+            f"SELECT (SELECT count(*) FROM {DEMO_CATALOG}), "
             "(SELECT md5(string_agg(p::text, '' ORDER BY product_id)) "
-            " FROM staging_marts.dim_product AS p), "
-            "(SELECT count(*) FROM analytics_features.product_embeddings), "
+            f" FROM {DEMO_CATALOG} AS p), "
+            f"(SELECT count(*) FROM {EMBEDDINGS_NAME}), "
             "(SELECT md5(string_agg(embedding_md5 || content_hash, '' ORDER BY product_id)) "
-            " FROM analytics_features.product_embeddings)"
+            f" FROM {EMBEDDINGS_NAME})"
         ).fetchone()
     return tuple(columns), data
 
@@ -78,9 +80,9 @@ def test_injection_in_every_field_changes_nothing(search_db: str, pg_root: Path)
     # configured identifiers and the delete predicate: refused before any SQL runs
     env = {"DATABASE_URL": search_db, "PRODSEARCH_HOME": str(pg_root), "PRODSEARCH_MODE": "int8"}
     for name, value in (
-        ("PRODSEARCH_SOURCE_TABLE", "staging_marts.dim_product; DROP TABLE x"),
+        ("PRODSEARCH_SOURCE_TABLE", f"{DEMO_CATALOG}; DROP TABLE x"),
         ("PRODSEARCH_SOURCE_ID_COLUMN", "product_id; DROP TABLE x"),
-        ("PRODSEARCH_SOURCE_DELETED", "is_deleted OR true; DELETE FROM staging_marts.dim_product"),
+        ("PRODSEARCH_SOURCE_DELETED", f"is_deleted OR true; DELETE FROM {DEMO_CATALOG}"),
         ("PRODSEARCH_FILTER_COLUMNS", 'category,brand"; DROP TABLE x; --'),
     ):
         res = run_cli("search", "brake pads", "--limit", "3", env={**env, name: value})

@@ -14,6 +14,7 @@ import psycopg
 
 from prodsearch.catalog.importer import import_file
 from prodsearch.config import Settings
+from prodsearch.db.names import DEMO_CATALOG
 from prodsearch.embedding.sync import SyncOptions, sync
 from tests.helpers import default_source
 from tests.test_api import make_client
@@ -43,9 +44,9 @@ def test_corpus_is_stored_or_rejected_with_reasons_then_searchable(
     for pid, reason in REJECTED.items():
         assert by_id[pid].startswith(reason), (pid, by_id[pid])
     assert any(r["reason"].startswith("duplicate product_id 1012") for r in rejects)
-    names = dict(conn.execute("SELECT product_id, name FROM staging_marts.dim_product"))
+    names = dict(conn.execute(f"SELECT product_id, name FROM {DEMO_CATALOG}"))
     assert set(names) == STORED
-    assert names[1009] == "'; DROP TABLE staging_marts.dim_product; --"  # data, not SQL
+    assert names[1009] == f"'; DROP TABLE {DEMO_CATALOG}; --"  # data, not SQL
     # the pipeline: every stored product embedded, or counted as failed with a warning
     result = sync(
         Settings(home=tmp_path, database_url=db_url),

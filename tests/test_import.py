@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from prodsearch.catalog.importer import import_file, parse_mapping
+from prodsearch.db.names import DEMO_CATALOG
 from prodsearch.errors import ProdsearchError
 from tests.conftest import run_cli
 from tests.helpers import default_source
@@ -69,7 +70,7 @@ def test_csv_with_every_kind_of_bad_row(conn: psycopg.Connection[Any], tmp_path:
         r[0]: r[1:]
         for r in conn.execute(
             "SELECT product_id, name, price, stock_qty, in_stock, brand "
-            "FROM staging_marts.dim_product ORDER BY 1"
+            f"FROM {DEMO_CATALOG} ORDER BY 1"
         ).fetchall()
     }
     assert set(rows) == {1, 2, 3, 4}
@@ -79,7 +80,7 @@ def test_csv_with_every_kind_of_bad_row(conn: psycopg.Connection[Any], tmp_path:
     assert rows[3][0] == "<b>Mann oil filter</b>"  # stored as given; cleaned when embedded
     assert (str(rows[3][1]), rows[3][2], rows[3][3]) == ("35.00", None, False)
     (desc,) = conn.execute(
-        "SELECT description FROM staging_marts.dim_product WHERE product_id = 4"
+        f"SELECT description FROM {DEMO_CATALOG} WHERE product_id = 4"
     ).fetchone()
     assert desc == "multi\nline description"
 
@@ -89,7 +90,7 @@ def test_reimport_is_unchanged_then_updates(conn: psycopg.Connection[Any], tmp_p
     mapping = parse_mapping(MAP)
     import_file(conn, path, default_source(conn), mapping=mapping)
     (stamp,) = conn.execute(
-        "SELECT updated_at FROM staging_marts.dim_product WHERE product_id = 1"
+        f"SELECT updated_at FROM {DEMO_CATALOG} WHERE product_id = 1"
     ).fetchone()
     again = import_file(conn, path, default_source(conn), mapping=mapping)
     assert (again.inserted, again.updated, again.unchanged, again.rejected) == (0, 0, 4, len(BAD))
@@ -99,7 +100,7 @@ def test_reimport_is_unchanged_then_updates(conn: psycopg.Connection[Any], tmp_p
     assert third.rejects_path is None
     assert not path.with_name(path.name + ".rejects.jsonl").exists()
     (price, new_stamp) = conn.execute(
-        "SELECT price, updated_at FROM staging_marts.dim_product WHERE product_id = 1"
+        f"SELECT price, updated_at FROM {DEMO_CATALOG} WHERE product_id = 1"
     ).fetchone()
     assert str(price) == "139.99" and new_stamp > stamp
 
@@ -147,7 +148,7 @@ def test_jsonl_and_parquet(conn: psycopg.Connection[Any], tmp_path: Path) -> Non
     )
     assert (s.read, s.inserted, s.rejected) == (3, 1, 2) and s.balanced
     (n,) = conn.execute(
-        "SELECT count(*) FROM staging_marts.dim_product WHERE product_id IN (10, 11, 20)"
+        f"SELECT count(*) FROM {DEMO_CATALOG} WHERE product_id IN (10, 11, 20)"
     ).fetchone()
     assert n == 3
 
@@ -217,7 +218,7 @@ def test_configured_source_table_end_to_end(db_url: str, pg_root: Path, tmp_path
             "body text, kind text, cost numeric(10, 2), weight_kg real, "
             "deleted_at timestamptz, updated_at timestamptz)"
         )
-        conn.execute("INSERT INTO staging_marts.dim_product (product_id, name) VALUES (1, 'x')")
+        conn.execute(f"INSERT INTO {DEMO_CATALOG} (product_id, name) VALUES (1, 'x')")
     feed = tmp_path / "parts.csv"
     feed.write_text(
         "id,title,body,kind,cost,weight_kg,deleted_at\n"
@@ -266,7 +267,7 @@ def test_configured_source_table_end_to_end(db_url: str, pg_root: Path, tmp_path
             False,
             True,
         ]
-        (demo,) = conn.execute("SELECT count(*) FROM staging_marts.dim_product").fetchone()
+        (demo,) = conn.execute(f"SELECT count(*) FROM {DEMO_CATALOG}").fetchone()
         assert demo == 1  # untouched
     res = run_cli("embed", "--json", env=env)
     assert res.returncode == 0, res.stderr

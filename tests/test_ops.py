@@ -8,14 +8,15 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from prodsearch.db.names import DEMO_CATALOG, EMBEDDINGS_NAME
 from tests.conftest import run_cli
 
 MONITORING_SQL = {
-    "count": "SELECT COUNT(*) FROM analytics_features.product_embeddings;",
+    "count": f"SELECT COUNT(*) FROM {EMBEDDINGS_NAME};",
     "self_similarity": (
         "SELECT e1.product_id, 1 - (e1.embedding <=> e2.embedding) AS similarity "
-        "FROM analytics_features.product_embeddings e1 "
-        "JOIN analytics_features.product_embeddings e2 ON e1.product_id = e2.product_id "
+        f"FROM {EMBEDDINGS_NAME} e1 "
+        f"JOIN {EMBEDDINGS_NAME} e2 ON e1.product_id = e2.product_id "
         "LIMIT 5;"
     ),
     "index_size": (
@@ -38,9 +39,7 @@ def _psql(env: dict[str, str], query: str) -> list[list[str]]:
 
 def test_monitoring_sql_runs_unchanged(env: dict[str, str], search_db: str) -> None:
     with psycopg.connect(search_db) as conn:
-        (n,) = conn.execute(
-            "SELECT count(*) FROM staging_marts.dim_product WHERE NOT is_deleted"
-        ).fetchone()
+        (n,) = conn.execute(f"SELECT count(*) FROM {DEMO_CATALOG} WHERE NOT is_deleted").fetchone()
     assert _psql(env, MONITORING_SQL["count"]) == [[str(n)]]
     sims = _psql(env, MONITORING_SQL["self_similarity"])
     assert len(sims) == 5 and all(abs(float(s) - 1.0) < 1e-6 for _, s in sims)
@@ -85,12 +84,11 @@ def test_verify_passes_then_catches_tampering(env: dict[str, str], search_db: st
     }
     with psycopg.connect(search_db) as conn:
         (pid, original) = conn.execute(
-            "SELECT product_id, embedding::text FROM analytics_features.product_embeddings "
-            "ORDER BY 1 DESC LIMIT 1"
+            f"SELECT product_id, embedding::text FROM {EMBEDDINGS_NAME} ORDER BY 1 DESC LIMIT 1"
         ).fetchone()
         conn.execute(
-            "UPDATE analytics_features.product_embeddings SET embedding = "
-            "(SELECT embedding FROM analytics_features.product_embeddings "
+            f"UPDATE {EMBEDDINGS_NAME} SET embedding = "
+            f"(SELECT embedding FROM {EMBEDDINGS_NAME} "
             " WHERE product_id <> %s LIMIT 1) WHERE product_id = %s",
             (pid, pid),
         )
@@ -101,8 +99,7 @@ def test_verify_passes_then_catches_tampering(env: dict[str, str], search_db: st
     finally:
         with psycopg.connect(search_db) as conn:
             conn.execute(
-                "UPDATE analytics_features.product_embeddings SET embedding = %s::vector "
-                "WHERE product_id = %s",
+                f"UPDATE {EMBEDDINGS_NAME} SET embedding = %s::vector WHERE product_id = %s",
                 (original, pid),
             )
     assert run_cli("verify", "--sample", "50", env=env).returncode == 0

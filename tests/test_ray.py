@@ -17,7 +17,8 @@ import psycopg
 
 from prodsearch.catalog import generate
 from prodsearch.config import Settings
-from prodsearch.embedding import index
+from prodsearch.db import hnsw
+from prodsearch.db.names import EMBEDDINGS_NAME
 from prodsearch.embedding.sync import SyncOptions, sync
 from tests.helpers import wait_for
 from tests.test_sync import _embeddings, assert_in_sync
@@ -38,7 +39,7 @@ RAY_EMBED = [
 ]
 ROWS = (
     "SELECT product_id, content_hash, source_hash, embedding::real[] "
-    "FROM analytics_features.product_embeddings ORDER BY product_id"
+    f"FROM {EMBEDDINGS_NAME} ORDER BY product_id"
 )
 
 
@@ -75,17 +76,21 @@ def test_ray_engine_equals_local_and_resumes_after_a_kill(
     local = sync(settings, SyncOptions(mode="exact"), encoder=encoders["exact"])
     assert local.status == "succeeded"
     expected = _rows(conn)
-    conn.execute("TRUNCATE analytics_features.product_embeddings")
+    conn.execute(f"TRUNCATE {EMBEDDINGS_NAME}")
     conn.commit()
 
-    # 1. the same catalog on Ray: the same rows and hashes, vectors within 0.9999
-    result = _run_ray(env, "--mode", "exact")
+    # 1. the same catalog on Ray: the same rows and hashes, vectors within 0.9999; the
+    # actors encode in the run's batch size (--batch-size), and time their stages apart
+    result = _run_ray(env, "--mode", "exact", "--batch-size", "7")
     assert result["status"] == "succeeded" and result["written"] == local.written
+    assert result["batch_sizes"] == [7], result["batch_sizes"]
+    timings = result["timings"]
+    assert timings["encode_s"] > 0 and timings["write_s"] > 0 and timings["tokenize_s"] > 0
     _same(expected, _rows(conn), 0.9999)
-    assert index.status(conn).valid
+    assert hnsw.status(conn).valid
 
     # 2. a Ray run killed mid-way (driver, its actors and its local Ray) resumes
-    conn.execute("TRUNCATE analytics_features.product_embeddings")
+    conn.execute(f"TRUNCATE {EMBEDDINGS_NAME}")
     conn.commit()
     proc = subprocess.Popen(
         [*RAY_EMBED, "--mode", "exact"],

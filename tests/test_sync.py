@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
 import signal
 import subprocess
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import psycopg
 import pytest
-from pgvector.psycopg import register_vector
+from pgvector.psycopg import register_vector, register_vector_async
 
 from prodsearch.catalog import generate
 from prodsearch.catalog.source import load_source
 from prodsearch.catalog.text import content_hash, prepare_text
 from prodsearch.config import Settings
-from prodsearch.embedding import index
+from prodsearch.db import hnsw
+from prodsearch.db.names import DEMO_CATALOG, EMBEDDINGS_NAME, RUNS_NAME, TERMS_NAME
 from prodsearch.embedding.sync import SyncOptions, sync
 from prodsearch.errors import ProdsearchError
+from prodsearch.search.results import SearchOptions
+from prodsearch.search.setup import build_searcher
 from tests.conftest import run_cli
 from tests.helpers import wait_for
 
@@ -47,7 +51,7 @@ def expected_state(
     """product_id -> content hash that a complete sync must have stored."""
     source = load_source(conn, settings)
     rows = conn.execute(
-        "SELECT product_id, name, description FROM staging_marts.dim_product WHERE NOT is_deleted"
+        f"SELECT product_id, name, description FROM {DEMO_CATALOG} WHERE NOT is_deleted"
     ).fetchall()
     out = {}
     for pid, name, desc in rows:
@@ -60,7 +64,7 @@ def expected_texts(conn: psycopg.Connection[Any], settings: Settings) -> dict[in
     """product_id -> the prepared text a complete sync embeds."""
     source = load_source(conn, settings)
     rows = conn.execute(
-        "SELECT product_id, name, description FROM staging_marts.dim_product WHERE NOT is_deleted"
+        f"SELECT product_id, name, description FROM {DEMO_CATALOG} WHERE NOT is_deleted"
     ).fetchall()
     return {
         pid: prepare_text({"name": n, "description": d}, source.text_columns) for pid, n, d in rows
@@ -68,19 +72,13 @@ def expected_texts(conn: psycopg.Connection[Any], settings: Settings) -> dict[in
 
 
 def stored_state(conn: psycopg.Connection[Any]) -> dict[int, str]:
-    return dict(
-        conn.execute(
-            "SELECT product_id, content_hash FROM analytics_features.product_embeddings"
-        ).fetchall()
-    )
+    return dict(conn.execute(f"SELECT product_id, content_hash FROM {EMBEDDINGS_NAME}").fetchall())
 
 
 def assert_in_sync(conn: psycopg.Connection[Any], settings: Settings, mode: str) -> None:
     model = "sentence-transformers/all-MiniLM-L6-v2"
     assert stored_state(conn) == expected_state(conn, settings, model, mode)
-    (modes,) = conn.execute(
-        "SELECT array_agg(DISTINCT mode) FROM analytics_features.product_embeddings"
-    ).fetchone()
+    (modes,) = conn.execute(f"SELECT array_agg(DISTINCT mode) FROM {EMBEDDINGS_NAME}").fetchone()
     assert modes == [mode]
 
 
@@ -95,11 +93,11 @@ def test_full_then_incremental(
     assert first.written == first.eligible == first.embedded + first.deduplicated
     assert first.deduplicated > 0  # the generator repeats texts across variants
     assert_in_sync(conn, settings, "int8")
-    st = index.status(conn)
+    st = hnsw.status(conn)
     assert st.exists and st.valid and (st.m, st.ef_construction) == (16, 512)
     run = conn.execute(
         "SELECT status, embedded, deduplicated, eligible, timings FROM "
-        "analytics_features.embedding_runs WHERE run_id = %s",
+        f"{RUNS_NAME} WHERE run_id = %s",
         (first.run_id,),
     ).fetchone()
     assert run[0] == "succeeded" and run[1] == first.embedded and run[3] == first.eligible
@@ -109,26 +107,25 @@ def test_full_then_incremental(
     ids = [
         r[0]
         for r in conn.execute(
-            "SELECT product_id FROM staging_marts.dim_product "
-            "WHERE NOT is_deleted ORDER BY 1 LIMIT 15"
+            f"SELECT product_id FROM {DEMO_CATALOG} WHERE NOT is_deleted ORDER BY 1 LIMIT 15"
         )
     ]
     conn.execute(
-        "UPDATE staging_marts.dim_product SET description = 'Changed text ' || product_id "
+        f"UPDATE {DEMO_CATALOG} SET description = 'Changed text ' || product_id "
         "WHERE product_id = ANY(%s)",
         (ids[:5],),
     )
     conn.execute(
-        "UPDATE staging_marts.dim_product SET is_deleted = true WHERE product_id = ANY(%s)",
+        f"UPDATE {DEMO_CATALOG} SET is_deleted = true WHERE product_id = ANY(%s)",
         (ids[5:8],),
     )
-    conn.execute("DELETE FROM staging_marts.dim_product WHERE product_id = ANY(%s)", (ids[8:10],))
+    conn.execute(f"DELETE FROM {DEMO_CATALOG} WHERE product_id = ANY(%s)", (ids[8:10],))
     conn.execute(
-        "UPDATE staging_marts.dim_product SET name = '  ' || name || '  ' WHERE product_id = %s",
+        f"UPDATE {DEMO_CATALOG} SET name = '  ' || name || '  ' WHERE product_id = %s",
         (ids[10],),
     )
     conn.execute(
-        "INSERT INTO staging_marts.dim_product (product_id, name, description) VALUES "
+        f"INSERT INTO {DEMO_CATALOG} (product_id, name, description) VALUES "
         "(1, 'New pads A', 'd'), (2, 'New pads B', NULL), (3, 'New pads A', 'd'), (4, 'Disc', 'x')"
     )
     conn.commit()
@@ -143,7 +140,7 @@ def test_full_then_incremental(
     a, b = (
         r[0]
         for r in conn.execute(
-            "SELECT embedding FROM analytics_features.product_embeddings "
+            f"SELECT embedding FROM {EMBEDDINGS_NAME} "
             "WHERE product_id IN (1, 3) ORDER BY product_id"
         )
     )
@@ -171,8 +168,8 @@ def test_mode_change_dry_run_and_limit(
     assert full.written == full.eligible
     assert_in_sync(conn, settings, "exact")
     # rewriting every row takes the bulk path: index dropped, rows written, built once
-    assert part.index == "built" and full.index == "rebuilt" and "index_s" in full.timings
-    st = index.status(conn)
+    assert part.index == "built" and full.index == "rebuilt" and full.timings.index_s is not None
+    st = hnsw.status(conn)
     assert st.exists and st.valid
 
 
@@ -180,9 +177,7 @@ def test_dimension_change_needs_full_refresh(
     conn: psycopg.Connection[Any], settings: Settings, encoders: dict[str, Any]
 ) -> None:
     generate.load(conn, 50, seed=8)
-    conn.execute(
-        "ALTER TABLE analytics_features.product_embeddings ALTER COLUMN embedding TYPE vector(8)"
-    )
+    conn.execute(f"ALTER TABLE {EMBEDDINGS_NAME} ALTER COLUMN embedding TYPE vector(8)")
     conn.commit()
     with pytest.raises(ProdsearchError, match="--full-refresh"):
         sync(settings, SyncOptions(mode="int8"), encoder=encoders["int8"])
@@ -194,7 +189,7 @@ def test_dimension_change_needs_full_refresh(
 
 def _embeddings(url: str) -> int:
     with psycopg.connect(url) as c:
-        return c.execute("SELECT count(*) FROM analytics_features.product_embeddings").fetchone()[0]
+        return c.execute(f"SELECT count(*) FROM {EMBEDDINGS_NAME}").fetchone()[0]
 
 
 # the kill points are drawn from this seed (set PRODSEARCH_KILL_SEED to try others)
@@ -222,30 +217,30 @@ def test_resume_after_sigkill_at_seeded_random_points(
     # lands up to a chunk past its mark, and the next run must still have rows to write)
     third = (eligible - 400) // 3
     marks = [100 + i * third + rng.randrange(third - 200) for i in range(3)]
-    plan_delay = rng.uniform(0.0, 0.3)
 
-    def planning() -> None:
-        wait_for(lambda: _runs(db_url, "running") >= 1)
-        time.sleep(plan_delay)  # a drawn moment inside planning, not a wait for a state
+    def stage(name: str) -> Callable[[], None]:
+        """Wait for the running run to enter step ``name`` (its own signal)."""
+        return lambda: wait_for(lambda: _running_stage(db_url) == name, what=name)
 
-    support_delay = rng.uniform(0.5, 2.5)
-
-    def support() -> None:
-        """A run with nothing left to write: killed while it refreshes the term
-        vocabulary and the query map (a drawn moment after it starts)."""
-        wait_for(lambda: _runs(db_url, "running") >= 1)
-        time.sleep(support_delay)
-
-    kill_points = [
-        ("planning", planning),
+    # (label, wait for the moment, the stage the killed run must have been in; None: the
+    # run is killed as soon as its row exists, and must have written nothing)
+    kill_points: list[tuple[str, Callable[[], None], str | None]] = [
+        ("planning", lambda: None, None),
         *[
-            (f"writing, at {m} rows", lambda m=m: wait_for(lambda: _embeddings(db_url) >= m))
+            (
+                f"writing, at {m} rows",
+                lambda m=m: wait_for(lambda: _embeddings(db_url) >= m),
+                "embed",
+            )
             for m in marks
         ],
-        ("index build", lambda: wait_for(lambda: _building_index(db_url))),
-        ("search support", support),
+        ("index build", lambda: wait_for(lambda: _building_index(db_url)), "index"),
+        # a run with nothing left to write but the index: killed while it refreshes the
+        # term vocabulary and fits the query map
+        ("search support", stage("search support"), "search support"),
     ]
-    for killed, (label, wait) in enumerate(kill_points):
+    before_planning = _embeddings(db_url)
+    for killed, (label, wait, _stage) in enumerate(kill_points):
         proc = subprocess.Popen(EMBED_INT8, env=env, stdout=subprocess.DEVNULL)
         try:
             wait_for(lambda n=killed: _runs(db_url, None) > n)  # this run has started
@@ -254,18 +249,18 @@ def test_resume_after_sigkill_at_seeded_random_points(
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
         assert proc.returncode == -signal.SIGKILL, label
+        if _stage is None:  # killed before its first chunk was written
+            assert _embeddings(db_url) == before_planning
+        else:  # the killed run's row says where it stopped
+            assert _last_stage(db_url) == _stage, label
     done = subprocess.run(
         [*EMBED_INT8, "--json"], env=env, capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["status"] == "succeeded"
     assert_in_sync(conn, settings, "int8")  # same rows, same hashes
-    assert index.status(conn).valid
-    stored = dict(
-        conn.execute(
-            "SELECT product_id, embedding::real[] FROM analytics_features.product_embeddings"
-        )
-    )
+    assert hnsw.status(conn).valid
+    stored = dict(conn.execute(f"SELECT product_id, embedding::real[] FROM {EMBEDDINGS_NAME}"))
     ids = sorted(texts)
     fresh = encoders["int8"].encode([texts[i] for i in ids])
     got = np.array([stored[i] for i in ids], dtype=np.float32)
@@ -275,14 +270,16 @@ def test_resume_after_sigkill_at_seeded_random_points(
     # int8 quantizes activations per batch, and a resumed run batches differently:
     # within int8's own tolerance against exact (test_encoder: mean 0.985, min 0.95)
     assert cosines.mean() >= 0.985 and cosines.min() >= 0.95, (cosines.mean(), cosines.min())
-    statuses = [
-        r[0]
-        for r in conn.execute(
-            "SELECT status FROM analytics_features.embedding_runs ORDER BY run_id"
-        )
-    ]
+    statuses = [r[0] for r in conn.execute(f"SELECT status FROM {RUNS_NAME} ORDER BY run_id")]
     assert statuses[-1] == "succeeded" and "running" not in statuses
     assert statuses.count("interrupted") == len(kill_points), statuses
+    stages = [
+        r[0]
+        for r in conn.execute(
+            f"SELECT stage FROM {RUNS_NAME} WHERE status = 'interrupted' ORDER BY run_id"
+        )
+    ]
+    assert stages[1:] == [p[2] for p in kill_points[1:]], stages
 
 
 def _building_index(url: str) -> bool:
@@ -296,13 +293,26 @@ def _building_index(url: str) -> bool:
         return bool(row and row[0])
 
 
+def _running_stage(url: str) -> str | None:
+    """The step of the run in progress (None: none is running)."""
+    with psycopg.connect(url) as c:
+        row = c.execute(f"SELECT stage FROM {RUNS_NAME} WHERE status = 'running'").fetchone()
+        return str(row[0]) if row else None
+
+
+def _last_stage(url: str) -> str | None:
+    """The step the newest run was in."""
+    with psycopg.connect(url) as c:
+        row = c.execute(f"SELECT stage FROM {RUNS_NAME} ORDER BY run_id DESC LIMIT 1").fetchone()
+        return str(row[0]) if row else None
+
+
 def _runs(url: str, status: str | None) -> int:
     """Runs recorded with ``status``, or all runs (a run row exists from the moment
     planning starts)."""
     with psycopg.connect(url) as c:
         row = c.execute(
-            "SELECT count(*) FROM analytics_features.embedding_runs "
-            "WHERE status = coalesce(%s, status)",
+            f"SELECT count(*) FROM {RUNS_NAME} WHERE status = coalesce(%s, status)",
             (status,),
         ).fetchone()
         return int(row[0]) if row else 0
@@ -325,21 +335,23 @@ def test_search_works_during_embed(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    query = encoders["int8"].encode(["front brake pads"])[0]
-    register_vector(conn)
-    answered = 0
+    searcher = build_searcher(conn, settings, encoders["int8"])  # as the API builds it
+
+    async def search_while_embedding() -> int:
+        answered = 0
+        async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as aconn:
+            await register_vector_async(aconn)
+            await searcher.load_vocabulary(aconn)
+            while proc.poll() is None and answered < 50:
+                resp = await searcher.semantic(aconn, "front brake pads", SearchOptions(limit=10))
+                assert resp.count == 10
+                answered += 1
+                await asyncio.sleep(0.05)
+        return answered
+
     try:
         wait_for(lambda: _embeddings(db_url) > 600)
-        while proc.poll() is None and answered < 50:
-            rows = conn.execute(
-                "SELECT product_id FROM analytics_features.product_embeddings "
-                "ORDER BY embedding::halfvec(384) <=> %s::halfvec(384) LIMIT 10",
-                (query,),
-            ).fetchall()
-            conn.commit()
-            assert len(rows) == 10
-            answered += 1
-            time.sleep(0.05)
+        answered = asyncio.run(search_while_embedding())
     finally:
         _, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 0, stderr
@@ -373,11 +385,9 @@ def test_lexemes_follow_the_source_without_re_encoding(
     generate.load(conn, 60, seed=12)
     first = sync(settings, SyncOptions(mode="int8"), encoder=encoders["int8"])
     assert first.status == "succeeded"
-    pid = conn.execute(
-        "SELECT product_id FROM analytics_features.product_embeddings ORDER BY 1 LIMIT 1"
-    ).fetchone()[0]
+    pid = conn.execute(f"SELECT product_id FROM {EMBEDDINGS_NAME} ORDER BY 1 LIMIT 1").fetchone()[0]
     conn.execute(
-        "UPDATE staging_marts.dim_product SET polish_name = %s WHERE product_id = %s",
+        f"UPDATE {DEMO_CATALOG} SET polish_name = %s WHERE product_id = %s",
         ("Sprężyny żółwia", pid),
     )
     conn.commit()
@@ -385,22 +395,20 @@ def test_lexemes_follow_the_source_without_re_encoding(
     conn.commit()
     assert again.embedded == 0 and again.written == 0
     hit = conn.execute(
-        "SELECT product_id FROM analytics_features.product_embeddings "
+        f"SELECT product_id FROM {EMBEDDINGS_NAME} "
         "WHERE search_tsv @@ to_tsquery('simple', 'zolw & sprezyn')"
     ).fetchall()
     assert hit == [(pid,)]
-    terms = {r[0] for r in conn.execute("SELECT term FROM analytics_features.search_terms")}
+    terms = {r[0] for r in conn.execute(f"SELECT term FROM {TERMS_NAME}")}
     assert {"zolwia", "sprezyny"} <= terms
     # an analysis change (simulated: every stored raw hash forgotten) rewrites the lexemes
-    conn.execute(
-        "UPDATE analytics_features.product_embeddings SET source_hash = NULL, search_tsv = NULL"
-    )
+    conn.execute(f"UPDATE {EMBEDDINGS_NAME} SET source_hash = NULL, search_tsv = NULL")
     conn.commit()
     third = sync(settings, SyncOptions(mode="int8"), encoder=encoders["int8"])
     conn.commit()
     assert third.embedded == 0
     missing = conn.execute(
-        "SELECT count(*) FROM analytics_features.product_embeddings WHERE search_tsv IS NULL"
+        f"SELECT count(*) FROM {EMBEDDINGS_NAME} WHERE search_tsv IS NULL"
     ).fetchone()[0]
     assert missing == 0
 

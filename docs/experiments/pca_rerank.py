@@ -22,7 +22,7 @@ import numpy as np
 from pgvector.psycopg import register_vector
 
 from prodsearch.bench.index import _query_vectors
-from prodsearch.bench.queries import recall_sample
+from prodsearch.bench.workload import recall_sample
 from prodsearch.config import get_settings
 from prodsearch.db import connect, database_url
 from prodsearch.search import recall

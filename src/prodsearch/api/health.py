@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
-from psycopg import sql
+from prodsearch.db.hnsw import INDEX_ROW_PARAMS
+from prodsearch.db.names import INDEX_NAME
+from prodsearch.db.retry import one_line
+from prodsearch.embedding import store
 
-from prodsearch.db.names import EMBEDDINGS, INDEX_NAME
-from prodsearch.embedding.index import INDEX_ROW_PARAMS, VALIDITY_SQL
+log = logging.getLogger("prodsearch.api")
 
 
 async def health_report(state: Any) -> dict[str, Any]:
@@ -24,23 +27,17 @@ async def health_report(state: Any) -> dict[str, Any]:
     source = searcher.source
     try:
         async with asyncio.timeout(3), state.pool.connection(timeout=2) as conn:
-            cur = await conn.execute(
-                sql.SQL(
-                    "SELECT (SELECT count(*) FROM {src} AS s WHERE {eligible}), "
-                    "(SELECT count(*) FROM {emb}), ({validity})"
-                ).format(
-                    src=source.qualified,
-                    emb=EMBEDDINGS,
-                    eligible=source.eligible_sql(),
-                    validity=sql.SQL(VALIDITY_SQL),
-                ),
-                INDEX_ROW_PARAMS,
-            )
+            cur = await conn.execute(store.coverage_sql(source), INDEX_ROW_PARAMS)
             row = await cur.fetchone()
             await conn.commit()
     except Exception as exc:  # any failure here means: not serving reliably
+        # the reason goes to the server's log, never to the client (it may name hosts,
+        # users or SQL)
+        log.warning("health check failed: %s", one_line(exc) or type(exc).__name__)
         report.update(
-            status="unavailable", database="unreachable", error=str(exc) or type(exc).__name__
+            status="unavailable",
+            database="unreachable",
+            error="the database did not answer; see the server log",
         )
         return report
     assert row is not None

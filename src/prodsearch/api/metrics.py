@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
+
+from prodsearch.search.results import SearchTimings
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -63,11 +64,11 @@ class Metrics:
         self.requests.labels(endpoint, method, str(status)).inc()
         self.latency.labels(endpoint).observe(seconds)
 
-    def observe_search(self, timings: dict[str, Any]) -> None:
+    def observe_search(self, timings: SearchTimings) -> None:
         """A search's own timings (its response's ``timings``)."""
-        self.embed_seconds.inc(timings.get("embed_ms", 0.0) / 1000)
-        self.search_seconds.inc(timings.get("search_ms", 0.0) / 1000)
-        cached = timings.get("cached_embedding")
+        self.embed_seconds.inc(timings.embed_ms / 1000)
+        self.search_seconds.inc(timings.search_ms / 1000)
+        cached = timings.cached_embedding
         if cached is True:
             self.cache_hits.inc()
         elif cached is False:
@@ -77,6 +78,6 @@ class Metrics:
         """The text exposition: this process's registry, or every worker's samples."""
         if os.environ.get(MULTIPROC_ENV):
             registry = CollectorRegistry()
-            MultiProcessCollector(registry)
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             return generate_latest(registry)
         return generate_latest(self.registry)

@@ -21,18 +21,18 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pgvector.psycopg import register_vector
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 from pydantic import SecretStr
 
+from prodsearch.bench import sql as bench_sql
 from prodsearch.bench.baseline import sentence_transformer
 from prodsearch.catalog import generate
+from prodsearch.catalog import sql as catalog_sql
 from prodsearch.catalog.source import Source, load_source
 from prodsearch.catalog.text import content_hash, prepare_text
 from prodsearch.config import Settings
-from prodsearch.db import connect, database_url, migrate
-from prodsearch.db.names import EMBEDDINGS, QUERY_MAPS
-from prodsearch.embedding import index, store
+from prodsearch.db import connect, database_url, hnsw, migrate
+from prodsearch.embedding import store
 from prodsearch.embedding.encoder import cpu_threads, encoder_for
 from prodsearch.embedding.sync import SyncOptions, sync
 
@@ -76,19 +76,15 @@ class EmbedBench:
 def _bench_url(settings: Settings) -> str:
     base = database_url(settings)
     with connect(base, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
-    params = conninfo_to_dict(base)
-    params["dbname"] = BENCH_DB
-    return make_conninfo(**params)
+        bench_sql.recreate_database(conn, BENCH_DB)
+    return make_conninfo(base, dbname=BENCH_DB)
 
 
 def _reset(url: str) -> None:
     """An empty table, no index and no query map: every measured run is a first run."""
     with connect(url) as conn:
-        index.drop(conn)
-        conn.execute(sql.SQL("TRUNCATE {}, {}").format(EMBEDDINGS, QUERY_MAPS))
-        conn.commit()
+        hnsw.drop(conn)
+        bench_sql.empty_vectors(conn)
 
 
 def _demo_settings(settings: Settings, url: str) -> Settings:
@@ -115,24 +111,10 @@ def baseline(url: str, source: Source, batch: int = 32) -> float:
     model = sentence_transformer()
     name = "sentence-transformers/all-MiniLM-L6-v2"
     cols = source.text_columns
-    page = sql.SQL(
-        "SELECT s.{id}, {cols} FROM {src} AS s WHERE {eligible} AND s.{id} > %s "
-        "ORDER BY s.{id} LIMIT 1000"
-    ).format(
-        id=sql.Identifier(source.id_column),
-        cols=sql.SQL(", ").join(sql.Identifier("s", c) for c in cols),
-        src=source.qualified,
-        eligible=source.eligible_sql(),
-    )
-    upsert = sql.SQL(
-        "INSERT INTO {} (product_id, embedding, content_hash, model_name, mode) "
-        "VALUES (%s, %s, %s, %s, 'exact') ON CONFLICT (product_id) DO UPDATE SET "
-        "embedding = EXCLUDED.embedding, content_hash = EXCLUDED.content_hash, updated_at = now()"
-    ).format(EMBEDDINGS)
     with connect(url) as conn:
         register_vector(conn)
         last = 0
-        while rows := conn.execute(page, (last,)).fetchall():
+        while rows := catalog_sql.text_page(conn, source, last):
             last = rows[-1][0]
             for i in range(0, len(rows), batch):
                 part = rows[i : i + batch]
@@ -140,29 +122,25 @@ def baseline(url: str, source: Source, batch: int = 32) -> float:
                 vectors = model.encode(texts, batch_size=batch, normalize_embeddings=True)
                 with conn.cursor() as cur:
                     cur.executemany(
-                        upsert,
+                        bench_sql.ORIGINAL_UPSERT,
                         [
                             (r[0], vec, content_hash(t, name, "exact"), name)
                             for r, vec, t in zip(part, vectors, texts, strict=True)
                         ],
                     )
                 conn.commit()
-        index.build(conn, "vector")
+        hnsw.build(conn, "vector")
     return time.perf_counter() - started
 
 
 def _change_one_percent(url: str, source: Source, seed: int) -> int:
     """Append to the description (the last text field) of 1 % of the live products."""
     with connect(url) as conn:
-        cur = conn.execute(
-            sql.SQL(
-                "UPDATE {src} AS s SET {col} = coalesce({col}, '') || ' Updated ' || %s "
-                "WHERE {eligible} AND (s.{id} * 7919 + %s) %% 100 = 0"
-            ).format(col=sql.Identifier(source.text_columns[-1]), **source.sql_parts()),
-            (str(seed), seed),
+        changed = catalog_sql.append_to_text(
+            conn, source, source.text_columns[-1], f" Updated {seed}", 100, seed
         )
         conn.commit()
-        return cur.rowcount
+        return changed
 
 
 def run(
@@ -201,7 +179,7 @@ def run(
                 _measure_mode(bench_settings, url, source, opts, n + 1, eligible, base_s, progress)
             )
     with connect(database_url(settings), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        bench_sql.drop_database(conn, BENCH_DB)
     return out
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from prodsearch.bench.baseline import sentence_transformer
-from prodsearch.bench.queries import benchmark_queries
+from prodsearch.bench.workload import benchmark_queries
 from prodsearch.catalog.generate import COLUMNS, rows
 from prodsearch.catalog.text import prepare_text
 from prodsearch.config import Settings

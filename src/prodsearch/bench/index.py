@@ -31,14 +31,16 @@ import numpy as np
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
-from prodsearch.bench.queries import recall_sample
+from prodsearch.bench import sql as bench_sql
+from prodsearch.bench.workload import recall_sample
+from prodsearch.catalog.source import Source
 from prodsearch.config import Settings
-from prodsearch.db import connect, database_url
+from prodsearch.db import connect, database_url, hnsw
 from prodsearch.db.names import BENCH_UNIQUE_VECTORS, EMBEDDINGS
-from prodsearch.embedding import index, querymap
-from prodsearch.embedding.encoder import encoder_for
+from prodsearch.embedding import store
 from prodsearch.errors import ProdsearchError
-from prodsearch.search import recall
+from prodsearch.search import queries, recall
+from prodsearch.search.setup import build_searcher
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class _Probe:
     exact_kth: list[float]  # the exact 10th neighbour's distance per query
     ef_values: Sequence[int]
     dim: int
+    source: Source
     progress: Callable[[str], None]
 
 
@@ -108,17 +111,19 @@ def run(
     sample = recall_sample(n_queries)
     out = IndexBench(queries=len(sample))
     with connect(database_url(settings)) as conn:
-        vectors, dim, out.query_map = _query_vectors(conn, settings, sample)
+        searcher = build_searcher(conn, settings)
+        source = searcher.source
+        vectors = [searcher.vectors.vector(q) for _kind, q in sample]
+        dim, out.query_map = searcher.encoder.dim, searcher.query_map is not None
         register_vector(conn)
-        conn.execute("SET max_parallel_workers_per_gather = 0")
-        rows = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(EMBEDDINGS)).fetchone()
-        out.rows = rows[0] if rows else 0
+        bench_sql.no_parallel_workers(conn)
+        out.rows = store.count_embeddings(conn)
         progress(f"exact search for {len(sample)} queries over {out.rows:,} vectors")
-        current = index.status(conn)
+        current = hnsw.status(conn)
         if not existing:
-            index.drop(conn)
-        exact_kth = _exact_kth(conn, EMBEDDINGS, vectors)
-        probe = _Probe(sample, vectors, exact_kth, ef_values, dim, progress)
+            hnsw.drop(conn)
+        exact_kth = _exact_kth(conn, source, EMBEDDINGS, vectors)
+        probe = _Probe(sample, vectors, exact_kth, ef_values, dim, source, progress)
         if existing:
             if not current.exists or current.type is None:
                 raise ProdsearchError("no index to measure: run `prodsearch index build` first")
@@ -127,32 +132,19 @@ def run(
         for shape in () if existing else shapes:
             for m, efc in params:
                 progress(f"building {shape} index, m={m}, ef_construction={efc}")
-                build_s = index.build(conn, shape, m, efc)
+                build_s = hnsw.build(conn, shape, m, efc)
                 out.shapes.append(_measure(conn, probe, shape, m, efc, build_s))
         if unique:
             out.unique = _measure_unique(conn, settings, probe)
         if not existing:
             progress(f"restoring the configured {settings.index_type} index")
-            index.build(conn, settings.index_type, settings.hnsw_m, settings.hnsw_ef_construction)
+            hnsw.build(conn, settings.index_type, settings.hnsw_m, settings.hnsw_ef_construction)
     return out
 
 
-def _query_vectors(
-    conn: Any, settings: Settings, sample: list[tuple[str, str]]
-) -> tuple[list[Any], int, bool]:
-    """The sample's vectors as the API embeds them (the query encoder, then the documents'
-    query map), their dimension, and whether a map was applied."""
-    enc = encoder_for(settings, settings.query_mode)
-    vectors = [enc.encode([q])[0] for _kind, q in sample]
-    qmap = querymap.load(conn, enc.model_name, settings.mode)
-    if qmap is not None:
-        vectors = list(qmap.apply(np.asarray(vectors)))
-    return vectors, enc.dim, qmap is not None
-
-
-def _exact_kth(conn: Any, table: sql.Composable, vectors: list[Any]) -> list[float]:
-    """The 10th exact (float32) neighbour's distance per query, by a full scan."""
-    return [recall.exact_top_k(conn, vec, 10, table=table)[-1][1] for vec in vectors]
+def _exact_kth(conn: Any, source: Source, table: sql.Composable, vectors: list[Any]) -> list[float]:
+    """The 10th exact (float32) live neighbour's distance per query, by a full scan."""
+    return [recall.exact_top_k(conn, vec, 10, source, table=table)[-1][1] for vec in vectors]
 
 
 def _measure_unique(conn: Any, settings: Settings, probe: _Probe) -> IndexShape:
@@ -161,20 +153,10 @@ def _measure_unique(conn: Any, settings: Settings, probe: _Probe) -> IndexShape:
     it would expand each hit to the products sharing its text)."""
     progress = probe.progress
     progress("copying one vector per distinct text into a scratch table")
-    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(BENCH_UNIQUE_VECTORS))
-    conn.execute(
-        sql.SQL(
-            "CREATE TABLE {} AS SELECT DISTINCT ON (content_hash) product_id, embedding FROM {} "
-            "ORDER BY content_hash, product_id"
-        ).format(BENCH_UNIQUE_VECTORS, EMBEDDINGS)
-    )
-    conn.commit()
     try:
-        rows = conn.execute(
-            sql.SQL("SELECT count(*) FROM {}").format(BENCH_UNIQUE_VECTORS)
-        ).fetchone()
-        progress(f"building the {settings.index_type} index over {rows[0]:,} unique vectors")
-        build_s = index.build(
+        rows = bench_sql.copy_unique_vectors(conn)
+        progress(f"building the {settings.index_type} index over {rows:,} unique vectors")
+        build_s = hnsw.build(
             conn,
             settings.index_type,
             settings.hnsw_m,
@@ -182,7 +164,7 @@ def _measure_unique(conn: Any, settings: Settings, probe: _Probe) -> IndexShape:
             table=BENCH_UNIQUE_VECTORS,
             name="bench_unique_hnsw",
         )
-        exact_kth = _exact_kth(conn, BENCH_UNIQUE_VECTORS, probe.vectors)
+        exact_kth = _exact_kth(conn, probe.source, BENCH_UNIQUE_VECTORS, probe.vectors)
         result = _measure(
             conn,
             replace(probe, exact_kth=exact_kth),
@@ -192,11 +174,10 @@ def _measure_unique(conn: Any, settings: Settings, probe: _Probe) -> IndexShape:
             build_s,
             table=BENCH_UNIQUE_VECTORS,
         )
-        result.rows = rows[0]
+        result.rows = rows
         return result
     finally:
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(BENCH_UNIQUE_VECTORS))
-        conn.commit()
+        bench_sql.drop_unique_vectors(conn)
 
 
 def _measure(
@@ -208,32 +189,27 @@ def _measure(
     build_s: float,
     table: sql.Composable = EMBEDDINGS,
 ) -> IndexShape:
-    st = index.status(conn) if table is EMBEDDINGS else None
-    query = sql.SQL(
-        "SELECT e.embedding <=> %(q)s::vector({d}) FROM {emb} AS e ORDER BY {order} LIMIT 10"
-    ).format(order=index.order_expression(shape, probe.dim), emb=table, d=sql.Literal(probe.dim))
+    """Recall and latency of the API's nearest-neighbour statement at each ef_search."""
+    st = hnsw.status(conn) if table is EMBEDDINGS else None
+    order = hnsw.order_expression(shape, probe.dim)
     result = IndexShape(
         shape, m, efc, round(build_s, 1), st.size if st else None, st.size_bytes if st else None
     )
     for ef in probe.ef_values:
-        conn.execute(sql.SQL("SET hnsw.ef_search = {}").format(sql.Literal(ef)))
         lat: list[float] = []
-        per: dict[str, list[float]] = {"wands": [], "catalog": []}
-        eps: list[float] = []
+        tally = recall.RecallTally()
         for (kind, _q), vec, kth in zip(probe.sample, probe.vectors, probe.exact_kth, strict=True):
             t0 = time.perf_counter()
-            got = conn.execute(query, {"q": vec}).fetchall()
+            ids = queries.approximate_neighbours(conn, probe.source, vec, order, ef, table=table)
             lat.append((time.perf_counter() - t0) * 1000)
-            distances = [g[0] for g in got]
-            per[kind].append(recall.tie_aware_recall(distances, kth))
-            eps.append(recall.tie_aware_recall(distances, kth, epsilon=recall.EPSILON))
-        every = per["wands"] + per["catalog"]
+            found = recall.exact_distances(conn, vec, ids, table=table)
+            tally.add(kind, [found[i] for i in ids], kth)
         row = EfRow(
             ef_search=ef,
-            recall_at_10=round(statistics.fmean(every), 4),
-            eps_recall_at_10=round(statistics.fmean(eps), 4),
-            recall_wands=round(statistics.fmean(per["wands"]), 4),
-            recall_catalog=round(statistics.fmean(per["catalog"]), 4),
+            recall_at_10=tally.mean(),
+            eps_recall_at_10=tally.eps_mean(),
+            recall_wands=tally.mean("wands"),
+            recall_catalog=tally.mean("catalog"),
             p50_ms=round(statistics.median(lat), 2),
             p95_ms=round(float(np.percentile(lat, 95)), 2),
         )
@@ -243,7 +219,6 @@ def _measure(
             f"(WANDS {row.recall_wands}, catalog {row.recall_catalog}), "
             f"eps-recall {row.eps_recall_at_10}, p50 {row.p50_ms} ms"
         )
-    conn.execute("RESET hnsw.ef_search")
     return result
 
 

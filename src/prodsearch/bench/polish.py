@@ -26,15 +26,13 @@ from typing import Any
 import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
-from psycopg import sql
 
 from prodsearch.bench import relevance as rel
 from prodsearch.catalog.source import Source, load_source
 from prodsearch.catalog.text import prepare_text
 from prodsearch.config import Settings
 from prodsearch.db import connect, database_url
-from prodsearch.db.names import EMBEDDINGS
-from prodsearch.embedding import querymap
+from prodsearch.embedding import querymap, store
 from prodsearch.embedding.encoder import encoder_for
 from prodsearch.errors import ProdsearchError
 from prodsearch.search.lexquery import analyze
@@ -52,12 +50,7 @@ def _catalog(
             f"bench polish needs Polish text columns; {source.name} has no {', '.join(missing)}"
         )
     register_vector(conn)
-    rows = conn.execute(
-        sql.SQL(
-            "SELECT e.product_id, e.embedding::real[], s.polish_name, s.polish_description "
-            "FROM {emb} AS e JOIN {src} AS s ON s.{id} = e.product_id ORDER BY 1"
-        ).format(emb=EMBEDDINGS, src=source.qualified, id=sql.Identifier(source.id_column))
-    ).fetchall()
+    rows = store.vectors_with_columns(conn, source, ("polish_name", "polish_description"))
     ids = np.array([r[0] for r in rows])
     english = np.vstack([np.asarray(r[1], dtype=np.float32) for r in rows])
     polish = [{"polish_name": r[2], "polish_description": r[3]} for r in rows]

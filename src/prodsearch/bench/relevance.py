@@ -35,11 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
+from prodsearch.catalog import sql as catalog_sql
 from prodsearch.catalog.source import Source
 from prodsearch.config import Settings
-from prodsearch.db.names import EMBEDDINGS
+from prodsearch.embedding import store
 from prodsearch.errors import ProdsearchError
 from prodsearch.search.results import SearchOptions
 from prodsearch.search.service import Searcher
@@ -129,14 +129,7 @@ def part_number_queries(
     """``count`` part numbers from evenly spaced products, typed without separators."""
     if not {"part_number", "category", "brand"} <= set(source.columns):
         return []
-    rows = conn.execute(
-        sql.SQL(
-            "SELECT s.{id}, s.part_number, s.category, s.brand FROM {t} AS s "
-            "WHERE {eligible} AND s.part_number ~ '[^[:alnum:]]' ORDER BY s.{id}"
-        ).format(
-            id=sql.Identifier(source.id_column), t=source.qualified, eligible=source.eligible_sql()
-        ),
-    ).fetchall()
+    rows = catalog_sql.products_with_codes(conn, source)
     conn.commit()
     step = max(1, len(rows) // max(count, 1))
     out = []
@@ -163,19 +156,8 @@ def _attributes(
     """The judged fields of the products matching ``condition`` (``category`` or ``id``
     equal to any of ``values``), eligible ones only when selecting by category."""
     cols = [c for c in ("category", "brand", "vehicle", "position") if c in source.columns]
-    where = (
-        sql.SQL("{} AND s.category = ANY(%s)").format(source.eligible_sql())
-        if condition == "category"
-        else sql.SQL("s.{} = ANY(%s)").format(sql.Identifier(source.id_column))
-    )
-    query = sql.SQL("SELECT s.{id} AS product_id, {cols} FROM {t} AS s WHERE {where}").format(
-        id=sql.Identifier(source.id_column),
-        cols=sql.SQL(", ").join(sql.Identifier("s", c) for c in cols),
-        t=source.qualified,
-        where=where,
-    )
-    with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
-        rows = cur.execute(query, (values,)).fetchall()
+    by = "category" if condition == "category" else source.id_column
+    rows = catalog_sql.attributes(conn, source, cols, by, values)
     conn.commit()
     return rows
 
@@ -227,24 +209,23 @@ def runners(searcher: Searcher, plain: Searcher | None = None) -> dict[str, Runn
 
     async def semantic(aconn: psycopg.AsyncConnection[Any], text: str) -> list[int]:
         resp = await searcher.semantic(aconn, text, SearchOptions(limit=K))
-        return [r["product_id"] for r in resp.results]
+        return resp.ids
 
     async def exact(aconn: psycopg.AsyncConnection[Any], text: str) -> list[int]:
         resp = await searcher.semantic(aconn, text, SearchOptions(limit=K, exact=True))
-        return [r["product_id"] for r in resp.results]
+        return resp.ids
 
     async def hybrid(aconn: psycopg.AsyncConnection[Any], text: str) -> list[int]:
         resp = await searcher.hybrid(aconn, text, SearchOptions(limit=K))
-        return [r["product_id"] for r in resp.results]
+        return resp.ids
 
     async def lexical(aconn: psycopg.AsyncConnection[Any], text: str) -> list[int]:
         resp = await searcher.hybrid(aconn, text, SearchOptions(limit=100, explain=True))
         # the full-text and code legs alone, in their own order (code match first)
-        parts = [r["explain"] for r in resp.results]
         hits = [
-            (not p["code_match"], p["lexical_rank"] or 0, r["product_id"])
-            for r, p in zip(resp.results, parts, strict=True)
-            if p["lexical_rank"] is not None or p["code_match"]
+            (not p.code_match, p.lexical_rank or 0, r.product_id)
+            for r in resp.results
+            if (p := r.explain) is not None and (p.lexical_rank is not None or p.code_match)
         ]
         return [pid for *_key, pid in sorted(hits)[:K]]
 
@@ -258,7 +239,7 @@ def runners(searcher: Searcher, plain: Searcher | None = None) -> dict[str, Runn
 
         async def semantic_no_map(aconn: psycopg.AsyncConnection[Any], text: str) -> list[int]:
             resp = await plain.semantic(aconn, text, SearchOptions(limit=K))
-            return [r["product_id"] for r in resp.results]
+            return resp.ids
 
         out["semantic_no_map"] = semantic_no_map
     return out
@@ -386,10 +367,10 @@ def judge(
         queries = load_queries(queries_path)
         queries += part_number_queries(conn, searcher.source)
         scores = run(conn, url, searcher, plain, queries, modes)
-        found = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(EMBEDDINGS)).fetchone()
+        found = store.count_embeddings(conn)
     meta = {
         "queries": len(queries),
-        "products_embedded": found[0] if found else 0,
+        "products_embedded": found,
         "mode": settings.mode,
         "query_mode": encoder.mode,
         "model": encoder.model_name,

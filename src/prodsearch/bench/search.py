@@ -23,19 +23,17 @@ import httpx
 import numpy as np
 import orjson
 from pgvector.psycopg import register_vector
-from psycopg import sql
 
 from prodsearch.bench import http
 from prodsearch.bench.baseline import sentence_transformer
-from prodsearch.bench.queries import benchmark_queries, recall_sample
 from prodsearch.bench.server import LocalServer
+from prodsearch.bench.workload import benchmark_queries, recall_sample
 from prodsearch.catalog.source import load_source
 from prodsearch.config import Settings
 from prodsearch.db import connect, database_url
-from prodsearch.db.names import EMBEDDINGS
-from prodsearch.embedding import querymap
-from prodsearch.embedding.encoder import encoder_for
+from prodsearch.embedding import store
 from prodsearch.search import recall
+from prodsearch.search.setup import build_searcher
 
 FILTERS: tuple[dict[str, Any], ...] = (
     {"category": "Brake Pads"},
@@ -174,38 +172,28 @@ def _recall(db: str, url: str, settings: Settings, n: int) -> Recall:
     float32 distance is no larger than the 10th exact neighbour's (strict: equal vectors
     tie) or than 1.01 times it (ε).
     """
-    # the API's query encoder (query_mode) and the documents' query map (mode)
-    enc = encoder_for(settings, settings.query_mode)
     sample = recall_sample(n)
-    hits: dict[str, list[float]] = {"wands": [], "catalog": []}
-    eps: list[float] = []
-    id_hits = 0
+    tally = recall.RecallTally()
     with connect(db) as conn, httpx.Client(base_url=url, timeout=30) as client:
-        source = load_source(conn, settings)
-        qmap = querymap.load(conn, enc.model_name, settings.mode)
+        # the API's query vectors: its query encoder and the documents' query map
+        searcher = build_searcher(conn, settings)
         register_vector(conn)
         for kind, q in sample:
             got = client.post(
                 "/search/semantic", json={"query": q, "limit": 10, "explain": True}
             ).json()
             ids = [r["product_id"] for r in got["results"]]
-            vec = enc.encode([got["explain"]["semantic_text"]])[0]
-            if qmap is not None:
-                vec = qmap.apply(vec)
-            exact = recall.exact_top_k(conn, vec, 10, source)
+            vec = searcher.vectors.vector(got["explain"]["semantic_text"])
+            exact = recall.exact_top_k(conn, vec, 10, searcher.source)
             found = recall.exact_distances(conn, vec, ids)
-            distances = [found[i] for i in ids]
-            hits[kind].append(recall.tie_aware_recall(distances, exact[-1][1]))
-            eps.append(recall.tie_aware_recall(distances, exact[-1][1], epsilon=recall.EPSILON))
-            id_hits += len(set(ids) & {e[0] for e in exact})
-    every = hits["wands"] + hits["catalog"]
+            tally.add(kind, [found[i] for i in ids], exact[-1][1], ids, [e[0] for e in exact])
     return Recall(
-        all=round(statistics.fmean(every), 4),
-        eps=round(statistics.fmean(eps), 4),
-        wands=round(statistics.fmean(hits["wands"]), 4),
-        catalog=round(statistics.fmean(hits["catalog"]), 4),
-        ids=round(id_hits / (10 * len(every)), 4),
-        queries=len(every),
+        all=tally.mean(),
+        eps=tally.eps_mean(),
+        wands=tally.mean("wands"),
+        catalog=tally.mean("catalog"),
+        ids=tally.by_ids(),
+        queries=tally.queries,
     )
 
 
@@ -237,7 +225,7 @@ def run(
         "PRODSEARCH_HOME": str(settings.home_dir),
     }
     with LocalServer(own) if url is None else nullcontext() as server:
-        url = url or server.url
+        url = url or (server.url if server is not None else "")
         for endpoint in endpoints:
             reqs = _requests(endpoint, queries, ids)
             asyncio.run(_load(url, reqs[:20], 2))  # warm-up
@@ -270,14 +258,7 @@ def run(
 def _products(db: str, n: int) -> tuple[int, list[int]]:
     """How many products are embedded, and ``n`` of their ids (spread by a hash)."""
     with connect(db) as conn:
-        found = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(EMBEDDINGS)).fetchone()
-        ids = conn.execute(
-            sql.SQL("SELECT product_id FROM {} ORDER BY md5(product_id::text) LIMIT %s").format(
-                EMBEDDINGS
-            ),
-            (n,),
-        )
-        return (found[0] if found else 0), [r[0] for r in ids]
+        return store.count_embeddings(conn), store.sample_ids(conn, n)
 
 
 def _measure(url: str, endpoint: str, reqs: list[tuple[str, str, Any]], conc: int) -> EndpointLoad:

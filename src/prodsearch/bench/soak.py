@@ -20,12 +20,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from psycopg import sql
-
 from prodsearch.bench import http
-from prodsearch.bench.queries import benchmark_queries
 from prodsearch.bench.search import FILTERS, _pct, _products
 from prodsearch.bench.server import LocalServer
+from prodsearch.bench.workload import benchmark_queries
+from prodsearch.catalog import sql as catalog_sql
 from prodsearch.catalog.source import Source, load_source
 from prodsearch.config import Settings
 from prodsearch.db import connect, database_url
@@ -98,21 +97,8 @@ async def _load(url: str, clients: int, seconds: float, queries: list[str], ids:
 
 def _rename(db: str, source: Source, ids: list[int], add: bool) -> int:
     """Append (or strip) the soak suffix to these products' names: a real catalog change."""
-    name = sql.Identifier(source.text_columns[0])
-    expr = (
-        sql.SQL("{n} || %s").format(n=name)
-        if add
-        else sql.SQL("left({n}, -length(%s))").format(n=name)
-    )
-    cond = sql.SQL("{n} NOT LIKE %s" if add else "{n} LIKE %s").format(n=name)
     with connect(db) as conn:
-        cur = conn.execute(
-            sql.SQL("UPDATE {t} SET {n} = {e} WHERE {i} = ANY(%s) AND {c}").format(
-                t=source.qualified, n=name, e=expr, i=sql.Identifier(source.id_column), c=cond
-            ),
-            (SUFFIX, ids, "%" + SUFFIX),
-        )
-        return cur.rowcount
+        return catalog_sql.rename(conn, source, ids, SUFFIX, add)
 
 
 def _embed() -> bool:
@@ -124,7 +110,9 @@ def _embed() -> bool:
     return done.returncode == 0
 
 
-def _churn(db: str, source: Source, ids: list[int], stop: threading.Event, result: SoakResult):
+def _churn(
+    db: str, source: Source, ids: list[int], stop: threading.Event, result: SoakResult
+) -> None:
     add = True
     while not stop.is_set():
         result.rows_changed += _rename(db, source, ids, add)

@@ -18,9 +18,11 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from prodsearch.catalog import sql as catalog_sql
 from prodsearch.catalog import vocab
 from prodsearch.catalog.source import Source
 from prodsearch.db.connect import vacuum_analyze
+from prodsearch.db.names import DEMO_CATALOG
 from prodsearch.errors import ConfigError
 
 COVERAGE = {"polish_name": 0.88, "description": 0.71, "polish_description": 0.56}
@@ -30,7 +32,7 @@ HTML_SHARE = 0.03
 FIRST_ID = 100_001
 _BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 
-DEMO_TABLE = "staging_marts.dim_product"  # the demo catalog's table (migration 0001)
+DEMO_TABLE = DEMO_CATALOG
 COLUMNS: tuple[str, ...] = (
     "product_id",
     "sku",
@@ -195,15 +197,9 @@ def load(
     """Replace the demo catalog (``DEMO_TABLE``, whose columns the generator writes; not
     the configured source, which may be any table) with ``count`` generated rows."""
     schema, table = DEMO_TABLE.split(".")
-    target = sql.Identifier(schema, table)
-    cols = sql.SQL(", ").join(sql.Identifier(c) for c in COLUMNS)
-    with conn.transaction(), conn.cursor() as cur:
-        cur.execute(sql.SQL("TRUNCATE {}").format(target))
-        with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(target, cols)) as copy:
-            for n, row in enumerate(rows(count, seed), 1):
-                copy.write_row(row)
-                if progress is not None and n % 10_000 == 0:
-                    progress(n)
+    catalog_sql.replace_rows(
+        conn, sql.Identifier(schema, table), COLUMNS, rows(count, seed), progress
+    )
     vacuum_analyze(conn, schema, table)
     if progress is not None:
         progress(count)
@@ -214,8 +210,7 @@ def ensure_demo(conn: psycopg.Connection[Any], source: Source, products: int) ->
     """What the demo starts from: the products the configured source holds, and whether
     they were generated now. An empty demo table is filled with ``products`` generated
     rows; an empty table of the user's own is an error (the demo never writes into it)."""
-    row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(source.qualified)).fetchone()
-    existing = int(row[0]) if row else 0
+    existing = catalog_sql.count_rows(conn, source)
     if existing:
         return existing, False
     if source.name != DEMO_TABLE:

@@ -36,12 +36,13 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg import sql
 
+from prodsearch.catalog import sql as catalog_sql
 from prodsearch.catalog.readers import Record, detect_format, read_records
 from prodsearch.catalog.source import Source
 from prodsearch.catalog.text import clean_text
 from prodsearch.catalog.values import KINDS, Kind, RowError, parse
+from prodsearch.db import introspect
 from prodsearch.db.connect import vacuum_analyze
 from prodsearch.errors import ProdsearchError
 
@@ -62,11 +63,7 @@ class Target:
 
     @classmethod
     def of(cls, conn: psycopg.Connection[Any], source: Source) -> Target:
-        rows = conn.execute(
-            "SELECT column_name, data_type, is_nullable = 'NO', column_default IS NOT NULL "
-            "FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
-            (source.schema, source.table),
-        ).fetchall()
+        rows = introspect.column_details(conn, source.schema, source.table)
         kinds = {c: KINDS[t] for c, t, _nn, _d in rows if t in KINDS and c != "updated_at"}
         if kinds.get(source.id_column) != "int":
             raise ProdsearchError(
@@ -199,42 +196,6 @@ def _or_default(row: Mapping[str, Any], column: str, target: Target) -> Any:
     return target.defaults.get(column) if value is None else value
 
 
-def _upsert_sql(target: Target, cols: list[str]) -> sql.Composed:
-    """INSERT from the staging table, updating only rows whose provided columns differ;
-    returns (inserted, updated)."""
-    data_cols = cols[1:]
-    sets = [sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in data_cols]
-    if target.updated_at:
-        sets.append(sql.SQL("updated_at = now()"))
-    action = (
-        sql.SQL("DO UPDATE SET {sets} WHERE ({old}) IS DISTINCT FROM ({new})").format(
-            sets=sql.SQL(", ").join(sets),
-            old=sql.SQL(", ").join(sql.SQL("d.{}").format(sql.Identifier(c)) for c in data_cols),
-            new=sql.SQL(", ").join(
-                sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in data_cols
-            ),
-        )
-        if data_cols
-        else sql.SQL("DO NOTHING")
-    )
-    stamp = target.updated_at
-    return sql.SQL(
-        "WITH up AS ("
-        " INSERT INTO {table} AS d ({cols}{stamp_col})"
-        " SELECT {cols}{stamp_val} FROM _import_stage"
-        " ON CONFLICT ({id}) {action}"
-        " RETURNING (xmax = 0) AS inserted)"
-        " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up"
-    ).format(
-        table=target.source.qualified,
-        cols=sql.SQL(", ").join(sql.Identifier(c) for c in cols),
-        stamp_col=sql.SQL(", updated_at" if stamp else ""),
-        stamp_val=sql.SQL(", now()" if stamp else ""),
-        id=sql.Identifier(target.id_column),
-        action=action,
-    )
-
-
 def _upsert(
     conn: psycopg.Connection[Any], rows: list[dict[str, Any]], target: Target
 ) -> tuple[int, int]:
@@ -243,27 +204,14 @@ def _upsert(
         target.id_column,
         *(c for c in target.kinds if c != target.id_column and any(c in r for r in rows)),
     ]
-    ident = [sql.Identifier(c) for c in cols]
-    with conn.transaction(), conn.cursor() as cur:
-        cur.execute("DROP TABLE IF EXISTS _import_stage")
-        cur.execute(
-            sql.SQL(
-                "CREATE TEMP TABLE _import_stage ON COMMIT DROP AS SELECT * FROM {} WITH NO DATA"
-            ).format(target.source.qualified)
-        )
-        copy_sql = sql.SQL("COPY _import_stage ({}) FROM STDIN").format(sql.SQL(", ").join(ident))
-        with cur.copy(copy_sql) as copy:
-            for row in rows:
-                copy.write_row([_or_default(row, c, target) for c in cols])
-        query = _upsert_sql(target, cols)
-        try:
-            inserted, updated = cur.execute(query).fetchone() or (0, 0)
-        except pg_errors.InvalidColumnReference:
-            raise ProdsearchError(
-                f"{target.source.name}.{target.id_column} needs a primary key or unique constraint "
-                "for the import to upsert by it"
-            ) from None
-    return int(inserted), int(updated)
+    values = ([_or_default(row, c, target) for c in cols] for row in rows)
+    try:
+        return catalog_sql.upsert_rows(conn, target.source, cols, values, target.updated_at)
+    except pg_errors.InvalidColumnReference:
+        raise ProdsearchError(
+            f"{target.source.name}.{target.id_column} needs a primary key or unique constraint "
+            "for the import to upsert by it"
+        ) from None
 
 
 def import_file(

@@ -16,6 +16,7 @@ import psycopg
 from psycopg import sql
 
 from prodsearch.config import Settings
+from prodsearch.db import introspect
 from prodsearch.errors import ConfigError
 
 _PREDICATE = re.compile(
@@ -61,7 +62,7 @@ class Source:
         )
 
     @property
-    def qualified(self) -> sql.Composed:
+    def qualified(self) -> sql.Identifier:
         return sql.Identifier(self.schema, self.table)
 
     @property
@@ -70,21 +71,9 @@ class Source:
 
     def validate(self, conn: psycopg.Connection[Any]) -> Source:
         """Check the table and every named column exist; return a copy that knows the columns."""
-        found = dict(
-            conn.execute(
-                "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
-                (self.schema, self.table),
-            ).fetchall()
-        )
+        found = introspect.columns(conn, self.schema, self.table)
         if not found:
-            tables = [
-                f"{s}.{t}"
-                for s, t in conn.execute(
-                    "SELECT table_schema, table_name FROM information_schema.tables "
-                    "WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2"
-                )
-            ]
+            tables = introspect.user_tables(conn)
             raise ConfigError(
                 f"source table {self.name} does not exist (PRODSEARCH_SOURCE_TABLE); "
                 f"tables found: {', '.join(tables) or 'none'}"

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
+from prodsearch.catalog import sql as catalog_sql
 from prodsearch.catalog.source import Source
 
 STANDARD_FIELDS = ("name", "polish_name", "description", "polish_description")
@@ -51,18 +51,7 @@ def catalog_stats(conn: psycopg.Connection[Any], source: Source) -> CatalogStats
     """Coverage of the standard text fields plus the configured text columns (non-empty)."""
     fields = [f for f in STANDARD_FIELDS if f in source.columns]
     fields += [c for c in source.text_columns if c not in fields]
-    filled = [
-        sql.SQL(
-            "count(*) FILTER (WHERE NOT {d} AND nullif(btrim({c}::text), '') IS NOT NULL)"
-        ).format(d=source.deleted_sql(), c=sql.Identifier(f))
-        for f in fields
-    ]
-    query = sql.SQL("SELECT count(*), count(*) FILTER (WHERE {d}), {filled} FROM {t}").format(
-        d=source.deleted_sql(), filled=sql.SQL(", ").join(filled), t=source.qualified
-    )
-    row = conn.execute(query).fetchone()
-    assert row is not None
-    total, deleted, *counts = row
+    total, deleted, counts = catalog_sql.coverage_counts(conn, source, fields)
     eligible = total - deleted
     return CatalogStats(
         table=source.name,

@@ -18,7 +18,11 @@ from rich.markup import escape
 try:  # typer >= 0.25 parses with its own copy of click
     from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 except ImportError:  # pragma: no cover - older typer on click
-    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+    from click.exceptions import (  # type: ignore[assignment]
+        ClickException,
+        NoArgsIsHelpError,
+        UsageError,
+    )
 
 from prodsearch.cli import bench, catalog, db, demo, embed, ops, search
 from prodsearch.cli.common import configure_logging, err

@@ -168,14 +168,14 @@ def _print_result(result: SyncResult, settings: Settings) -> None:
 @index_app.command("build")
 def index_build() -> None:
     """(Re)build the HNSW index (m, ef_construction and type from settings)."""
-    from prodsearch.embedding import index
+    from prodsearch.db import hnsw
 
     settings = get_settings()
     with open_db() as conn:
-        seconds = index.build(
+        seconds = hnsw.build(
             conn, settings.index_type, settings.hnsw_m, settings.hnsw_ef_construction
         )
-        st = index.status(conn)
+        st = hnsw.status(conn)
     out.print(
         f"built {st.name} ({st.type}, m={st.m}, ef_construction={st.ef_construction}) "
         f"in {seconds:.1f} s — {st.size}"
@@ -185,20 +185,20 @@ def index_build() -> None:
 @index_app.command("drop")
 def index_drop() -> None:
     """Drop the HNSW index (search falls back to exact scans)."""
-    from prodsearch.embedding import index
+    from prodsearch.db import hnsw
 
     with open_db() as conn:
-        existed = index.drop(conn)
-    out.print(f"dropped {index.INDEX_NAME}" if existed else "no index to drop")
+        existed = hnsw.drop(conn)
+    out.print(f"dropped {INDEX_NAME}" if existed else "no index to drop")
 
 
 @index_app.command("status")
 def index_status(as_json: JsonFlag = False) -> None:
     """Size, m, ef_construction, valid/ready and rows of the HNSW index."""
-    from prodsearch.embedding import index
+    from prodsearch.db import hnsw
 
     with open_db() as conn:
-        st = index.status(conn)
+        st = hnsw.status(conn)
     if as_json:
         print_json(st.as_dict())
         return
@@ -208,5 +208,5 @@ def index_status(as_json: JsonFlag = False) -> None:
     print_table(
         None,
         ("name", "type", "size", "m", "ef_construction", "valid", "ready", "rows"),
-        [(st.name, st.type, st.size, st.m, st.ef_construction, st.valid, st.ready, st.rows_text)],
+        [(st.name, st.type, st.size, st.m, st.ef_construction, st.valid, st.ready, st.rows)],
     )

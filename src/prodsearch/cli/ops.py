@@ -10,7 +10,7 @@ from prodsearch.cli.common import JsonFlag, err, open_db, out, print_json, print
 from prodsearch.config import get_settings
 
 if TYPE_CHECKING:
-    from prodsearch.embedding.index import IndexStatus
+    from prodsearch.db.hnsw import IndexStatus
     from prodsearch.ops.status import LastRun
 
 
@@ -70,7 +70,7 @@ def _last_run(run: LastRun | None) -> str:
     if run is None:
         return "none"
     return (
-        f"#{run.run_id} {run.status} ({run.mode}) at {run.started_at}, "
+        f"#{run.run_id} {run.status} ({run.mode}, stage {run.stage}) at {run.started_at}, "
         f"{run.duration_s} s: {run.embedded:,} embedded, "
         f"{run.skipped_unchanged:,} unchanged, {run.deleted:,} deleted, "
         f"{run.failed:,} failed" + (f" — {run.error}" if run.error else "")

@@ -35,18 +35,18 @@ def search(
     t = resp.timings
     print_table(
         f"{mode}: {query!r} — {resp.count} results in {resp.execution_time_ms:.1f} ms "
-        f"(embed {t['embed_ms']:.1f} ms, search {t['search_ms']:.1f} ms)",
+        f"(embed {t.embed_ms:.1f} ms, search {t.search_ms:.1f} ms)",
         ("#", "score", "id", "name", "category", "brand", "price", "stock"),
         (
             (
                 i,
-                f"{r['score']:.4f}",
-                r["product_id"],
-                r["name"],
-                r["category"],
-                r["brand"],
-                None if r["price"] is None else f"{r['price']:.2f}",
-                "yes" if r["in_stock"] else "no",
+                f"{r.score:.4f}",
+                r.product_id,
+                r.name,
+                r.category,
+                r.brand,
+                None if r.price is None else f"{r.price:.2f}",
+                "yes" if r.in_stock else "no",
             )
             for i, r in enumerate(resp.results, 1)
         ),

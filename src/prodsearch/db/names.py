@@ -1,6 +1,7 @@
 """Names of the schema objects prodsearch owns (created by ``db/migrations``): the one
-place they are spelled. The catalog's table is not here — it is configuration
-(``PRODSEARCH_SOURCE_TABLE``, read through :class:`prodsearch.catalog.source.Source`)."""
+place they are spelled. The catalog a deployment searches is configuration
+(``PRODSEARCH_SOURCE_TABLE``, read through :class:`prodsearch.catalog.source.Source`);
+``DEMO_CATALOG`` is only the table the migrations create for the demo catalog."""
 
 from __future__ import annotations
 
@@ -9,6 +10,14 @@ from psycopg import sql
 SCHEMA = "analytics_features"
 EMBEDDINGS_TABLE = "product_embeddings"
 INDEX_NAME = "idx_product_embeddings_hnsw"
+DEMO_CATALOG_SCHEMA = "staging_marts"
+DEMO_CATALOG = f"{DEMO_CATALOG_SCHEMA}.dim_product"  # the demo catalog's table (0001)
+
+# schema-qualified, as text (psql, tests)
+EMBEDDINGS_NAME = f"{SCHEMA}.{EMBEDDINGS_TABLE}"
+RUNS_NAME = f"{SCHEMA}.embedding_runs"
+TERMS_NAME = f"{SCHEMA}.search_terms"
+QUERY_MAPS_NAME = f"{SCHEMA}.query_maps"
 
 EMBEDDINGS = sql.Identifier(SCHEMA, EMBEDDINGS_TABLE)
 RUNS = sql.Identifier(SCHEMA, "embedding_runs")

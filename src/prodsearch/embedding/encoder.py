@@ -77,7 +77,7 @@ class TorchBf16Backend:
         from transformers import AutoModel
         from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         torch.set_num_threads(threads)
         self.torch = torch
         self.pooling = source.pooling
@@ -92,10 +92,10 @@ class TorchBf16Backend:
                 input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids)
             ).last_hidden_state.float()
             if self.pooling == "cls":
-                return hidden[:, 0].numpy()
+                return np.asarray(hidden[:, 0].numpy(), dtype=np.float32)
             weights = mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
-            return pooled.numpy()
+            return np.asarray(pooled.numpy(), dtype=np.float32)
 
 
 @dataclass
@@ -179,7 +179,7 @@ def encoder_for(
         mode or settings.mode,
         settings.model,
         models_dir=settings.models_dir,
-        max_batch=max_batch,
+        max_batch=max_batch or settings.batch_size,
         threads=threads,
         for_queries=for_queries,
     )

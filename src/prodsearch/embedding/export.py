@@ -60,7 +60,7 @@ def _fresh(manifest_path: Path, target: Path, source: ModelSource, mode: str) ->
         manifest = json.loads(manifest_path.read_text())
     except ValueError:
         return False
-    return (
+    return bool(
         manifest.get("mode") == mode
         and manifest.get("size") == target.stat().st_size  # truncated or replaced: cheap
         and manifest.get("sha256") == _sha256(target)  # damaged in place (~0.1 s a load)
@@ -169,7 +169,7 @@ def _export_fp32(source: ModelSource, target: Path, fuse: bool) -> bool:
             self.inner = inner
 
         def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            hidden = self.inner(
+            hidden: torch.Tensor = self.inner(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
                 token_type_ids=torch.zeros_like(input_ids),

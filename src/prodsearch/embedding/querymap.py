@@ -16,18 +16,17 @@ no map exists for the model and mode (or ``--refit-map``), and stored in
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import psycopg
-from psycopg import sql
 
+from prodsearch.catalog import sql as catalog_sql
 from prodsearch.catalog.source import Source
 from prodsearch.catalog.text import clean_text
-from prodsearch.db.names import QUERY_MAPS
+from prodsearch.embedding import store
 from prodsearch.embedding.encoder import Encoder
 
 DEFAULT_PAIRS = 6000
@@ -43,7 +42,7 @@ class QueryMap:
     def apply(self, vectors: np.ndarray) -> np.ndarray:
         out = np.asarray(vectors, dtype=np.float32) @ self.matrix
         norms = np.linalg.norm(out, axis=-1, keepdims=True)
-        return out / np.maximum(norms, 1e-12)
+        return np.asarray(out / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
 def pair_columns(source: Source) -> tuple[str, str] | None:
@@ -60,15 +59,7 @@ def training_pairs(
     cols = pair_columns(source)
     if cols is None:
         return []
-    en, pl = (sql.Identifier("s", c) for c in cols)
-    rows = conn.execute(
-        sql.SQL(
-            "SELECT DISTINCT ON (md5({pl}::text)) {en}::text, {pl}::text FROM {t} AS s "
-            "WHERE {eligible} AND {pl} IS NOT NULL AND {en} IS NOT NULL "
-            "ORDER BY md5({pl}::text) LIMIT %s"
-        ).format(en=en, pl=pl, t=source.qualified, eligible=source.eligible_sql()),
-        (limit,),
-    ).fetchall()
+    rows = catalog_sql.name_pairs(conn, source, cols[0], cols[1], limit)
     conn.commit()
     pairs = [(clean_text(a), clean_text(b)) for a, b in rows]
     return [(a, b) for a, b in pairs if a and b]
@@ -100,32 +91,13 @@ def fit(encoder: Encoder, pairs: list[tuple[str, str]], ridge: float = RIDGE) ->
 
 
 def save(conn: psycopg.Connection[Any], model: str, mode: str, qmap: QueryMap) -> None:
-    conn.execute(
-        sql.SQL(
-            "INSERT INTO {} (model_name, mode, dim, matrix, pairs, details) "
-            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (model_name, mode) DO UPDATE SET "
-            "dim = EXCLUDED.dim, matrix = EXCLUDED.matrix, pairs = EXCLUDED.pairs, "
-            "details = EXCLUDED.details, created_at = now()"
-        ).format(QUERY_MAPS),
-        (
-            model,
-            mode,
-            qmap.matrix.shape[0],
-            qmap.matrix.astype("<f4").tobytes(),
-            qmap.pairs,
-            json.dumps(qmap.details),
-        ),
-    )
+    blob = qmap.matrix.astype("<f4").tobytes()
+    store.save_query_map(conn, model, mode, qmap.matrix.shape[0], blob, qmap.pairs, qmap.details)
     conn.commit()
 
 
 def load(conn: psycopg.Connection[Any], model: str, mode: str) -> QueryMap | None:
-    row = conn.execute(
-        sql.SQL(
-            "SELECT dim, matrix, pairs, details FROM {} WHERE model_name = %s AND mode = %s"
-        ).format(QUERY_MAPS),
-        (model, mode),
-    ).fetchone()
+    row = store.load_query_map(conn, model, mode)
     conn.commit()
     if row is None:
         return None

@@ -22,8 +22,7 @@ def alive(
     """The run's own connection after the embed stage. A database restart meanwhile closed
     it (the writer rode it out) and released the run lock: reconnect, take the lock again."""
     try:
-        conn.execute("SELECT 1")
-        conn.commit()
+        store.ping(conn)
         return conn
     except psycopg.OperationalError as exc:
         if not is_connection_loss(exc):
@@ -38,9 +37,7 @@ def take_lock(conn: psycopg.Connection[Any], wait_s: float) -> None:
     """One embed run per database. A second run waits for the first (up to ``wait_s``),
     then finds only what is left to do; so does a rerun right after a killed run, whose
     server session may hold the lock a moment longer."""
-    got = conn.execute("SELECT pg_try_advisory_lock(%s)", (store.SYNC_LOCK_KEY,)).fetchone()
-    if got and got[0]:
-        conn.commit()
+    if store.try_run_lock(conn):
         return
     busy = (
         f"another embed run is still in progress on this database after {wait_s:g} s: "
@@ -50,10 +47,7 @@ def take_lock(conn: psycopg.Connection[Any], wait_s: float) -> None:
         raise ProdsearchError(busy)
     log.warning("another embed run is in progress on this database: waiting up to %g s", wait_s)
     try:
-        conn.execute(f"SET lock_timeout = {int(wait_s * 1000)}")
-        conn.execute("SELECT pg_advisory_lock(%s)", (store.SYNC_LOCK_KEY,))
-        conn.execute("RESET lock_timeout")
-        conn.commit()
+        store.wait_run_lock(conn, wait_s)
     except psycopg.errors.LockNotAvailable:
         conn.rollback()
         raise ProdsearchError(busy) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+RunStage = Literal["plan", "delete", "embed", "index", "search support", "done"]
 RunStatus = Literal["running", "succeeded", "failed", "interrupted", "dry-run"]
 IndexAction = Literal["kept", "built", "rebuilt"]
 Engine = Literal["local", "ray"]

@@ -14,7 +14,8 @@ from psycopg import sql
 from prodsearch.catalog.lexical import document_fields
 from prodsearch.catalog.source import Source
 from prodsearch.catalog.text import clean_text
-from prodsearch.db.names import EMBEDDINGS, EMBEDDINGS_TABLE, RUNS, SCHEMA, TERMS
+from prodsearch.db import hnsw
+from prodsearch.db.names import EMBEDDINGS, QUERY_MAPS, RUNS, TERMS
 
 SYNC_LOCK_KEY = 0x656D6264  # 'embd': one sync at a time per database
 
@@ -41,6 +42,77 @@ def stale_sql(source: Source) -> sql.Composable:
         "(e.source_hash IS DISTINCT FROM {shash} OR e.model_name <> %(model)s"
         " OR e.mode <> %(mode)s)"
     ).format(shash=source_hash_sql(source))
+
+
+def coverage_sql(source: Source) -> sql.Composed:
+    """One row: live products, embeddings, and whether the HNSW index is valid (NULL when
+    absent); parameters :data:`prodsearch.db.hnsw.INDEX_ROW_PARAMS`. For ``/health``."""
+    return sql.SQL(
+        "SELECT (SELECT count(*) FROM {src} AS s WHERE {eligible}), "
+        "(SELECT count(*) FROM {emb}), ({validity})"
+    ).format(emb=EMBEDDINGS, validity=sql.SQL(hnsw.VALIDITY_SQL), **source.sql_parts())
+
+
+def count_missing_and_stale(
+    conn: psycopg.Connection[Any], source: Source, signature: str, model: str, mode: str
+) -> tuple[int, int]:
+    """Eligible rows without an embedding, and with a stale one (:func:`stale_sql`)."""
+    query = sql.SQL(
+        "SELECT count(*) FILTER (WHERE e.product_id IS NULL),"
+        " count(*) FILTER (WHERE e.product_id IS NOT NULL AND {stale})"
+        " FROM {src} AS s LEFT JOIN {emb} AS e ON e.product_id = s.{id} WHERE {eligible}"
+    ).format(stale=stale_sql(source), emb=EMBEDDINGS, **source.sql_parts())
+    row = conn.execute(query, {"sig": signature, "model": model, "mode": mode}).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def count_altered(conn: psycopg.Connection[Any]) -> int:
+    """Stored vectors that differ from the checksum written with them."""
+    row = conn.execute(
+        sql.SQL(
+            "SELECT count(*) FROM {} WHERE embedding_md5 IS DISTINCT FROM md5(embedding::text)"
+        ).format(EMBEDDINGS)
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def sample_rows(conn: psycopg.Connection[Any], source: Source, n: int) -> list[tuple[Any, ...]]:
+    """(id, vector, content hash, model, mode, *text columns) of ``n`` stored rows spread
+    by a hash of their ids."""
+    cols = sql.SQL(", ").join(sql.Identifier("s", c) for c in source.text_columns)
+    return conn.execute(
+        sql.SQL(
+            "SELECT e.product_id, e.embedding, e.content_hash, e.model_name, e.mode, {cols} "
+            "FROM {emb} AS e JOIN {src} AS s ON s.{id} = e.product_id "
+            "ORDER BY md5(e.product_id::text) LIMIT %s"
+        ).format(cols=cols, emb=EMBEDDINGS, **source.sql_parts()),
+        (n,),
+    ).fetchall()
+
+
+def sample_ids(conn: psycopg.Connection[Any], n: int) -> list[int]:
+    """``n`` embedded product ids spread by a hash of their ids."""
+    rows = conn.execute(
+        sql.SQL("SELECT product_id FROM {} ORDER BY md5(product_id::text) LIMIT %s").format(
+            EMBEDDINGS
+        ),
+        (n,),
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def vectors_with_columns(
+    conn: psycopg.Connection[Any], source: Source, columns: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """(id, vector as real[], *columns of the source row) of every embedded product, by id."""
+    cols = sql.SQL(", ").join(sql.Identifier("s", c) for c in columns)
+    return conn.execute(
+        sql.SQL(
+            "SELECT e.product_id, e.embedding::real[], {cols} "
+            "FROM {emb} AS e JOIN {src} AS s ON s.{id} = e.product_id ORDER BY 1"
+        ).format(cols=cols, emb=EMBEDDINGS, **source.sql_parts())
+    ).fetchall()
 
 
 def weighted_columns(source: Source) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -81,16 +153,6 @@ def code_keys_sql(source: Source) -> sql.Composable:
         code_key_sql(sql.SQL("s.{}::text").format(sql.Identifier(c))) for c in source.code_columns
     ]
     return sql.SQL("array_remove(ARRAY[{}], NULL)").format(sql.SQL(", ").join(keys))
-
-
-def embedding_dim(conn: psycopg.Connection[Any]) -> int:
-    row = conn.execute(
-        "SELECT atttypmod FROM pg_attribute "
-        "WHERE attrelid = %s::regclass AND attname = 'embedding'",
-        (f"{SCHEMA}.{EMBEDDINGS_TABLE}",),
-    ).fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 def set_embedding_dim(conn: psycopg.Connection[Any], dim: int) -> None:
@@ -273,7 +335,28 @@ def count_terms(conn: psycopg.Connection[Any]) -> int:
     return int(row[0]) if row else 0
 
 
-# ---------------------------------------------------------------- runs
+# ---------------------------------------------------------------- runs and the run lock
+
+
+def ping(conn: psycopg.Connection[Any]) -> None:
+    """A round trip (raises when the connection is gone)."""
+    conn.execute("SELECT 1")
+    conn.commit()
+
+
+def try_run_lock(conn: psycopg.Connection[Any]) -> bool:
+    """Take the one-run-per-database session lock if it is free."""
+    got = conn.execute("SELECT pg_try_advisory_lock(%s)", (SYNC_LOCK_KEY,)).fetchone()
+    conn.commit()
+    return bool(got and got[0])
+
+
+def wait_run_lock(conn: psycopg.Connection[Any], wait_s: float) -> None:
+    """Wait up to ``wait_s`` for the run lock (``psycopg.errors.LockNotAvailable`` after)."""
+    conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(int(wait_s * 1000))))
+    conn.execute("SELECT pg_advisory_lock(%s)", (SYNC_LOCK_KEY,))
+    conn.execute("RESET lock_timeout")
+    conn.commit()
 
 
 def start_run(
@@ -301,8 +384,8 @@ def start_run(
 
 def update_run(conn: psycopg.Connection[Any], run_id: int, **fields: Any) -> None:
     """Set counts/status/timings on a run (jsonb for dicts); commits."""
-    sets = []
-    values = []
+    sets: list[sql.Composable] = []
+    values: list[Any] = []
     for key, value in fields.items():
         sets.append(sql.SQL("{} = %s").format(sql.Identifier(key)))
         values.append(json.dumps(value) if isinstance(value, dict) else value)
@@ -322,3 +405,43 @@ def last_run(conn: psycopg.Connection[Any]) -> dict[str, Any] | None:
         return None
     assert cur.description is not None
     return {d.name: v for d, v in zip(cur.description, row, strict=True)}
+
+
+# ---------------------------------------------------------------- query maps
+
+
+def save_query_map(
+    conn: psycopg.Connection[Any],
+    model: str,
+    mode: str,
+    dim: int,
+    matrix: bytes,
+    pairs: int,
+    details: dict[str, Any],
+) -> None:
+    """Store (or replace) the Polish→English map of ``model`` and ``mode``."""
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {} (model_name, mode, dim, matrix, pairs, details) "
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (model_name, mode) DO UPDATE SET "
+            "dim = EXCLUDED.dim, matrix = EXCLUDED.matrix, pairs = EXCLUDED.pairs, "
+            "details = EXCLUDED.details, created_at = now()"
+        ).format(QUERY_MAPS),
+        (model, mode, dim, matrix, pairs, json.dumps(details)),
+    )
+
+
+def load_query_map(
+    conn: psycopg.Connection[Any], model: str, mode: str
+) -> tuple[int, bytes, int, dict[str, Any]] | None:
+    """(dim, float32 little-endian matrix, pairs, details), or None when none is stored."""
+    row = conn.execute(
+        sql.SQL(
+            "SELECT dim, matrix, pairs, details FROM {} WHERE model_name = %s AND mode = %s"
+        ).format(QUERY_MAPS),
+        (model, mode),
+    ).fetchone()
+    if row is None:
+        return None
+    dim, blob, pairs, details = row
+    return int(dim), bytes(blob), int(pairs), dict(details)

@@ -32,13 +32,15 @@ from prodsearch.catalog.lexical import ANALYZER_VERSION
 from prodsearch.catalog.source import Source, load_source
 from prodsearch.catalog.text import content_hash, prepare_text
 from prodsearch.config import Settings
-from prodsearch.db import connect, database_url, migrate
+from prodsearch.db import connect, database_url, hnsw, introspect, migrate
+from prodsearch.db.names import INDEX_NAME
 from prodsearch.db.retry import one_line
-from prodsearch.embedding import index, querymap, store
+from prodsearch.embedding import querymap, store
 from prodsearch.embedding.encoder import Encoder, cpu_threads, encoder_for
 from prodsearch.embedding.pipeline import Pipeline, Progress, Work
 from prodsearch.embedding.runlock import alive, take_lock
 from prodsearch.embedding.runs import (
+    RunStage,
     RunStatus,
     SyncOptions,
     SyncResult,
@@ -47,6 +49,8 @@ from prodsearch.errors import ProdsearchError
 
 if TYPE_CHECKING:
     from prodsearch.embedding.ray_engine import RayPipeline
+
+__all__ = ["SyncOptions", "SyncResult", "prep_signature", "sync"]
 
 # rewriting at least this share of the stored rows takes the bulk path (see _bulk): a
 # live index costs ~6 ms of writing per row here, a rebuild ~0.7 ms per stored row
@@ -185,10 +189,14 @@ def sync(
             result.embedded = len(work)
             result.status = "dry-run"
             return result
+        _stage(conn, result, "delete")
         _delete_step(conn, source, result)
+        _stage(conn, result, "embed")
         _embed_step(conn, url, source, encoder, opts, work, result, progress, settings)
         conn = alive(conn, url, settings.db_retry_s, settings.lock_wait_s)
+        _stage(conn, result, "index")
         _index_step(conn, settings, result, progress)
+        _stage(conn, result, "search support")
         _refresh_search_support(conn, source, encoder, opts, result, refreshed)
         result.embeddings_after = store.count_embeddings(conn)
         _finish(conn, result, "succeeded", started)
@@ -213,6 +221,12 @@ def sync(
         handler.close()
 
 
+def _stage(conn: psycopg.Connection[Any], result: SyncResult, stage: RunStage) -> None:
+    """Record the step the run is entering (committed: visible to status and tests)."""
+    assert result.run_id is not None
+    store.update_run(conn, result.run_id, stage=stage)
+
+
 def _load_encoder(settings: Settings, opts: SyncOptions, result: SyncResult) -> Encoder:
     t0 = time.perf_counter()
     encoder = encoder_for(settings, opts.mode, max_batch=opts.batch_size)
@@ -222,7 +236,7 @@ def _load_encoder(settings: Settings, opts: SyncOptions, result: SyncResult) -> 
 
 def _check_dimension(conn: psycopg.Connection[Any], encoder: Encoder, opts: SyncOptions) -> None:
     """A model of another dimension needs ``--full-refresh``, which empties the table."""
-    table_dim = store.embedding_dim(conn)
+    table_dim = introspect.embedding_dim(conn)
     if table_dim == encoder.dim:
         return
     if not opts.full_refresh:
@@ -232,7 +246,7 @@ def _check_dimension(conn: psycopg.Connection[Any], encoder: Encoder, opts: Sync
             "everything with the new dimension (the table is emptied first)"
         )
     if not opts.dry_run:
-        index.drop(conn)
+        hnsw.drop(conn)
         store.set_embedding_dim(conn, encoder.dim)
         conn.commit()
 
@@ -310,8 +324,8 @@ def _embed_step(
     """Encode and write ``work``; a large rewrite drops the index first (the bulk path)."""
     assert result.run_id is not None
     stored = store.count_embeddings(conn)
-    if work and index.status(conn).exists and _bulk(result.to_embed, stored, opts.full_refresh):
-        index.drop(conn)  # bulk load: build once at the end instead of per row
+    if work and hnsw.status(conn).exists and _bulk(result.to_embed, stored, opts.full_refresh):
+        hnsw.drop(conn)  # bulk load: build once at the end instead of per row
         result.index = "rebuilt"
     store.update_run(conn, result.run_id, eligible=result.eligible, scanned=result.scanned)
     if not work:
@@ -363,15 +377,15 @@ def _index_step(
     progress: Progress | None,
 ) -> None:
     """Build the HNSW index when there is none (first load, bulk path, dropped by hand)."""
-    if index.status(conn).exists:
+    if hnsw.status(conn).exists:
         return
     if progress is not None:
         progress("index", 0, 1)
-    seconds = index.build(conn, settings.index_type, settings.hnsw_m, settings.hnsw_ef_construction)
+    seconds = hnsw.build(conn, settings.index_type, settings.hnsw_m, settings.hnsw_ef_construction)
     result.timings.index_s = round(seconds, 3)
     if result.index != "rebuilt":  # dropped for a bulk load: say so
         result.index = "built"
-    log.info("run %s: built %s in %.1f s", result.run_id, index.INDEX_NAME, seconds)
+    log.info("run %s: built %s in %.1f s", result.run_id, INDEX_NAME, seconds)
 
 
 def _finish(
@@ -390,6 +404,7 @@ def _finish(
         result.run_id,
         status=status,
         error=error,
+        **({"stage": "done"} if status == "succeeded" else {}),
         embedded=result.embedded,
         skipped_unchanged=result.skipped_unchanged,
         deduplicated=result.deduplicated,

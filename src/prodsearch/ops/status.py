@@ -6,13 +6,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from prodsearch.catalog.source import Source
 from prodsearch.config import Settings
-from prodsearch.db import names
-from prodsearch.embedding import index, store
-from prodsearch.embedding.index import IndexStatus
+from prodsearch.db import hnsw, introspect
+from prodsearch.db.hnsw import IndexStatus
+from prodsearch.embedding import store
 from prodsearch.embedding.model import resolve_model
 from prodsearch.embedding.sync import prep_signature
 
@@ -38,6 +37,7 @@ class LastRun:
     deleted: int
     failed: int
     error: str | None
+    stage: str  # the step it is in, or stopped in (plan … search support, done)
 
 
 @dataclass(frozen=True)
@@ -63,16 +63,10 @@ class StatusReport:
 def freshness(conn: psycopg.Connection[Any], source: Source, settings: Settings) -> Freshness:
     """Eligible rows without an embedding, with a stale one, and embeddings without a product."""
     model = resolve_model(settings.model).name
-    query = sql.SQL(
-        "SELECT count(*) FILTER (WHERE e.product_id IS NULL),"
-        " count(*) FILTER (WHERE e.product_id IS NOT NULL AND {stale})"
-        " FROM {src} AS s LEFT JOIN {emb} AS e ON e.product_id = s.{id} WHERE {eligible}"
-    ).format(stale=store.stale_sql(source), emb=names.EMBEDDINGS, **source.sql_parts())
-    row = conn.execute(
-        query, {"sig": prep_signature(source, settings), "model": model, "mode": settings.mode}
-    ).fetchone()
-    assert row is not None
-    return Freshness(int(row[0]), int(row[1]), store.count_orphans(conn, source))
+    missing, stale = store.count_missing_and_stale(
+        conn, source, prep_signature(source, settings), model, settings.mode
+    )
+    return Freshness(missing, stale, store.count_orphans(conn, source))
 
 
 def _last_run(conn: psycopg.Connection[Any]) -> LastRun | None:
@@ -93,13 +87,13 @@ def _last_run(conn: psycopg.Connection[Any]) -> LastRun | None:
         deleted=last["deleted"],
         failed=last["failed"],
         error=last["error"],
+        stage=last["stage"],
     )
 
 
 def report(conn: psycopg.Connection[Any], source: Source, settings: Settings) -> StatusReport:
     eligible = store.count_eligible(conn, source)
     fresh = freshness(conn, source, settings)
-    size = conn.execute("SELECT pg_size_pretty(pg_database_size(current_database()))").fetchone()
     return StatusReport(
         source=source.name,
         eligible_products=eligible,
@@ -110,6 +104,6 @@ def report(conn: psycopg.Connection[Any], source: Source, settings: Settings) ->
         freshness=fresh,
         configured_mode=settings.mode,
         last_run=_last_run(conn),
-        index=index.status(conn),
-        database_size=size[0] if size else None,
+        index=hnsw.status(conn),
+        database_size=introspect.database_size(conn),
     )

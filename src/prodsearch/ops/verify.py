@@ -17,16 +17,16 @@ from typing import Any
 import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
-from psycopg import sql
 
+from prodsearch.catalog import sql as catalog_sql
 from prodsearch.catalog.source import Source
 from prodsearch.catalog.text import content_hash, prepare_text
 from prodsearch.config import Settings
-from prodsearch.db import names
-from prodsearch.embedding import index, store
+from prodsearch.db import hnsw, names
+from prodsearch.embedding import store
 from prodsearch.embedding.encoder import encoder_for
 from prodsearch.ops.status import freshness
-from prodsearch.search import recall
+from prodsearch.search import queries, recall
 
 COSINE_MIN = {"exact": 0.999, "bf16": 0.995, "int8": 0.98}
 RECALL_MIN = 0.95
@@ -48,7 +48,7 @@ def run(
 ) -> list[Check]:
     register_vector(conn)
     checks = [_count_parity(conn, source, settings), _integrity(conn)]
-    rows = _sample(conn, source, sample)
+    rows = store.sample_rows(conn, source, sample)
     if not rows:
         checks.append(Check("self-consistency", False, "no embeddings to check"))
         return checks
@@ -86,36 +86,13 @@ def _count_parity(conn: psycopg.Connection[Any], source: Source, settings: Setti
 
 
 def _integrity(conn: psycopg.Connection[Any]) -> Check:
-    (altered,) = conn.execute(
-        sql.SQL(
-            "SELECT count(*) FROM {} WHERE embedding_md5 IS DISTINCT FROM md5(embedding::text)"
-        ).format(names.EMBEDDINGS)
-    ).fetchone() or (0,)
+    altered = store.count_altered(conn)
     return Check(
         "integrity",
         altered == 0,
         f"{altered:,} stored vectors differ from the checksum written with them "
         "(altered outside prodsearch embed; rerun with --full-refresh)",
     )
-
-
-def _sample(conn: psycopg.Connection[Any], source: Source, sample: int) -> list[Any]:
-    """(id, vector, content hash, model, mode, *text columns) of ``sample`` stored rows,
-    spread by a hash of their ids."""
-    cols = sql.SQL(", ").join(sql.Identifier("s", c) for c in source.text_columns)
-    return conn.execute(
-        sql.SQL(
-            "SELECT e.product_id, e.embedding, e.content_hash, e.model_name, e.mode, {cols} "
-            "FROM {emb} AS e JOIN {src} AS s ON s.{id} = e.product_id "
-            "ORDER BY md5(e.product_id::text) LIMIT %s"
-        ).format(
-            cols=cols,
-            emb=names.EMBEDDINGS,
-            src=source.qualified,
-            id=sql.Identifier(source.id_column),
-        ),
-        (sample,),
-    ).fetchall()
 
 
 def _self_consistency(encoder: Any, rows: list[Any], texts: list[str]) -> Check:
@@ -144,38 +121,19 @@ def _recall(
 ) -> Check:
     """Tie-aware recall@10 of the index path against brute force, for the names of 50 live
     products (spread by a hash of their ids) used as queries."""
-    idx_type = index.current_type(conn)
+    idx_type = hnsw.current_type(conn)
     if idx_type is None:
         return Check("index recall", False, f"{names.INDEX_NAME} does not exist")
-    name = sql.Identifier("s", source.text_columns[0])
-    texts = [
-        r[0]
-        for r in conn.execute(
-            sql.SQL(
-                "SELECT {name} FROM {src} AS s WHERE {eligible} AND {name} <> '' "
-                "ORDER BY md5(s.{id}::text) LIMIT 50"
-            ).format(name=name, **source.sql_parts())
-        )
-    ]
-    approx = sql.SQL(
-        "SELECT e.product_id FROM {emb} AS e JOIN {src} AS s ON s.{id} = e.product_id "
-        "WHERE {eligible} ORDER BY {order} LIMIT 10"
-    ).format(
-        order=index.order_expression(idx_type, encoder.dim),
-        emb=names.EMBEDDINGS,
-        **source.sql_parts(),
-    )
-    scores = []
-    conn.execute(sql.SQL("SET hnsw.ef_search = {}").format(sql.Literal(settings.ef_search)))
-    try:
-        for vec in encoder.encode(texts) if texts else []:
-            exact = recall.exact_top_k(conn, vec, 10, source)
-            ids = [r[0] for r in conn.execute(approx, {"q": vec})]
-            found = recall.exact_distances(conn, vec, ids)
-            scores.append(recall.tie_aware_recall([found[i] for i in ids], exact[-1][1]))
-    finally:
-        conn.execute("RESET hnsw.ef_search")
-    value = sum(scores) / len(scores) if scores else 0.0
+    texts = catalog_sql.sample_names(conn, source, 50)
+    order = hnsw.order_expression(idx_type, encoder.dim)
+    tally = recall.RecallTally()
+    for vec in encoder.encode(texts) if texts else []:
+        exact = recall.exact_top_k(conn, vec, 10, source)
+        ids = queries.approximate_neighbours(conn, source, vec, order, settings.ef_search)
+        found = recall.exact_distances(conn, vec, ids)
+        tally.add("names", [found[i] for i in ids], exact[-1][1])
+    scores = tally.strict.get("names", [])
+    value = tally.mean()
     return Check(
         "index recall",
         value >= RECALL_MIN,

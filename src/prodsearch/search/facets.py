@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from prodsearch.catalog.source import Source
+from prodsearch.search import queries
 from prodsearch.search.filters import allowed_keys
 
 
@@ -19,17 +19,7 @@ async def facet_values(
     for key, (col, kind) in keys.items():
         if kind != "any":
             continue
-        cur = await conn.execute(
-            sql.SQL(
-                "SELECT DISTINCT {c}::text FROM {t} AS s WHERE {c} IS NOT NULL AND {e} "
-                "ORDER BY 1 LIMIT {n}"
-            ).format(
-                c=sql.Identifier(col),
-                t=source.qualified,
-                e=source.eligible_sql(),
-                n=sql.Literal(cap),
-            )
-        )
+        cur = await conn.execute(queries.facet_values(source, col, cap))
         values[key] = [r[0] for r in await cur.fetchall()]
     await conn.commit()
     return {"keys": {k: kind for k, (_c, kind) in keys.items()}, "values": values}

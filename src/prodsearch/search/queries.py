@@ -9,6 +9,10 @@ exactly), so a selective filter still fills ``limit`` results when enough produc
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
+import psycopg
 from psycopg import sql
 
 from prodsearch.catalog.source import Source
@@ -35,7 +39,9 @@ def _base(source: Source) -> dict[str, sql.Composable]:
     return {"emb": EMBEDDINGS, "display": display_columns(source), **source.sql_parts()}
 
 
-def _candidates(source: Source, where: sql.Composable, exact: bool) -> sql.Composed:
+def _candidates(
+    source: Source, where: sql.Composable, exact: bool, table: sql.Composable = EMBEDDINGS
+) -> sql.Composed:
     """FROM/WHERE of the nearest-neighbour leg. Index path: embeddings joined to the live
     source rows (the HNSW scan drives, the join filters). Exact path, for a filter that
     matches few products: the matching ids (an index-only scan with the covering filter
@@ -51,7 +57,7 @@ def _candidates(source: Source, where: sql.Composable, exact: bool) -> sql.Compo
             " FROM {emb} AS e JOIN {src} AS s ON s.{id} = e.product_id"
             " WHERE {eligible} AND ({where})"
         )
-    return sql.SQL(text).format(where=where, **_base(source))
+    return sql.SQL(text).format(where=where, **{**_base(source), "emb": table})
 
 
 def vehicle_match(source: Source, column: str) -> sql.Composable:
@@ -67,10 +73,12 @@ def nearest(
     where: sql.Composable,
     exact: bool = False,
     vehicle_column: str = "vehicle",
+    table: sql.Composable = EMBEDDINGS,
 ) -> sql.Composed:
     """Semantic / filtered / similar: params q, k, exclude, vehicles, w_vehicle (+ filter
     params). Returns the ``k`` nearest, best first: similarity plus the vehicle boost.
-    ``exact``: see :func:`_candidates`."""
+    ``exact``: see :func:`_candidates`; ``table``: another table of the embeddings' shape
+    (a benchmark's scratch copy)."""
     return sql.SQL(
         "WITH nn AS MATERIALIZED ("
         " SELECT e.product_id, {order} AS distance{candidates}"
@@ -84,7 +92,7 @@ def nearest(
         " ORDER BY score DESC, nn.product_id"
     ).format(
         order=order,
-        candidates=_candidates(source, where, exact),
+        candidates=_candidates(source, where, exact, table),
         vmatch=vehicle_match(source, vehicle_column),
         **_base(source),
     )
@@ -210,3 +218,94 @@ def stored_vector() -> sql.Composed:
 
 def product_exists(source: Source) -> sql.Composed:
     return sql.SQL("SELECT {eligible} FROM {src} AS s WHERE s.{id} = %s").format(**_base(source))
+
+
+# ---------------------------------------------------------------- session settings
+
+# once per pooled connection: the default ef_search, iterative index scans (a filtered
+# query keeps scanning until it has k rows) and no parallel workers (on a few cores they
+# cost a query more than they save)
+SESSION_SETTINGS = (
+    "SELECT set_config('hnsw.ef_search', %s, false), "
+    "set_config('hnsw.iterative_scan', 'relaxed_order', false), "
+    "set_config('max_parallel_workers_per_gather', '0', false)"
+)
+# another ef_search for one transaction
+LOCAL_EF_SEARCH = "SELECT set_config('hnsw.ef_search', %s, true)"
+
+
+def facet_values(source: Source, column: str, cap: int) -> sql.Composed:
+    """Up to ``cap`` distinct values of a filter column among live products, sorted."""
+    return sql.SQL(
+        "SELECT DISTINCT {c}::text FROM {src} AS s WHERE {c} IS NOT NULL AND {eligible} "
+        "ORDER BY 1 LIMIT {n}"
+    ).format(c=sql.Identifier(column), n=sql.Literal(cap), **_base(source))
+
+
+# ---------------------------------------------------------------- neighbours (sync callers)
+
+
+def approximate_neighbours(
+    conn: psycopg.Connection[Any],
+    source: Source,
+    vector: Any,
+    order: sql.Composable,
+    ef_search: int,
+    k: int = 10,
+    table: sql.Composable = EMBEDDINGS,
+) -> list[int]:
+    """The API's nearest-neighbour statement (:func:`nearest`, no filter, no vehicle) at
+    ``ef_search``, for ``verify`` and the benches: live products' ids, nearest first.
+    ``order``: the index's distance expression; ``table``: a scratch copy of the
+    embeddings table may stand in (benchmarks)."""
+    statement = nearest(source, order, sql.SQL("TRUE"), table=table)
+    params = {"q": vector, "k": k, "exclude": -1, "vehicles": [], "w_vehicle": 0.0}
+    with conn.transaction():
+        conn.execute(LOCAL_EF_SEARCH, (str(ef_search),))
+        rows = conn.execute(statement, params).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def exact_top_k(
+    conn: psycopg.Connection[Any],
+    vector: Any,
+    k: int = 10,
+    source: Source | None = None,
+    table: sql.Composable = EMBEDDINGS,
+) -> list[tuple[int, float]]:
+    """The ``k`` nearest (product id, float32 cosine distance) by brute force, nearest
+    first; only live products of ``source`` when given."""
+    if source is None:
+        query = sql.SQL(
+            "SELECT e.product_id, e.embedding <=> %(q)s FROM {t} AS e ORDER BY 2 LIMIT %(k)s"
+        ).format(t=table)
+    else:
+        query = sql.SQL(
+            "SELECT e.product_id, e.embedding <=> %(q)s FROM {t} AS e "
+            "JOIN {src} AS s ON s.{id} = e.product_id WHERE {eligible} ORDER BY 2 LIMIT %(k)s"
+        ).format(t=table, **source.sql_parts())
+    # session settings, reset right after: SET LOCAL inside a savepoint would outlive it
+    # until the caller's transaction ends and turn every later index scan into a full scan
+    conn.execute("SET enable_indexscan = off")
+    conn.execute("SET enable_bitmapscan = off")
+    try:
+        return [(int(i), float(d)) for i, d in conn.execute(query, {"q": vector, "k": k})]
+    finally:
+        conn.execute("RESET enable_indexscan")
+        conn.execute("RESET enable_bitmapscan")
+
+
+def exact_distances(
+    conn: psycopg.Connection[Any],
+    vector: Any,
+    ids: Iterable[int],
+    table: sql.Composable = EMBEDDINGS,
+) -> dict[int, float]:
+    """Float32 cosine distance from ``vector`` to each stored product of ``ids``."""
+    rows = conn.execute(
+        sql.SQL("SELECT product_id, embedding <=> %s FROM {} WHERE product_id = ANY(%s)").format(
+            table
+        ),
+        (vector, list(ids)),
+    )
+    return {int(i): float(d) for i, d in rows}

@@ -11,60 +11,16 @@ distance.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-import psycopg
-from psycopg import sql
+from prodsearch.search.queries import exact_distances, exact_top_k
 
-from prodsearch.catalog.source import Source
-from prodsearch.db.names import EMBEDDINGS
+__all__ = ["EPSILON", "RecallTally", "exact_distances", "exact_top_k", "tie_aware_recall"]
 
 EPSILON = 0.01  # ann-benchmarks' ε for ε-recall
 TIE = 1e-9  # float32 distances of one vector computed twice agree to this
-
-
-def exact_top_k(
-    conn: psycopg.Connection[Any],
-    vector: Any,
-    k: int = 10,
-    source: Source | None = None,
-    table: sql.Composable = EMBEDDINGS,
-) -> list[tuple[int, float]]:
-    """The ``k`` nearest (product id, float32 cosine distance) by brute force, nearest
-    first; only live products of ``source`` when given (``table`` must then be the
-    embeddings table)."""
-    if source is None:
-        query = sql.SQL(
-            "SELECT e.product_id, e.embedding <=> %(q)s FROM {t} AS e ORDER BY 2 LIMIT %(k)s"
-        ).format(t=table)
-    else:
-        query = sql.SQL(
-            "SELECT e.product_id, e.embedding <=> %(q)s FROM {t} AS e "
-            "JOIN {src} AS s ON s.{id} = e.product_id WHERE {eligible} ORDER BY 2 LIMIT %(k)s"
-        ).format(t=table, **source.sql_parts())
-    # session settings, reset right after: SET LOCAL inside a savepoint would outlive it
-    # until the caller's transaction ends and turn every later index scan into a full scan
-    conn.execute("SET enable_indexscan = off")
-    conn.execute("SET enable_bitmapscan = off")
-    try:
-        return [(int(i), float(d)) for i, d in conn.execute(query, {"q": vector, "k": k})]
-    finally:
-        conn.execute("RESET enable_indexscan")
-        conn.execute("RESET enable_bitmapscan")
-
-
-def exact_distances(
-    conn: psycopg.Connection[Any], vector: Any, ids: Iterable[int]
-) -> dict[int, float]:
-    """Float32 cosine distance from ``vector`` to each stored product of ``ids``."""
-    rows = conn.execute(
-        sql.SQL("SELECT product_id, embedding <=> %s FROM {} WHERE product_id = ANY(%s)").format(
-            EMBEDDINGS
-        ),
-        (vector, list(ids)),
-    )
-    return {int(i): float(d) for i, d in rows}
 
 
 def tie_aware_recall(
@@ -78,3 +34,42 @@ def tie_aware_recall(
     (plus ``tolerance``, for distances computed in another precision)."""
     bound = (1 + epsilon) * kth + tolerance
     return sum(d <= bound for d in distances) / k
+
+
+@dataclass
+class RecallTally:
+    """Recall@10 over many queries, per query set: strict (tie-aware) and ε-recall. One
+    aggregation for ``verify``, ``bench search`` and ``bench index``."""
+
+    strict: dict[str, list[float]] = field(default_factory=dict)
+    eps: list[float] = field(default_factory=list)
+    id_hits: int = 0
+
+    def add(
+        self,
+        kind: str,
+        distances: Sequence[float],
+        kth: float,
+        ids: Sequence[int] = (),
+        exact_ids: Sequence[int] = (),
+    ) -> None:
+        """One query: the exact distances of what it returned, the exact ``k``-th
+        neighbour's distance, and optionally the ids (for recall by ids)."""
+        self.strict.setdefault(kind, []).append(tie_aware_recall(distances, kth))
+        self.eps.append(tie_aware_recall(distances, kth, epsilon=EPSILON))
+        self.id_hits += len(set(ids) & set(exact_ids))
+
+    @property
+    def queries(self) -> int:
+        return sum(len(v) for v in self.strict.values())
+
+    def mean(self, kind: str | None = None) -> float:
+        """Strict recall@10 over every query, or over one set's (0 when none)."""
+        values = self.strict.get(kind, []) if kind else [x for v in self.strict.values() for x in v]
+        return round(statistics.fmean(values), 4) if values else 0.0
+
+    def eps_mean(self) -> float:
+        return round(statistics.fmean(self.eps), 4) if self.eps else 0.0
+
+    def by_ids(self, k: int = 10) -> float:
+        return round(self.id_hits / (k * self.queries), 4) if self.queries else 0.0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -20,29 +20,140 @@ class SearchError(ValueError):
         self.not_found = not_found
 
 
+@dataclass(frozen=True, slots=True)
+class ScoreParts:
+    """Why a result ranks where it does (``explain``): the legs it came from."""
+
+    distance: float | None = None  # cosine distance (the index's precision)
+    semantic_rank: int | None = None
+    lexical_rank: int | None = None  # hybrid only
+    lexical_score: float | None = None  # hybrid only
+    code_match: bool | None = None  # hybrid only: an exact SKU / part number
+    vehicle_match: int | None = None  # 1 when the product fits a vehicle the query names
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"distance": self.distance, "semantic_rank": self.semantic_rank}
+        if self.lexical_rank is not None or self.code_match is not None:
+            out.update(
+                lexical_rank=self.lexical_rank,
+                lexical_score=self.lexical_score,
+                code_match=self.code_match,
+            )
+        out["vehicle_match"] = self.vehicle_match
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One result: the product as shoppers see it, its score, and (explain) its parts."""
+
+    product_id: int
+    name: str | None
+    polish_name: str | None
+    category: str | None
+    brand: str | None
+    price: float | None
+    in_stock: bool | None
+    score: float
+    explain: ScoreParts | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "product_id": self.product_id,
+            "name": self.name,
+            "polish_name": self.polish_name,
+            "category": self.category,
+            "brand": self.brand,
+            "price": self.price,
+            "in_stock": self.in_stock,
+            "score": self.score,
+        }
+        if self.explain is not None:
+            out["explain"] = self.explain.as_dict()
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class SearchTimings:
+    embed_ms: float  # the query's embedding (0 when cached or none)
+    search_ms: float  # the SQL round trip
+    strategy: str  # "index" (HNSW) or "exact" (every matching product scored)
+    cached_embedding: bool | None = None  # None: no query text (similar)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "embed_ms": self.embed_ms,
+            "search_ms": self.search_ms,
+            "strategy": self.strategy,
+        }
+        if self.cached_embedding is not None:
+            out["cached_embedding"] = self.cached_embedding
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class QueryExplain:
+    """How the query was understood and how many candidates were ranked."""
+
+    vehicles: list[str]
+    candidates: int
+    semantic_text: str
+    lexical_query: str | None = None  # hybrid: the strict full-text query
+    corrected: dict[str, str] | None = None
+    dropped: list[str] | None = None
+    synonyms: list[str] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "vehicles": self.vehicles,
+            "candidates": self.candidates,
+            "semantic_text": self.semantic_text,
+        }
+        if self.lexical_query is not None:
+            out["lexical_query"] = self.lexical_query
+        for key in ("corrected", "dropped", "synonyms"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class FacetCount:
+    value: str
+    count: int
+
+
 @dataclass
 class SearchResponse:
-    results: list[dict[str, Any]]
+    results: list[SearchHit]
     execution_time_ms: float
-    timings: dict[str, Any] = field(default_factory=dict)
-    facets: dict[str, list[dict[str, Any]]] | None = None
-    explain: dict[str, Any] | None = None
+    timings: SearchTimings
+    facets: dict[str, list[FacetCount]] | None = None
+    explain: QueryExplain | None = None
 
     @property
     def count(self) -> int:
         return len(self.results)
 
+    @property
+    def ids(self) -> list[int]:
+        return [hit.product_id for hit in self.results]
+
     def as_dict(self) -> dict[str, Any]:
+        """The JSON body (the API's response schema)."""
         out: dict[str, Any] = {
-            "results": self.results,
+            "results": [hit.as_dict() for hit in self.results],
             "count": self.count,
             "execution_time_ms": self.execution_time_ms,
-            "timings": self.timings,
+            "timings": self.timings.as_dict(),
         }
         if self.facets is not None:
-            out["facets"] = self.facets
+            out["facets"] = {
+                key: [{"value": f.value, "count": f.count} for f in values]
+                for key, values in self.facets.items()
+            }
         if self.explain is not None:
-            out["explain"] = self.explain
+            out["explain"] = self.explain.as_dict()
         return out
 
 
@@ -68,14 +179,6 @@ def check_page(limit: Any, offset: Any) -> None:
         raise SearchError(f"offset must be an integer from 0 to {MAX_OFFSET}")
 
 
-PARTS = (
-    "distance",
-    "semantic_rank",
-    "lexical_rank",
-    "lexical_score",
-    "code_match",
-    "vehicle_match",
-)
 MIN_EF, MAX_EF = 10, 1000
 
 
@@ -105,24 +208,39 @@ class SearchOptions:
                 raise SearchError(f"{name} must be true or false")
 
 
-def shape_row(row: dict[str, Any], explain: bool) -> dict[str, Any]:
-    out = {k: v for k, v in row.items() if k not in PARTS}
-    if isinstance(out.get("price"), Decimal):
-        out["price"] = float(out["price"])
-    out["score"] = round(float(out["score"]), 6)
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else round(float(value), 6)
+
+
+def shape_row(row: dict[str, Any], explain: bool) -> SearchHit:
+    """A result row of the search SQL as a :class:`SearchHit`."""
+    price = row.get("price")
+    parts = None
     if explain:
-        parts = {k: row[k] for k in PARTS if k in row}
-        if parts.get("distance") is not None:
-            parts["distance"] = round(float(parts["distance"]), 6)
-        if parts.get("lexical_score") is not None:
-            parts["lexical_score"] = round(float(parts["lexical_score"]), 6)
-        out["explain"] = parts
-    return out
+        parts = ScoreParts(
+            distance=_opt_float(row.get("distance")),
+            semantic_rank=row.get("semantic_rank"),
+            lexical_rank=row.get("lexical_rank"),
+            lexical_score=_opt_float(row.get("lexical_score")),
+            code_match=row.get("code_match"),
+            vehicle_match=row.get("vehicle_match"),
+        )
+    return SearchHit(
+        product_id=int(row["product_id"]),
+        name=row.get("name"),
+        polish_name=row.get("polish_name"),
+        category=row.get("category"),
+        brand=row.get("brand"),
+        price=float(price) if isinstance(price, Decimal | int | float) else price,
+        in_stock=row.get("in_stock"),
+        score=round(float(row["score"]), 6),
+        explain=parts,
+    )
 
 
-def facet_counts(rows: list[dict[str, Any]], keys: list[str]) -> dict[str, list[dict[str, Any]]]:
+def facet_counts(rows: list[dict[str, Any]], keys: list[str]) -> dict[str, list[FacetCount]]:
     """Value counts of the given fields over ``rows``, most frequent first."""
-    out: dict[str, list[dict[str, Any]]] = {}
+    out: dict[str, list[FacetCount]] = {}
     for key in keys:
         counts: dict[str, int] = {}
         for row in rows:
@@ -130,5 +248,5 @@ def facet_counts(rows: list[dict[str, Any]], keys: list[str]) -> dict[str, list[
             if value is not None:
                 counts[str(value)] = counts.get(str(value), 0) + 1
         ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-        out[key] = [{"value": v, "count": n} for v, n in ranked]
+        out[key] = [FacetCount(v, n) for v, n in ranked]
     return out

@@ -20,8 +20,8 @@ from psycopg.rows import dict_row
 
 from prodsearch.catalog.source import Source
 from prodsearch.config import Settings
+from prodsearch.db.hnsw import exact_expression, order_expression
 from prodsearch.embedding.encoder import Encoder
-from prodsearch.embedding.index import exact_expression, order_expression
 from prodsearch.embedding.querymap import QueryMap
 from prodsearch.search import queries
 from prodsearch.search.cache import LRUCache
@@ -29,9 +29,11 @@ from prodsearch.search.filters import FilterError, allowed_keys, condition
 from prodsearch.search.lexquery import LexicalQuery
 from prodsearch.search.results import (
     MAX_EF,
+    QueryExplain,
     SearchError,
     SearchOptions,
     SearchResponse,
+    SearchTimings,
     facet_counts,
     normalise_query,
     shape_row,
@@ -158,13 +160,7 @@ class Searcher:
         """Session settings, once per connection: the default ``hnsw.ef_search``, iterative
         index scans (a filtered query keeps scanning until it has ``k`` rows) and serial
         execution."""
-        await conn.execute(
-            "SELECT set_config('hnsw.ef_search', %s, false), "
-            "set_config('hnsw.iterative_scan', 'relaxed_order', false), "
-            # no parallel workers: on a few cores they cost more than they save
-            "set_config('max_parallel_workers_per_gather', '0', false)",
-            (str(self.settings.ef_search),),
-        )
+        await conn.execute(queries.SESSION_SETTINGS, (str(self.settings.ef_search),))
         if not conn.autocommit:
             await conn.commit()
         self._configured.add(conn)
@@ -222,7 +218,7 @@ class Searcher:
             conn.cursor(row_factory=dict_row) as cur,
         ):
             if local:
-                await cur.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef),))
+                await cur.execute(queries.LOCAL_EF_SEARCH, (str(ef),))
             await cur.execute(query, params, prepare=False if req.fparams else None)
             rows = await cur.fetchall()
         if not local and not conn.autocommit:
@@ -236,32 +232,29 @@ class Searcher:
         rows: list[dict[str, Any]],
         req: _Request,
         search_s: float,
-        analysis: dict[str, Any] | None = None,
+        lexical_query: str | None = None,
     ) -> SearchResponse:
         page = [shape_row(r, req.opts.explain) for r in rows[req.offset : req.offset + req.limit]]
-        timings: dict[str, Any] = {
-            "embed_ms": round(req.embed_s * 1000, 3),
-            "search_ms": round(search_s * 1000, 3),
-            "strategy": req.strategy,
-        }
-        if req.cached is not None:
-            timings["cached_embedding"] = req.cached
+        timings = SearchTimings(
+            embed_ms=round(req.embed_s * 1000, 3),
+            search_ms=round(search_s * 1000, 3),
+            strategy=req.strategy,
+            cached_embedding=req.cached,
+        )
         resp = SearchResponse(page, round((time.perf_counter() - req.started) * 1000, 3), timings)
         if req.opts.facets:
             resp.facets = facet_counts(rows, self.facet_keys)
         if req.opts.explain:
-            resp.explain = {
-                "vehicles": req.vehicles,
-                "candidates": len(rows),
-                "semantic_text": req.semantic_text,
-                **(analysis or {}),
-            }
-            if req.lexical is not None:
-                resp.explain.update(
-                    corrected=req.lexical.corrected,
-                    dropped=req.lexical.dropped,
-                    synonyms=req.lexical.expanded,
-                )
+            lex = req.lexical
+            resp.explain = QueryExplain(
+                vehicles=req.vehicles,
+                candidates=len(rows),
+                semantic_text=req.semantic_text,
+                lexical_query=lexical_query,
+                corrected=lex.corrected if lex is not None else None,
+                dropped=lex.dropped if lex is not None else None,
+                synonyms=lex.expanded if lex is not None else None,
+            )
         return resp
 
     def _pool(self, req: _Request) -> int:
@@ -363,7 +356,7 @@ class Searcher:
             ),
         )
         rows, search_s = await self._run(conn, sql_, params, req)
-        return self._respond(rows, req, search_s, {"lexical_query": lexq.strict})
+        return self._respond(rows, req, search_s, lexical_query=lexq.strict)
 
     async def similar(
         self,

@@ -9,7 +9,8 @@ import psycopg
 
 from prodsearch.catalog.source import load_source
 from prodsearch.config import Settings
-from prodsearch.embedding import index, querymap
+from prodsearch.db import hnsw
+from prodsearch.embedding import querymap
 from prodsearch.embedding.encoder import Encoder, encoder_for
 from prodsearch.search.filters import FilterError, parse_pairs
 from prodsearch.search.results import SearchError, SearchOptions, SearchResponse
@@ -34,7 +35,7 @@ def build_searcher(
     database holds. Call ``await searcher.load_vocabulary(aconn)`` before searching."""
     encoder = encoder or query_encoder(settings)
     source = load_source(conn, settings)
-    index_type = index.current_type(conn)
+    index_type = hnsw.current_type(conn)
     # the map is fitted on the documents' vectors (``mode``), whatever encodes the queries
     qmap = querymap.load(conn, encoder.model_name, settings.mode) if use_query_map else None
     conn.commit()

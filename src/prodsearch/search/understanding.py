@@ -37,6 +37,12 @@ class QueryVectors:
         self.inline = encoder.mode == "int8"
         self.seconds = 0.0
 
+    def vector(self, text: str) -> np.ndarray:
+        """The query vector of ``text`` as a search uses it (uncached): encoded, then
+        mapped; what benches and ``verify`` compare against exact search."""
+        vec = self.encoder.encode([text])[0]
+        return self.query_map.apply(vec) if self.query_map is not None else vec
+
     async def embed(self, text: str) -> tuple[np.ndarray, float, bool]:
         """The vector, the seconds it took, and whether it came from the cache."""
         key = text.lower()
@@ -45,11 +51,9 @@ class QueryVectors:
             return vec, 0.0, True
         started = time.perf_counter()
         if self.inline:
-            vec = self.encoder.encode([text])[0]
+            vec = self.vector(text)
         else:
-            vec = (await asyncio.to_thread(self.encoder.encode, [text]))[0]
-        if self.query_map is not None:
-            vec = self.query_map.apply(vec)
+            vec = await asyncio.to_thread(self.vector, text)
         elapsed = time.perf_counter() - started
         self.cache.put(key, vec)
         self.seconds += elapsed

@@ -1,4 +1,5 @@
-"""The HNSW index ``idx_product_embeddings_hnsw`` (cosine): build, drop, status.
+"""SQL for the HNSW index ``idx_product_embeddings_hnsw`` (cosine): build, drop, status,
+validity, and the distance expressions that queries must use to be served by it.
 
 Two shapes under the same name: ``vector`` indexes the stored float32 vectors;
 ``halfvec`` indexes the expression ``embedding::halfvec(dim)`` — half the size, built
@@ -15,8 +16,8 @@ from typing import Any, Literal
 import psycopg
 from psycopg import sql
 
+from prodsearch.db.introspect import embedding_dim, total_size
 from prodsearch.db.names import EMBEDDINGS, INDEX, INDEX_NAME, SCHEMA
-from prodsearch.embedding.store import embedding_dim
 
 IndexType = Literal["vector", "halfvec"]
 
@@ -58,12 +59,7 @@ def status(conn: psycopg.Connection[Any]) -> IndexStatus:
         "(SELECT reltuples FROM pg_class WHERE oid = i.indrelid)" + _INDEX_ROW,
         INDEX_ROW_PARAMS,
     ).fetchone()
-    found = conn.execute(
-        sql.SQL("SELECT pg_total_relation_size({}::regclass)").format(
-            sql.Literal(EMBEDDINGS.as_string())
-        )
-    ).fetchone()
-    table_bytes = int(found[0]) if found else None
+    table_bytes = total_size(conn, EMBEDDINGS)
     if row is None:
         return IndexStatus(INDEX_NAME, False, table_bytes)
     size, pretty, options, valid, ready, definition, reltuples = row
