@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -170,3 +171,54 @@ def test_api_answers_503_while_the_database_restarts_then_recovers(
         )
         assert client.get("/health").status_code == 200
         assert len(client.post("/search/hybrid", json=body).json()["results"]) == 5
+
+
+def test_watch_rides_out_a_database_restart(
+    own_server: OwnServer, tmp_path: Path, encoders: dict[str, Any]
+) -> None:
+    """A `prodsearch watch` worker keeps running through a database restart: a change made
+    after the restart is embedded, and a SIGTERM stops it cleanly."""
+    from prodsearch.catalog.source import load_source
+    from prodsearch.watch import capture
+    from tests.test_watch import WATCH, WORKERS, assert_batch_agrees
+
+    with psycopg.connect(own_server.url) as c:
+        c.execute(f"TRUNCATE {DEMO_CATALOG}, {EMBEDDINGS_NAME}")
+        generate.load(c, 300, seed=33)
+    settings = Settings(home=tmp_path, database_url=own_server.url)
+    sync(settings, SyncOptions(mode="int8"), encoder=encoders["int8"])
+    with psycopg.connect(own_server.url) as c:
+        capture.install(c, load_source(c, settings), settings)
+        c.execute(f"TRUNCATE {WORKERS}")
+    env = {
+        **os.environ,
+        "DATABASE_URL": own_server.url,
+        "PRODSEARCH_HOME": str(tmp_path),
+        "PRODSEARCH_MODE": "int8",
+        "PRODSEARCH_DB_RETRY_S": "120",
+        "PRODSEARCH_WATCH_POLL_S": "1",
+        "PRODSEARCH_WATCH_RECONCILE_S": "0",
+    }
+    proc = subprocess.Popen(WATCH, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: own_server.count(f"SELECT count(*) FROM {WORKERS}") == 1, what="worker")
+        own_server.stop()
+        time.sleep(1.5)
+        own_server.start()
+        with psycopg.connect(own_server.url) as c:
+            c.execute(f"UPDATE {DEMO_CATALOG} SET name = name || ' R' WHERE NOT is_deleted")
+            c.commit()
+            (changed,) = c.execute(
+                f"SELECT count(*) FROM {DEMO_CATALOG} WHERE NOT is_deleted"
+            ).fetchone() or (0,)
+        wait_for(
+            lambda: (
+                own_server.count(f"SELECT coalesce(sum(embedded), 0) FROM {WORKERS}") >= changed
+            ),
+            what="the changes after the restart embedded",
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert_batch_agrees(settings, encoders["int8"])

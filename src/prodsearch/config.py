@@ -161,6 +161,46 @@ class Settings(BaseSettings):
         description="embed: how long a run waits for another run on the same database "
         "to finish before it gives up.",
     )
+    watch_batch_rows: int = Field(
+        default=512,
+        ge=1,
+        le=100_000,
+        description="watch: queued ids per batch (one transaction); a burst drains in "
+        "batches of this size.",
+    )
+    watch_batch_ms: int = Field(
+        default=50,
+        ge=0,
+        le=60_000,
+        description="watch: after a notification, how long changes gather before a batch.",
+    )
+    watch_poll_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=86_400,
+        description="watch: how often the queue is checked without a notification (and "
+        "the interval of --poll mode).",
+    )
+    watch_reconcile_s: float = Field(
+        default=900.0,
+        ge=0,
+        le=604_800,
+        description="watch: how often the embed plan runs to catch what capture missed "
+        "(0 = never).",
+    )
+    watch_support_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=86_400,
+        description="watch: how often the typo vocabulary is refreshed after changes.",
+    )
+    lag_degraded_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=86_400,
+        description="/health: the oldest pending change older than this marks freshness "
+        "degraded (a field a load balancer can ignore).",
+    )
     text_fields: str = Field(
         default="name,description",
         description="Comma-separated source columns joined into the text that is embedded.",

@@ -5,6 +5,7 @@ The model loads once at start-up; database access goes through an async pool.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -46,6 +47,7 @@ from prodsearch.search.results import (
     SearchResponse,
 )
 from prodsearch.search.service import Searcher
+from prodsearch.watch.capture import WatchFigures
 
 log = logging.getLogger("prodsearch.api")
 
@@ -332,6 +334,18 @@ def _product_routes(app: FastAPI, state: State) -> None:
         return await with_connection(state.pool, lambda c: facet_values(c, state.searcher.source))
 
 
+async def _watch_figures(state: State) -> WatchFigures | None:
+    """Continuous sync's figures, or None when the database does not answer in time."""
+    from prodsearch.watch.capture import read_figures
+
+    try:
+        async with asyncio.timeout(3), state.pool.connection(timeout=2) as conn:
+            return await read_figures(conn)
+    except Exception as exc:  # metrics of this process are still worth serving
+        log.warning("continuous sync figures unavailable: %s", type(exc).__name__)
+        return None
+
+
 def _service_routes(app: FastAPI, state: State) -> None:
     """Health, metrics and the web page."""
 
@@ -346,7 +360,11 @@ def _service_routes(app: FastAPI, state: State) -> None:
 
     @app.get("/metrics", response_class=PlainTextResponse)
     async def metrics() -> Response:
-        return Response(state.metrics.render(), media_type=CONTENT_TYPE)
+        body = state.metrics.render()
+        figures = await _watch_figures(state)
+        if figures is not None:  # the database answered: continuous sync's figures too
+            body += state.metrics.render_watch(figures)
+        return Response(body, media_type=CONTENT_TYPE)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> HTMLResponse:

@@ -10,6 +10,7 @@ from prodsearch.db.hnsw import INDEX_ROW_PARAMS
 from prodsearch.db.names import INDEX_NAME
 from prodsearch.db.retry import one_line
 from prodsearch.embedding import store
+from prodsearch.watch.capture import WatchFigures, read_figures
 
 log = logging.getLogger("prodsearch.api")
 
@@ -29,6 +30,7 @@ async def health_report(state: Any) -> dict[str, Any]:
         async with asyncio.timeout(3), state.pool.connection(timeout=2) as conn:
             cur = await conn.execute(store.coverage_sql(source), INDEX_ROW_PARAMS)
             row = await cur.fetchone()
+            watch = await read_figures(conn)
             await conn.commit()
     except Exception as exc:  # any failure here means: not serving reliably
         # the reason goes to the server's log, never to the client (it may name hosts,
@@ -53,4 +55,23 @@ async def health_report(state: Any) -> dict[str, Any]:
     )
     if valid is not True or embeddings < products:
         report["status"] = "degraded"
+    report["freshness"] = freshness(watch, state.settings.lag_degraded_s)
     return report
+
+
+def freshness(watch: WatchFigures, threshold_s: float) -> dict[str, Any]:
+    """Continuous sync's lag, in a field of its own: the overall status and the HTTP
+    status ignore it, so a load balancer keeps routing to a replica that is merely behind."""
+    if not watch.installed:
+        state = "not watched"
+    elif (watch.oldest_s or 0.0) > threshold_s:
+        state = "degraded"
+    else:
+        state = "ok"
+    return {
+        "status": state,
+        "queued": watch.queued,
+        "oldest_pending_s": None if watch.oldest_s is None else round(watch.oldest_s, 3),
+        "threshold_s": threshold_s,
+        "workers": watch.workers,
+    }

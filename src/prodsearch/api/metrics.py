@@ -10,12 +10,22 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 from prodsearch.search.results import SearchTimings
+from prodsearch.watch.capture import WatchFigures
+from prodsearch.watch.worker import LAG_BUCKETS
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -74,6 +84,14 @@ class Metrics:
         elif cached is False:
             self.cache_misses.inc()
 
+    def render_watch(self, figures: WatchFigures) -> bytes:
+        """Continuous sync, read from the database at scrape time (so every worker, on
+        any machine, is counted): queue depth and age, the workers' counters, and the
+        histogram of lag from a catalog change's capture to its committed embedding."""
+        registry = CollectorRegistry()
+        registry.register(_WatchCollector(figures))
+        return generate_latest(registry)
+
     def render(self) -> bytes:
         """The text exposition: this process's registry, or every worker's samples."""
         if os.environ.get(MULTIPROC_ENV):
@@ -81,3 +99,39 @@ class Metrics:
             MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+class _WatchCollector(Collector):
+    def __init__(self, figures: WatchFigures) -> None:
+        self.f = figures
+
+    def collect(self) -> Iterator[Metric]:
+        f = self.f
+        yield GaugeMetricFamily(
+            "prodsearch_watch_queue_depth", "Catalog changes waiting to be embedded.", f.queued
+        )
+        yield GaugeMetricFamily(
+            "prodsearch_watch_oldest_pending_seconds",
+            "Age of the oldest change waiting to be embedded (0 when none).",
+            f.oldest_s or 0.0,
+        )
+        yield GaugeMetricFamily(
+            "prodsearch_watch_workers", "Workers seen in the last minute.", f.workers
+        )
+        for name, help_text, value in (
+            ("batches", "Batches committed by the workers.", f.batches),
+            ("embedded", "Rows written with a new vector (rate(): embeds per second).", f.embedded),
+            ("refreshed", "Rows whose text was unchanged (hashes refreshed).", f.refreshed),
+            ("deleted", "Embeddings removed for deleted products.", f.deleted),
+            ("errors", "Batches that failed (rolled back, retried).", f.errors),
+            ("busy_seconds", "Seconds the workers spent in batches.", f.busy_s),
+        ):
+            yield CounterMetricFamily(f"prodsearch_watch_{name}", help_text, value=value)
+        buckets = list(f.lag_buckets) or [0] * (len(LAG_BUCKETS) + 1)
+        bounds = [*(str(b) for b in LAG_BUCKETS), "+Inf"]
+        yield HistogramMetricFamily(
+            "prodsearch_watch_lag_seconds",
+            "From a catalog change's capture to its committed embedding.",
+            buckets=list(zip(bounds, [float(b) for b in buckets], strict=False)),
+            sum_value=f.lag_sum,
+        )

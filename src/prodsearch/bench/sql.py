@@ -1,13 +1,17 @@
-"""SQL that only the benchmarks run: their scratch database and scratch table, and the
-original platform's row-by-row write (the embed baseline)."""
+"""SQL that only the benchmarks run: their scratch database and scratch table, the
+original platform's row-by-row write (the embed baseline), and the catalog edits and
+embedding reads of the freshness bench."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from prodsearch.catalog.source import Source
 from prodsearch.db.names import BENCH_UNIQUE_VECTORS, EMBEDDINGS, QUERY_MAPS
 
 # the original platform's statement: one row per call, executemany
@@ -56,3 +60,102 @@ def copy_unique_vectors(conn: psycopg.Connection[Any]) -> int:
 def drop_unique_vectors(conn: psycopg.Connection[Any]) -> None:
     conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(BENCH_UNIQUE_VECTORS))
     conn.commit()
+
+
+# ---------------------------------------------------------------- bench freshness: edits
+
+
+def clone_product(
+    conn: psycopg.Connection[Any], source: Source, template: int, new_id: int, name: str
+) -> None:
+    """A new product: a copy of ``template`` under ``new_id`` with another name."""
+    name_col = source.text_columns[0]
+    cols = list(source.columns)
+    values = [
+        sql.SQL("%(id)s")
+        if c == source.id_column
+        else sql.SQL("%(name)s")
+        if c == name_col
+        else sql.Identifier("s", c)
+        for c in cols
+    ]
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {t} ({cols}) SELECT {values} FROM {t} AS s WHERE s.{id} = %(tpl)s"
+        ).format(
+            t=source.qualified,
+            cols=sql.SQL(", ").join(sql.Identifier(c) for c in cols),
+            values=sql.SQL(", ").join(values),
+            id=sql.Identifier(source.id_column),
+        ),
+        {"id": new_id, "name": name, "tpl": template},
+    )
+
+
+def set_text(
+    conn: psycopg.Connection[Any], source: Source, pid: int, column: str, value: str
+) -> None:
+    conn.execute(
+        sql.SQL("UPDATE {t} SET {c} = %s WHERE {id} = %s").format(
+            t=source.qualified, c=sql.Identifier(column), id=sql.Identifier(source.id_column)
+        ),
+        (value, pid),
+    )
+
+
+def soft_delete(conn: psycopg.Connection[Any], source: Source, pid: int) -> None:
+    """Mark a product deleted through the configured boolean flag."""
+    flag = source.live_flag()
+    assert flag is not None, "soft delete needs a boolean soft-delete column"
+    column, live = flag
+    conn.execute(
+        sql.SQL("UPDATE {t} SET {c} = %s WHERE {id} = %s").format(
+            t=source.qualified, c=sql.Identifier(column), id=sql.Identifier(source.id_column)
+        ),
+        (not live, pid),
+    )
+
+
+def hard_delete(conn: psycopg.Connection[Any], source: Source, pid: int) -> None:
+    conn.execute(
+        sql.SQL("DELETE FROM {t} WHERE {id} = %s").format(
+            t=source.qualified, id=sql.Identifier(source.id_column)
+        ),
+        (pid,),
+    )
+
+
+def live_ids(conn: psycopg.Connection[Any], source: Source) -> list[int]:
+    rows = conn.execute(
+        sql.SQL("SELECT s.{id} FROM {src} AS s WHERE {eligible} ORDER BY 1").format(
+            **source.sql_parts()
+        )
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def max_id(conn: psycopg.Connection[Any], source: Source) -> int:
+    row = conn.execute(
+        sql.SQL("SELECT coalesce(max({id}), 0) FROM {t}").format(
+            id=sql.Identifier(source.id_column), t=source.qualified
+        )
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def embedded_since(conn: psycopg.Connection[Any], ids: Sequence[int]) -> dict[int, datetime]:
+    """``updated_at`` of the stored embeddings of ``ids`` (absent: no embedding)."""
+    rows = conn.execute(
+        sql.SQL("SELECT product_id, updated_at FROM {} WHERE product_id = ANY(%s)").format(
+            EMBEDDINGS
+        ),
+        (list(ids),),
+    ).fetchall()
+    return {int(pid): at for pid, at in rows}
+
+
+def server_now(conn: psycopg.Connection[Any]) -> datetime:
+    row = conn.execute("SELECT clock_timestamp()").fetchone()
+    assert row is not None
+    value: datetime = row[0]
+    return value

@@ -130,6 +130,12 @@ class Source:
             "eligible": self.eligible_sql(),
         }
 
+    @property
+    def deleted_column(self) -> str | None:
+        """The column the soft-delete predicate reads (None: no soft delete)."""
+        match = _PREDICATE.match(self.deleted) if self.deleted else None
+        return match["col"] if match else None
+
     def live_flag(self) -> tuple[str, bool] | None:
         """For a boolean soft-delete flag (``COL`` or ``NOT COL``): the column and the
         value that marks a row live — what a new row gets when its file says nothing."""

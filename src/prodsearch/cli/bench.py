@@ -417,3 +417,66 @@ def _print_index(result: IndexBench) -> None:
             for row in shape.by_ef
         ),
     )
+
+
+@app.command("freshness")
+def freshness(
+    rates: Annotated[
+        str,
+        typer.Option(callback=int_list(1, 10_000), help="Changes per second, comma-separated."),
+    ] = "10,100",
+    seconds: Annotated[float, typer.Option(min=1, help="How long each rate runs.")] = 60.0,
+    burst: Annotated[int, typer.Option(min=0, help="Rows in the burst (0 = none).")] = 10_000,
+    idle_seconds: Annotated[
+        float, typer.Option(min=1, help="Search alone first: the idle baseline.")
+    ] = 30.0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Lag from a catalog commit to searchable under `prodsearch watch`, at each change
+    rate and for a burst, with search p95 against an idle baseline (see docs/BENCHMARKS.md)."""
+    from prodsearch.bench import freshness as bench
+
+    result = bench.run(
+        ready_settings(),
+        rates=tuple(float(r) for r in split_list(rates)),
+        seconds=seconds,
+        burst=burst,
+        idle_s=idle_seconds,
+        progress=progress_log(as_json),
+    )
+    if as_json:
+        print_json(result.as_dict())
+        return
+    print_table(
+        f"freshness under prodsearch watch — {result.products:,} products, mode {result.mode}",
+        (
+            "phase",
+            "changes",
+            "lag p50 s",
+            "lag p95 s",
+            "lag max s",
+            "found",
+            "search p95 ms",
+            "vs idle",
+        ),
+        (
+            (
+                p.name,
+                f"{p.changes:,}",
+                p.lag_p50_s,
+                p.lag_p95_s,
+                p.lag_max_s,
+                f"{p.found}/{p.searched}" if p.rate else "",
+                f"{p.search_p95_ms:.1f}",
+                f"{result.search_p95_ratio[p.name]:.2f}x" if p.rate else "1.00x",
+            )
+            for p in result.phases
+        ),
+    )
+    if (b := result.burst) is not None:
+        out.print(
+            f"burst of {b.rows:,} rows: the worker drained it in {b.watch_s} s "
+            f"({b.watch_rows_per_s} rows/s); embed wrote the same number in {b.embed_s} s "
+            f"({b.embed_rows_per_s} rows/s): {100 * b.share:.0f} % of embed's rate",
+            highlight=False,
+        )

@@ -42,10 +42,11 @@ def demo(
     out.print(f"[4/5] embedding ({settings.mode} mode) and indexing — reruns skip unchanged rows")
     run_sync(settings, SyncOptions(mode=settings.mode), show_progress=True, as_json=False)
     if not serve_api:
-        out.print("[5/5] not serving (--no-serve); run `prodsearch serve` to start the API")
+        out.print("[5/5] not serving (--no-serve); run `prodsearch serve --watch` to start the API")
         return
     out.print(
-        f"[5/5] open http://{settings.host}:{settings.port}/ — Ctrl+C stops the server "
+        f"[5/5] open http://{settings.host}:{settings.port}/ — catalog edits reach search "
+        "within seconds (prodsearch watch runs beside the API); Ctrl+C stops both "
         "(the database keeps running: `prodsearch db stop`)"
     )
-    run_server(settings, None, None, workers=1)
+    run_server(settings, None, None, workers=1, watch=True)

@@ -12,6 +12,7 @@ from prodsearch.config import get_settings
 if TYPE_CHECKING:
     from prodsearch.db.hnsw import IndexStatus
     from prodsearch.ops.status import LastRun
+    from prodsearch.watch.capture import CaptureStatus
 
 
 def config(as_json: JsonFlag = False) -> None:
@@ -62,6 +63,7 @@ def status(as_json: JsonFlag = False) -> None:
         ("last run", _last_run(rep.last_run)),
         ("index", _index(rep.index)),
         ("database size", rep.database_size),
+        ("continuous sync", _capture(rep.capture)),
     ]
     print_table(f"prodsearch status — {rep.source}", ("", ""), rows, show_header=False)
 
@@ -75,6 +77,13 @@ def _last_run(run: LastRun | None) -> str:
         f"{run.skipped_unchanged:,} unchanged, {run.deleted:,} deleted, "
         f"{run.failed:,} failed" + (f" — {run.error}" if run.error else "")
     )
+
+
+def _capture(cap: CaptureStatus) -> str:
+    if not cap.installed:
+        return "not installed (`prodsearch watch install`, then `prodsearch watch`)"
+    oldest = "" if cap.oldest_s is None else f", oldest pending {cap.oldest_s:.1f} s ago"
+    return f"capturing changes; {cap.queued:,} queued{oldest}"
 
 
 def _index(idx: IndexStatus) -> str:

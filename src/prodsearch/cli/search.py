@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import signal
+import subprocess
+import sys
+from typing import Annotated, Any
 
 import typer
 
@@ -59,9 +62,17 @@ def serve(
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default PRODSEARCH_PORT).")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="Also run `prodsearch watch` beside the API (installing change capture "
+            "on the source table if it is not there), so catalog edits reach search.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the search API and the web page (model loaded once per worker)."""
-    run_server(get_settings(), host, port, workers)
+    run_server(get_settings(), host, port, workers, watch=watch)
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -80,7 +91,9 @@ def _check_port_free(host: str, port: int) -> None:
             ) from None
 
 
-def run_server(settings: Settings, host: str | None, port: int | None, workers: int) -> None:
+def run_server(
+    settings: Settings, host: str | None, port: int | None, workers: int, watch: bool = False
+) -> None:
     import uvicorn
 
     from prodsearch.db import start_database
@@ -89,6 +102,47 @@ def run_server(settings: Settings, host: str | None, port: int | None, workers: 
     host = host or settings.host
     port = port or settings.port
     _check_port_free(host, port)
+    watcher = _start_watcher(settings) if watch else None
+    try:
+        _serve(uvicorn, settings, host, port, workers)
+    finally:
+        if watcher is not None:
+            watcher.terminate()  # SIGTERM: it stops after the batch in flight
+            try:
+                watcher.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                watcher.kill()
+
+
+def _start_watcher(settings: Settings) -> subprocess.Popen[bytes]:
+    """`prodsearch watch` as a child process (capture installed first when missing); it
+    ends with this process (SIGTERM at exit, and the kernel's parent-death signal)."""
+    from prodsearch.catalog.source import load_source
+    from prodsearch.db import connect, database_url, migrate
+    from prodsearch.watch import capture
+
+    with connect(database_url(settings)) as conn:
+        migrate(conn)
+        if not capture.status(conn).installed:
+            cols = capture.install(conn, load_source(conn, settings), settings)
+            out.print(f"change capture installed on the catalog ({', '.join(cols)})")
+    out.print("watching the catalog: edits reach search within seconds (prodsearch watch)")
+    return subprocess.Popen(
+        [sys.executable, "-m", "prodsearch", "watch"], preexec_fn=_die_with_parent
+    )
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the parent dies, however it dies (Linux)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _serve(uvicorn: Any, settings: Settings, host: str, port: int, workers: int) -> None:
     if workers > 1:  # every worker's samples in one folder, summed by each /metrics
         from prodsearch.api.metrics import prepare_multiprocess
 

@@ -18,11 +18,24 @@ EMBEDDINGS_NAME = f"{SCHEMA}.{EMBEDDINGS_TABLE}"
 RUNS_NAME = f"{SCHEMA}.embedding_runs"
 TERMS_NAME = f"{SCHEMA}.search_terms"
 QUERY_MAPS_NAME = f"{SCHEMA}.query_maps"
+QUEUE_NAME = f"{SCHEMA}.embedding_queue"
+WATCH_WORKERS_NAME = f"{SCHEMA}.watch_workers"
 
 EMBEDDINGS = sql.Identifier(SCHEMA, EMBEDDINGS_TABLE)
 RUNS = sql.Identifier(SCHEMA, "embedding_runs")
 TERMS = sql.Identifier(SCHEMA, "search_terms")
 QUERY_MAPS = sql.Identifier(SCHEMA, "query_maps")
+# continuous sync: the queue of changed ids, the workers' counters, the capture functions
+QUEUE = sql.Identifier(SCHEMA, "embedding_queue")
+WATCH_WORKERS = sql.Identifier(SCHEMA, "watch_workers")
+CAPTURE_FUNCTION = sql.Identifier(SCHEMA, "prodsearch_capture")
+CAPTURE_TRUNCATE_FUNCTION = sql.Identifier(SCHEMA, "prodsearch_capture_truncate")
+CAPTURE_TRIGGERS = (
+    "prodsearch_capture_rows",
+    "prodsearch_capture_update",
+    "prodsearch_capture_truncate",
+)
+QUEUE_CHANNEL = "prodsearch_queue"  # NOTIFY channel
 INDEX = sql.Identifier(SCHEMA, INDEX_NAME)
 # a scratch table of the index benchmark (one vector per distinct text)
 BENCH_UNIQUE_VECTORS = sql.Identifier(SCHEMA, "bench_unique_vectors")

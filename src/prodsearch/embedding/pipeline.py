@@ -24,6 +24,7 @@ from prodsearch.db import connect
 from prodsearch.db.retry import retry_db
 from prodsearch.embedding import store
 from prodsearch.embedding.encoder import Encoder
+from prodsearch.embedding.plan import Work, flatten
 
 log = logging.getLogger("prodsearch.sync")
 
@@ -32,16 +33,6 @@ ProgressEvent = Literal["plan", "embed", "index"]
 Progress = Callable[[ProgressEvent, int, int], None]  # (event, done, total)
 _DONE = None  # end-of-stream marker on a queue
 _POLL_S = 0.2  # how often a blocked stage checks whether another one failed
-
-
-@dataclass
-class Work:
-    """One unique prepared text and the products that carry it."""
-
-    text: str
-    chash: str
-    ids: list[int] = field(default_factory=list)
-    shashes: list[str] = field(default_factory=list)
 
 
 class ChunkWriter:
@@ -59,10 +50,7 @@ class ChunkWriter:
 
     def write(self, chunk: list[Work], vectors: np.ndarray) -> int:
         """Upsert the chunk's rows (each text's vector for every product carrying it)."""
-        ids = [pid for w in chunk for pid in w.ids]
-        rows = np.repeat(vectors, [len(w.ids) for w in chunk], axis=0)
-        chashes = [w.chash for w in chunk for _ in w.ids]
-        shashes = [h for w in chunk for h in w.shashes]
+        ids, rows, chashes, shashes = flatten(chunk, vectors)
         return retry_db(
             lambda: self._open().write(ids, rows, chashes, shashes, self.model, self.mode),
             self.retry_s,

@@ -25,7 +25,8 @@ import numpy as np
 
 from prodsearch.config import Settings
 from prodsearch.db.retry import one_line
-from prodsearch.embedding.pipeline import ChunkWriter, PipelineCounts, Progress, Work
+from prodsearch.embedding.pipeline import ChunkWriter, PipelineCounts, Progress
+from prodsearch.embedding.plan import Work
 from prodsearch.errors import ConfigError
 
 log = logging.getLogger("prodsearch.sync")

@@ -67,6 +67,15 @@ def count_missing_and_stale(
     return int(row[0]), int(row[1])
 
 
+def count_other_model_or_mode(conn: psycopg.Connection[Any], model: str, mode: str) -> int:
+    """Embeddings written by another model or in another mode."""
+    row = conn.execute(
+        sql.SQL("SELECT count(*) FROM {} WHERE model_name <> %s OR mode <> %s").format(EMBEDDINGS),
+        (model, mode),
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def count_altered(conn: psycopg.Connection[Any]) -> int:
     """Stored vectors that differ from the checksum written with them."""
     row = conn.execute(
@@ -185,8 +194,10 @@ def candidates(
     model: str,
     mode: str,
     full_refresh: bool,
+    ids: Sequence[int] | None = None,
 ) -> Iterator[tuple[Any, ...]]:
-    """Eligible rows whose raw text, model or mode differ from what is stored (or all).
+    """Eligible rows whose raw text, model or mode differ from what is stored (or all);
+    only among ``ids`` when given.
 
     Yields ``(id, source_hash, stored_content_hash, *text columns)`` in id order, streamed
     through a server-side cursor.
@@ -195,7 +206,7 @@ def candidates(
     query = sql.SQL(
         "SELECT s.{id}, {shash}, e.content_hash, {text_cols} "
         "FROM {t} AS s LEFT JOIN {emb} AS e ON e.product_id = s.{id} "
-        "WHERE {eligible} AND (%(full)s OR e.product_id IS NULL OR {stale}) "
+        "WHERE {eligible} AND (%(full)s OR e.product_id IS NULL OR {stale}) {among}"
         "ORDER BY s.{id}"
     ).format(
         id=sql.Identifier(source.id_column),
@@ -205,8 +216,17 @@ def candidates(
         emb=EMBEDDINGS,
         eligible=source.eligible_sql(),
         stale=stale_sql(source),
+        among=sql.SQL("AND s.{} = ANY(%(ids)s) ").format(sql.Identifier(source.id_column))
+        if ids is not None
+        else sql.SQL(""),
     )
-    params = {"sig": signature, "full": full_refresh, "model": model, "mode": mode}
+    params = {
+        "sig": signature,
+        "full": full_refresh,
+        "model": model,
+        "mode": mode,
+        "ids": list(ids or []),
+    }
     with conn.cursor(name="prodsearch_candidates") as cur:
         cur.itersize = 5000
         cur.execute(query, params)
@@ -258,9 +278,15 @@ def count_orphans(conn: psycopg.Connection[Any], source: Source) -> int:
     return int(row[0]) if row else 0
 
 
-def delete_orphans(conn: psycopg.Connection[Any], source: Source) -> int:
-    """Remove embeddings of products that are soft-deleted or gone from the source."""
-    return conn.execute(sql.SQL("DELETE ") + orphans_sql(source)).rowcount
+def delete_orphans(
+    conn: psycopg.Connection[Any], source: Source, ids: Sequence[int] | None = None
+) -> int:
+    """Remove embeddings of products that are soft-deleted or gone from the source (only
+    among ``ids`` when given)."""
+    if ids is None:
+        return conn.execute(sql.SQL("DELETE ") + orphans_sql(source)).rowcount
+    among = sql.SQL(" AND e.product_id = ANY(%s)")
+    return conn.execute(sql.SQL("DELETE ") + orphans_sql(source) + among, (list(ids),)).rowcount
 
 
 class Writer:

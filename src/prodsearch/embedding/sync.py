@@ -30,14 +30,14 @@ import psycopg
 
 from prodsearch.catalog.lexical import ANALYZER_VERSION
 from prodsearch.catalog.source import Source, load_source
-from prodsearch.catalog.text import content_hash, prepare_text
 from prodsearch.config import Settings
 from prodsearch.db import connect, database_url, hnsw, introspect, migrate
 from prodsearch.db.names import INDEX_NAME
 from prodsearch.db.retry import one_line
 from prodsearch.embedding import querymap, store
 from prodsearch.embedding.encoder import Encoder, cpu_threads, encoder_for
-from prodsearch.embedding.pipeline import Pipeline, Progress, Work
+from prodsearch.embedding.pipeline import Pipeline, Progress
+from prodsearch.embedding.plan import Plan, Work, plan_rows
 from prodsearch.embedding.runlock import alive, take_lock
 from prodsearch.embedding.runs import (
     RunStage,
@@ -76,44 +76,29 @@ def _plan(
     encoder: Encoder,
     opts: SyncOptions,
     result: SyncResult,
-) -> tuple[list[Work], list[int], list[str]]:
-    groups: dict[str, Work] = {}
-    refresh_ids: list[int] = []
-    refresh_hashes: list[str] = []
-    fields = source.text_columns
-    rows_to_write = 0
-    for pid, shash, stored, *texts in store.candidates(
+) -> Plan:
+    rows = store.candidates(
         conn,
         source,
         prep_signature(source, settings),
         encoder.model_name,
         encoder.mode,
         opts.full_refresh,
-    ):
-        result.scanned += 1
-        text = prepare_text(dict(zip(fields, texts, strict=True)), fields, settings.max_chars)
-        if not text:
-            result.failed += 1
-            log.warning("product %s has no text after preparation: not embedded", pid)
-            continue
-        chash = content_hash(text, encoder.model_name, encoder.mode)
-        if chash == stored and not opts.full_refresh:
-            refresh_ids.append(pid)
-            refresh_hashes.append(shash)
-            continue
-        if opts.limit is not None and rows_to_write >= opts.limit:
-            continue
-        work = groups.get(chash)
-        if work is None:
-            work = groups[chash] = Work(text, chash)
-        work.ids.append(pid)
-        work.shashes.append(shash)
-        rows_to_write += 1
-    result.to_embed = rows_to_write
-    result.deduplicated = rows_to_write - len(groups)
-    result.skipped_unchanged = result.eligible - result.failed - rows_to_write
-    # Length-sorted, so every batch holds texts of similar length (little padding).
-    return sorted(groups.values(), key=lambda w: len(w.text)), refresh_ids, refresh_hashes
+    )
+    plan = plan_rows(
+        rows,
+        source.text_columns,
+        settings.max_chars,
+        encoder.model_name,
+        encoder.mode,
+        opts.full_refresh,
+        opts.limit,
+    )
+    result.scanned, result.failed = plan.scanned, plan.failed
+    result.to_embed = plan.rows
+    result.deduplicated = plan.deduplicated
+    result.skipped_unchanged = result.eligible - result.failed - plan.rows
+    return plan
 
 
 def _refresh_search_support(
@@ -289,12 +274,12 @@ def _plan_step(
     refreshed (unless a dry run). Whether any was refreshed."""
     t0 = time.perf_counter()
     result.eligible = store.count_eligible(conn, source)
-    work, refresh_ids, refresh_hashes = _plan(conn, source, settings, encoder, opts, result)
+    plan = _plan(conn, source, settings, encoder, opts, result)
     if not opts.dry_run:
-        store.refresh_source_hashes(conn, source, refresh_ids, refresh_hashes)
+        store.refresh_source_hashes(conn, source, plan.refresh_ids, plan.refresh_hashes)
     conn.commit()
     result.timings.plan_s = round(time.perf_counter() - t0, 3)
-    return work, bool(refresh_ids)
+    return plan.work, bool(plan.refresh_ids)
 
 
 def _delete_step(conn: psycopg.Connection[Any], source: Source, result: SyncResult) -> None:

@@ -14,6 +14,8 @@ from prodsearch.db.hnsw import IndexStatus
 from prodsearch.embedding import store
 from prodsearch.embedding.model import resolve_model
 from prodsearch.embedding.sync import prep_signature
+from prodsearch.watch import capture
+from prodsearch.watch.capture import CaptureStatus
 
 
 @dataclass(frozen=True)
@@ -51,12 +53,14 @@ class StatusReport:
     last_run: LastRun | None
     index: IndexStatus
     database_size: str | None
+    capture: CaptureStatus  # continuous sync: triggers, queue depth, oldest pending change
 
     def as_dict(self) -> dict[str, Any]:
         """Flat JSON: the freshness counts at the top level, as ``status --json`` prints."""
         out = asdict(self)
         out.update(out.pop("freshness"))
         out["index"].pop("definition", None)
+        out["capture"] = self.capture.as_dict()
         return out
 
 
@@ -106,4 +110,5 @@ def report(conn: psycopg.Connection[Any], source: Source, settings: Settings) ->
         last_run=_last_run(conn),
         index=hnsw.status(conn),
         database_size=introspect.database_size(conn),
+        capture=capture.status(conn),
     )

@@ -1,0 +1,109 @@
+"""``prodsearch watch``: keep embeddings in step with the catalog as it changes."""
+
+from __future__ import annotations
+
+import signal
+from typing import Annotated
+
+import typer
+
+from prodsearch.cli.common import JsonFlag, open_db, out, print_json, print_table, ready_settings
+from prodsearch.config import get_settings
+
+app = typer.Typer(
+    help="Continuous sync: capture catalog changes in PostgreSQL, embed them within seconds.",
+)
+
+
+@app.callback(invoke_without_command=True)
+def watch(
+    ctx: typer.Context,
+    once: Annotated[
+        bool, typer.Option("--once", help="Drain the queue, then exit (cron, scripts).")
+    ] = False,
+    poll: Annotated[
+        bool,
+        typer.Option(
+            "--poll",
+            help="No capture trigger (a read replica, a table owned by someone else): run "
+            "the embed plan every PRODSEARCH_WATCH_POLL_S instead.",
+        ),
+    ] = False,
+    batch_rows: Annotated[
+        int | None, typer.Option(min=1, help="Ids per batch (PRODSEARCH_WATCH_BATCH_ROWS).")
+    ] = None,
+) -> None:
+    """Run the worker: wake on each committed change, embed it as `embed` would. SIGTERM
+    or Ctrl+C stop it after the batch in flight."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from prodsearch.watch.worker import WatchOptions, Worker
+
+    settings = ready_settings()
+    opts = WatchOptions(
+        batch_rows=batch_rows or settings.watch_batch_rows,
+        batch_ms=settings.watch_batch_ms,
+        poll_s=settings.watch_poll_s,
+        reconcile_s=settings.watch_reconcile_s,
+        support_s=settings.watch_support_s,
+        once=once,
+        poll=poll,
+    )
+    worker = Worker(settings, opts)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: worker.stop())
+    out.print(
+        f"watching {'by polling' if poll else 'the capture queue'} "
+        f"({worker.encoder.mode} mode) — Ctrl+C stops",
+        highlight=False,
+    )
+    totals = worker.run()
+    out.print(
+        f"stopped: {totals.batches:,} batches, {totals.written:,} rows written, "
+        f"{totals.deleted:,} embeddings removed, {totals.reconciliations} reconciliations",
+        highlight=False,
+    )
+
+
+@app.command("install")
+def install() -> None:
+    """Put the capture trigger on the source table (needs: owner of the table, or the
+    TRIGGER privilege on it, and CREATE on schema analytics_features)."""
+    from prodsearch.catalog.source import load_source
+    from prodsearch.watch import capture
+
+    with open_db() as conn:
+        source = load_source(conn, get_settings())
+        cols = capture.install(conn, source, get_settings())
+    out.print(f"capturing changes of {source.name} ({', '.join(cols)}); run `prodsearch watch`")
+
+
+@app.command("uninstall")
+def uninstall() -> None:
+    """Remove the capture triggers, their functions and the queue."""
+    from prodsearch.watch import capture
+
+    with open_db() as conn:
+        capture.uninstall(conn)
+    out.print("change capture removed (triggers, functions, queue)")
+
+
+@app.command("status")
+def status(as_json: JsonFlag = False) -> None:
+    """Whether capture is installed, the queue depth and the oldest pending change."""
+    from prodsearch.watch import capture
+
+    with open_db() as conn:
+        st = capture.status(conn)
+    if as_json:
+        print_json(st.as_dict())
+        return
+    oldest = "-" if st.oldest_s is None else f"{st.oldest_s:.1f} s"
+    print_table(
+        "prodsearch watch",
+        ("installed", "queued", "oldest pending"),
+        [("yes" if st.installed else "no", f"{st.queued:,}", oldest)],
+    )
+
+
+__all__ = ["app"]

@@ -1,0 +1,1 @@
+"""Continuous sync: change capture in PostgreSQL and the ``prodsearch watch`` worker."""

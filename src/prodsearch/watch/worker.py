@@ -1,0 +1,383 @@
+"""``prodsearch watch``: the worker that keeps embeddings in step with the catalog.
+
+Wakes on ``LISTEN`` (a poll interval as the fallback), waits ``batch_ms`` for more
+changes to gather, then takes up to ``batch_rows`` queued ids in one transaction:
+
+1. the run lock, shared (many workers at once; none while an ``embed`` runs);
+2. the ids leave the queue (``FOR UPDATE SKIP LOCKED``: workers never share an id);
+3. embeddings of deleted or soft-deleted products among them are removed;
+4. the rest are planned, encoded and written exactly as ``embed`` does (the same
+   preparation, hashes, encoder and writer: :mod:`prodsearch.embedding.plan`);
+5. the worker's counters are updated, and the transaction commits.
+
+A killed worker rolls back: its ids are pending again. A lost connection is retried for
+``PRODSEARCH_DB_RETRY_S``. Every ``reconcile_s`` the batch plan of ``embed`` runs (what
+capture missed: triggers disabled, ``session_replication_role = replica``, changes
+before install); every ``support_s`` the search support (typo vocabulary) is refreshed
+when something changed. SIGTERM / SIGINT stop it after the batch in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import psycopg
+from pgvector.psycopg import register_vector
+
+from prodsearch.catalog.source import Source, load_source
+from prodsearch.config import Settings
+from prodsearch.db import connect, database_url, migrate
+from prodsearch.db.retry import one_line, retry_db
+from prodsearch.embedding import store
+from prodsearch.embedding.encoder import Encoder, encoder_for
+from prodsearch.embedding.plan import flatten, plan_rows
+from prodsearch.embedding.sync import SyncOptions, prep_signature, sync
+from prodsearch.errors import ConfigError, DatabaseUnavailable
+from prodsearch.watch import sql as watch_sql
+
+log = logging.getLogger("prodsearch.watch")
+log.setLevel(logging.INFO)
+
+# lag from capture to committed embedding, seconds: the histogram's upper bounds (+Inf last)
+LAG_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+@dataclass
+class WatchOptions:
+    batch_rows: int = 512  # ids per batch (one transaction)
+    batch_ms: int = 50  # after a wake-up, how long changes gather before a batch
+    poll_s: float = 5.0  # the fallback when no notification comes
+    reconcile_s: float = 900.0  # the embed plan, to catch what capture missed (0: never)
+    support_s: float = 60.0  # search-support refresh interval (only after changes)
+    once: bool = False  # drain the queue, then return (cron, tests)
+    poll: bool = False  # no capture trigger: run the embed plan every poll_s instead
+
+
+@dataclass
+class BatchResult:
+    taken: int = 0
+    written: int = 0  # rows with a new vector
+    refreshed: int = 0  # rows whose prepared text was unchanged: hashes refreshed
+    deleted: int = 0
+    lags: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class WatchTotals:
+    batches: int = 0
+    taken: int = 0
+    written: int = 0
+    refreshed: int = 0
+    deleted: int = 0
+    reconciliations: int = 0
+    errors: int = 0
+
+
+def lag_histogram(lags: list[float]) -> list[int]:
+    """Cumulative bucket counts of ``lags`` (one per LAG_BUCKETS bound, then +Inf)."""
+    return [sum(lag <= bound for lag in lags) for bound in LAG_BUCKETS] + [len(lags)]
+
+
+class Worker:
+    def __init__(
+        self, settings: Settings, opts: WatchOptions, encoder: Encoder | None = None
+    ) -> None:
+        self.settings, self.opts = settings, opts
+        self.encoder = encoder or encoder_for(settings, settings.mode)
+        self.url = database_url(settings)
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.stopping = threading.Event()
+        self.totals = WatchTotals()
+        self._conn: psycopg.Connection[Any] | None = None
+        self._listen: psycopg.Connection[Any] | None = None
+        self._writer: store.Writer | None = None
+        self._source: Source | None = None
+        self._signature = ""
+        self._changed_since_support = False
+        self._last_support = time.monotonic()
+        self._last_reconcile = 0.0 if opts.reconcile_s > 0 else float("inf")
+
+    # ------------------------------------------------------------ connections
+
+    def _open(self) -> tuple[psycopg.Connection[Any], store.Writer, Source]:
+        """The batch connection (with its writer) and the listening one, reopened after a
+        database restart."""
+        conn = self._conn
+        if conn is None or conn.closed or conn.broken:
+            self.close()
+            conn = connect(self.url)
+            migrate(conn)
+            if not self.opts.poll and not watch_sql.queue_exists(conn):
+                conn.close()
+                raise ConfigError(
+                    "change capture is not installed on this database: run `prodsearch watch "
+                    "install` (or `prodsearch watch --poll` where no trigger can be installed)"
+                )
+            register_vector(conn)
+            self._source = load_source(conn, self.settings)
+            self._signature = prep_signature(self._source, self.settings)
+            self._writer = store.Writer(conn, self.encoder.dim, self._source)
+            if self.totals.batches == 0:
+                watch_sql.start_worker(conn, self.name)
+            conn.commit()
+            self._conn = conn
+            self._listen = connect(self.url, autocommit=True)
+            watch_sql.listen(self._listen)
+        assert self._writer is not None and self._source is not None
+        return conn, self._writer, self._source
+
+    def _listening(self) -> psycopg.Connection[Any] | None:
+        """The LISTEN connection, reopened if a restart closed it (None: cannot connect)."""
+        listen = self._listen
+        if listen is not None and not listen.closed and not listen.broken:
+            return listen
+        if listen is not None:
+            listen.close()
+        try:
+            self._listen = connect(self.url, autocommit=True)
+            watch_sql.listen(self._listen)
+        except (psycopg.OperationalError, DatabaseUnavailable):
+            self._listen = None
+        return self._listen
+
+    def close(self) -> None:
+        for c in (self._conn, self._listen):
+            if c is not None:
+                c.close()
+        self._conn = self._listen = None
+        self._writer = None
+
+    # ------------------------------------------------------------ the loop
+
+    def run(self) -> WatchTotals:
+        """Until :meth:`stop` (or, with ``once``, until the queue is empty); a log line per
+        batch in ``HOME/logs/watch.log``."""
+        self.settings.logs_dir.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(self.settings.logs_dir / "watch.log", encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        handler.setLevel(logging.INFO)
+        log.addHandler(handler)
+        try:
+            return self._run()
+        finally:
+            log.removeHandler(handler)
+            handler.close()
+
+    def _run(self) -> WatchTotals:
+        log.info(
+            "worker %s: mode %s, batches of up to %d ids",
+            self.name,
+            self.encoder.mode,
+            self.opts.batch_rows,
+        )
+        if self.opts.poll:
+            return self._run_polling()
+        try:
+            while not self.stopping.is_set():
+                self._maybe_reconcile()
+                result = retry_db(self._batch, self.settings.db_retry_s, "embedding a batch")
+                if result is None:  # an embed run holds the lock: wait for it
+                    self.stopping.wait(1.0)
+                    continue
+                if result.taken:
+                    continue  # drain: more may be queued
+                self._maybe_refresh_support()
+                if self.opts.once:
+                    break
+                self._wait()
+        finally:
+            if self._changed_since_support and self._conn is not None:
+                self._refresh_support()
+            self.close()
+        return self.totals
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def _run_polling(self) -> WatchTotals:
+        """Polling mode: the embed plan every ``poll_s`` (finds changes by their hashes)."""
+        try:
+            while not self.stopping.is_set():
+                self.reconcile()
+                if self.opts.once:
+                    break
+                self.stopping.wait(self.opts.poll_s)
+        finally:
+            self.close()
+        return self.totals
+
+    def _wait(self) -> None:
+        """Until a notification (then ``batch_ms`` more, for changes to gather), the poll
+        interval, or a stop."""
+        deadline = time.monotonic() + self.opts.poll_s
+        woke = False
+        while not self.stopping.is_set() and not woke:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            listen = self._listening()
+            if listen is None:  # the database is away: the poll interval, then a batch
+                self.stopping.wait(left)
+                return
+            try:
+                for _ in listen.notifies(timeout=min(left, 0.5), stop_after=1):
+                    woke = True
+            except psycopg.OperationalError:
+                listen.close()  # reopened on the next pass
+        if woke:
+            time.sleep(self.opts.batch_ms / 1000)
+
+    # ------------------------------------------------------------ one batch
+
+    def _batch(self) -> BatchResult | None:
+        """One transaction: take, delete what is gone, plan, encode, write, count."""
+        conn, writer, source = self._open()
+        started = time.perf_counter()
+        out = BatchResult()
+        try:
+            with conn.transaction():
+                if not watch_sql.try_run_lock_shared(conn, store.SYNC_LOCK_KEY):
+                    return None
+                taken = watch_sql.take(conn, self.opts.batch_rows)
+                if not taken:
+                    return out
+                ids = [pid for pid, _at in taken]
+                out.taken = len(ids)
+                out.deleted = store.delete_orphans(conn, source, ids)
+                out.written, out.refreshed = self._write(conn, writer, source, ids)
+                now = watch_sql.server_now(conn)
+                out.lags = [_seconds(now, at) for _pid, at in taken]
+                out.seconds = time.perf_counter() - started
+                watch_sql.record_batch(
+                    conn,
+                    self.name,
+                    out.written,
+                    out.refreshed,
+                    out.deleted,
+                    lag_histogram(out.lags),
+                    sum(out.lags),
+                    len(out.lags),
+                    out.seconds,
+                )
+        except psycopg.OperationalError:
+            raise  # retried by the caller on a new connection
+        except Exception as exc:
+            self.totals.errors += 1
+            log.error("worker %s: batch failed: %s", self.name, one_line(exc))
+            try:
+                watch_sql.record_error(conn, self.name)
+                conn.commit()
+            except psycopg.Error:
+                conn.rollback()
+            raise
+        self._count(out)
+        return out
+
+    def _write(
+        self, conn: psycopg.Connection[Any], writer: store.Writer, source: Source, ids: list[int]
+    ) -> tuple[int, int]:
+        """Plan the taken ids as ``embed`` would, then encode and upsert; (rows written
+        with a new vector, rows whose hashes were refreshed)."""
+        enc = self.encoder
+        candidates = store.candidates(
+            conn, source, self._signature, enc.model_name, enc.mode, False, ids=ids
+        )
+        plan = plan_rows(
+            candidates, source.text_columns, self.settings.max_chars, enc.model_name, enc.mode
+        )
+        store.refresh_source_hashes(conn, source, plan.refresh_ids, plan.refresh_hashes)
+        written = 0
+        if plan.work:
+            vectors = enc.encode([w.text for w in plan.work])
+            rows = flatten(plan.work, np.asarray(vectors))
+            written = writer.write(*rows, enc.model_name, enc.mode)
+        return written, len(plan.refresh_ids)
+
+    def _count(self, out: BatchResult) -> None:
+        t = self.totals
+        t.batches += 1
+        t.taken += out.taken
+        t.written += out.written
+        t.refreshed += out.refreshed
+        t.deleted += out.deleted
+        if out.written or out.deleted or out.refreshed:
+            self._changed_since_support = True
+        log.info(
+            "worker %s batch %d: %d ids, %d rows embedded, %d refreshed, %d embeddings removed, "
+            "%.2f s, lag max %.2f s",
+            self.name,
+            t.batches,
+            out.taken,
+            out.written,
+            out.refreshed,
+            out.deleted,
+            out.seconds,
+            max(out.lags, default=0.0),
+        )
+
+    # ------------------------------------------------------------ periodic work
+
+    def _maybe_refresh_support(self) -> None:
+        due = time.monotonic() - self._last_support >= self.opts.support_s
+        if self._changed_since_support and due:
+            self._refresh_support()
+
+    def _refresh_support(self) -> None:
+        conn = self._open()[0]
+        t0 = time.perf_counter()
+        terms = store.rebuild_terms(conn)
+        self._changed_since_support = False
+        self._last_support = time.monotonic()
+        log.info(
+            "worker %s: %d search terms refreshed in %.2f s",
+            self.name,
+            terms,
+            time.perf_counter() - t0,
+        )
+
+    def _maybe_reconcile(self) -> None:
+        if time.monotonic() - self._last_reconcile < self.opts.reconcile_s:
+            return
+        self._last_reconcile = time.monotonic()
+        self.reconcile()
+
+    def reconcile(self) -> None:
+        """The embed plan, for what capture missed. Rows of another model or mode are left
+        to a bulk ``embed`` (which rewrites them all at bulk speed), and the worker says so."""
+        conn = self._open()[0]
+        enc = self.encoder
+        other = store.count_other_model_or_mode(conn, enc.model_name, enc.mode)
+        conn.commit()
+        if other:
+            log.warning(
+                "worker %s: %d embeddings are of another model or mode than %s/%s: run "
+                "`prodsearch embed` to rewrite them (the worker does not)",
+                self.name,
+                other,
+                enc.model_name,
+                enc.mode,
+            )
+            return
+        result = sync(self.settings, SyncOptions(mode=enc.mode), encoder=enc)
+        self.totals.reconciliations += 1
+        if result.written or result.deleted:
+            self._changed_since_support = True
+        log.info(
+            "worker %s: reconciliation wrote %d rows, removed %d (capture had missed them)",
+            self.name,
+            result.written,
+            result.deleted,
+        )
+
+
+def _seconds(now: datetime, then: datetime) -> float:
+    return max(0.0, (now - then).total_seconds())

@@ -1,0 +1,300 @@
+"""Issue #21: continuous sync. Change capture in PostgreSQL, and `prodsearch watch`: every
+kind of change reaches search, the result is what a batch `embed` gives, nothing is lost
+when a worker is killed or the database restarts, two workers share the queue."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from pgvector.psycopg import register_vector_async
+
+from prodsearch.catalog import generate
+from prodsearch.catalog.source import load_source
+from prodsearch.config import Settings
+from prodsearch.db.names import DEMO_CATALOG, EMBEDDINGS_NAME, QUEUE_NAME, WATCH_WORKERS_NAME
+from prodsearch.embedding.sync import SyncOptions, sync
+from prodsearch.search.results import SearchOptions
+from prodsearch.search.setup import build_searcher
+from prodsearch.watch import capture
+from prodsearch.watch import sql as watch_sql
+from prodsearch.watch.worker import WatchOptions, Worker
+from tests.conftest import run_cli
+from tests.helpers import wait_for
+from tests.test_api import make_client
+from tests.test_sync import _embeddings
+
+WATCH = [sys.executable, "-m", "prodsearch", "watch"]
+WORKERS = WATCH_WORKERS_NAME
+DONE = f"SELECT coalesce(sum(embedded + refreshed), 0) FROM {WORKERS}"
+
+
+def _worker(settings: Settings, encoder: Any, **opts: Any) -> Worker:
+    return Worker(settings, WatchOptions(once=True, reconcile_s=0, **opts), encoder=encoder)
+
+
+def _queued(conn: psycopg.Connection[Any]) -> int:
+    queued, _oldest = watch_sql.depth(conn)
+    conn.commit()
+    return queued
+
+
+def assert_batch_agrees(settings: Settings, encoder: Any) -> None:
+    """A batch `embed` after the worker finds nothing to write, refresh or delete: the
+    worker left exactly the rows and hashes a batch run gives."""
+    result = sync(settings, SyncOptions(mode=encoder.mode), encoder=encoder)
+    assert (result.scanned, result.to_embed, result.deleted) == (0, 0, 0), result
+
+
+def _search_ids(settings: Settings, url: str, encoder: Any, query: str) -> list[int]:
+    with psycopg.connect(url) as conn:
+        searcher = build_searcher(conn, settings, encoder)
+
+    async def run() -> list[int]:
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as aconn:
+            await register_vector_async(aconn)
+            await searcher.load_vocabulary(aconn)
+            resp = await searcher.hybrid(aconn, query, SearchOptions(limit=10))
+            return resp.ids
+
+    return asyncio.run(run())
+
+
+def test_every_kind_of_change_reaches_search(
+    conn: psycopg.Connection[Any], settings: Settings, db_url: str, encoders: dict[str, Any]
+) -> None:
+    enc = encoders["int8"]
+    generate.load(conn, 300, seed=61)
+    conn.commit()
+    sync(settings, SyncOptions(mode="int8"), encoder=enc)
+    source = load_source(conn, settings)
+    capture.install(conn, source, settings)
+
+    # a price / stock change is read live at query time: nothing is queued
+    conn.execute(
+        f"UPDATE {DEMO_CATALOG} SET price = price + 1, stock_qty = 3 WHERE product_id < 50"
+    )
+    conn.commit()
+    assert _queued(conn) == 0
+
+    ids = [
+        r[0]
+        for r in conn.execute(
+            f"SELECT product_id FROM {DEMO_CATALOG} WHERE NOT is_deleted ORDER BY 1"
+        )
+    ]
+    conn.execute(
+        f"INSERT INTO {DEMO_CATALOG} (product_id, sku, name, description, price, in_stock, "
+        "is_deleted) VALUES (900001, 'QX-1', 'Zyntrox quantum wiper blade', 'A new part', "
+        "10, true, false)"
+    )
+    conn.execute(
+        f"UPDATE {DEMO_CATALOG} SET name = 'Vorlanx gearbox mount' WHERE product_id = %s", (ids[0],)
+    )
+    conn.execute(
+        f"UPDATE {DEMO_CATALOG} SET description = coalesce(description, '') || ' Retuned.' "
+        "WHERE product_id = %s",
+        (ids[1],),
+    )
+    conn.execute(f"UPDATE {DEMO_CATALOG} SET is_deleted = true WHERE product_id = %s", (ids[2],))
+    conn.execute(f"DELETE FROM {DEMO_CATALOG} WHERE product_id = %s", (ids[3],))
+    conn.execute(  # the same product twice: one queue row
+        f"UPDATE {DEMO_CATALOG} SET name = name || ' X' WHERE product_id = %s", (ids[4],)
+    )
+    conn.execute(f"UPDATE {DEMO_CATALOG} SET name = name || ' Y' WHERE product_id = %s", (ids[4],))
+    conn.commit()
+    assert _queued(conn) == 6
+
+    totals = _worker(settings, enc).run()
+    assert _queued(conn) == 0
+    assert totals.deleted == 2 and totals.written == 4, totals
+    assert_batch_agrees(settings, enc)
+    assert 900001 in _search_ids(settings, db_url, enc, "zyntrox wiper")
+    assert ids[0] in _search_ids(settings, db_url, enc, "vorlanx")
+    (gone,) = conn.execute(
+        f"SELECT count(*) FROM {EMBEDDINGS_NAME} WHERE product_id = ANY(%s)", ([ids[2], ids[3]],)
+    ).fetchone() or (0,)
+    assert gone == 0
+
+    # TRUNCATE of the source empties the embeddings
+    conn.execute(f"TRUNCATE {DEMO_CATALOG}")
+    conn.commit()
+    _worker(settings, enc).run()
+    assert _embeddings(db_url) == 0
+
+
+def test_own_table_and_uninstall_leaves_nothing(
+    conn: psycopg.Connection[Any], tmp_path: Path, db_url: str, encoders: dict[str, Any]
+) -> None:
+    enc = encoders["int8"]
+    conn.execute(
+        'CREATE TABLE public."My Items" (id bigint primary key, title text, body text, '
+        "deleted_at timestamptz, colour text)"
+    )
+    conn.execute(
+        """INSERT INTO public."My Items" VALUES (1, 'Red brake pads', 'x', NULL, 'red'),
+        (2, 'Blue brake disc', NULL, NULL, 'blue'), (3, 'Green coolant hose', '', NULL, 'green')"""
+    )
+    conn.commit()
+    settings = Settings(
+        home=tmp_path,
+        database_url=db_url,
+        source_table="public.My Items",
+        source_id_column="id",
+        text_fields="title,body",
+        search_fields="title,body",
+        source_deleted="deleted_at IS NOT NULL",
+        filter_columns="colour",
+    )
+    sync(settings, SyncOptions(mode="int8"), encoder=enc)
+    source = load_source(conn, settings)
+    cols = capture.install(conn, source, settings)
+    assert cols == ["id", "title", "body", "deleted_at"]
+    conn.execute("UPDATE public.\"My Items\" SET colour = 'teal' WHERE id = 1")  # not watched
+    conn.execute('UPDATE public."My Items" SET deleted_at = now() WHERE id = 2')
+    conn.execute("UPDATE public.\"My Items\" SET title = 'Green radiator hose' WHERE id = 3")
+    conn.execute("INSERT INTO public.\"My Items\" VALUES (4, 'Amber fog lamp', 'y', NULL, 'x')")
+    conn.commit()
+    assert _queued(conn) == 3
+    _worker(settings, enc).run()
+    assert_batch_agrees(settings, enc)
+    assert sorted(r[0] for r in conn.execute(f"SELECT product_id FROM {EMBEDDINGS_NAME}")) == [
+        1,
+        3,
+        4,
+    ]
+
+    capture.uninstall(conn)
+    assert watch_sql.installed(conn) == [] and watch_sql.functions_left(conn) == 0
+    assert not watch_sql.queue_exists(conn)
+    conn.commit()
+    # the table works as before, with nothing of prodsearch on it
+    conn.execute("INSERT INTO public.\"My Items\" VALUES (5, 'Plain', 'z', NULL, 'x')")
+    conn.commit()
+
+
+def test_sigkilled_worker_loses_nothing_and_two_workers_share(
+    conn: psycopg.Connection[Any],
+    settings: Settings,
+    db_url: str,
+    pg_root: Path,
+    encoders: dict[str, Any],
+) -> None:
+    enc = encoders["int8"]
+    generate.load(conn, 1200, seed=62)
+    conn.commit()
+    sync(settings, SyncOptions(mode="int8"), encoder=enc)
+    capture.install(conn, load_source(conn, settings), settings)
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "PRODSEARCH_HOME": str(pg_root),
+        "PRODSEARCH_MODE": "int8",
+        "PRODSEARCH_WATCH_BATCH_ROWS": "64",
+        "PRODSEARCH_WATCH_RECONCILE_S": "0",
+    }
+
+    # 1. a worker SIGKILLed mid-way: its batch rolls back, nothing is lost
+    conn.execute(f"UPDATE {DEMO_CATALOG} SET name = name || ' Mk2'")
+    conn.commit()
+    queued = _queued(conn)
+    assert queued > 1000
+    proc = subprocess.Popen(WATCH, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: 0 < _queued_at(db_url) < queued - 128, what="two batches done")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert 0 < _queued_at(db_url) < queued  # killed mid-way: work left, work done
+    done = subprocess.run([*WATCH, "--once"], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert _queued(conn) == 0
+    assert_batch_agrees(settings, enc)
+
+    # 2. two workers at once, both running before the change lands: every product is
+    # embedded exactly once between them; SIGTERM stops each after its batch
+    conn.execute(f"TRUNCATE {WORKERS}")
+    conn.commit()
+    procs = [
+        subprocess.Popen(WATCH, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    try:
+        wait_for(lambda: _count(db_url, f"SELECT count(*) FROM {WORKERS}") == 2, what="2 workers")
+        conn.execute(f"UPDATE {DEMO_CATALOG} SET description = coalesce(description, '') || ' v3'")
+        conn.commit()
+        changed = _count(db_url, f"SELECT count(*) FROM {DEMO_CATALOG} WHERE NOT is_deleted")
+        wait_for(
+            lambda: _count(db_url, DONE) >= changed,
+            what="every change embedded",
+        )
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            _, err = p.communicate(timeout=60)
+            assert p.returncode == 0, err.decode()[-2000:]  # a clean stop
+    rows = conn.execute(f"SELECT batches, embedded, refreshed FROM {WORKERS}").fetchall()
+    conn.commit()
+    assert all(r[0] > 0 for r in rows), rows  # both took batches
+    # each changed product written once (a text the cap leaves unchanged: its hashes
+    # refreshed), never by both workers
+    assert sum(r[1] + r[2] for r in rows) == changed, rows
+    assert _queued(conn) == 0
+    assert_batch_agrees(settings, enc)
+
+
+def _count(url: str, query: str) -> int:
+    with psycopg.connect(url) as c:
+        row = c.execute(query).fetchone()
+        return int(row[0]) if row else 0
+
+
+def _queued_at(url: str) -> int:
+    return _count(url, f"SELECT count(*) FROM {QUEUE_NAME}")
+
+
+def test_metrics_health_and_status_show_the_queue(
+    conn: psycopg.Connection[Any],
+    settings: Settings,
+    db_url: str,
+    pg_root: Path,
+    encoders: dict[str, Any],
+) -> None:
+    enc = encoders["int8"]
+    generate.load(conn, 200, seed=63)
+    conn.commit()
+    sync(settings, SyncOptions(mode="int8"), encoder=enc)
+    capture.install(conn, load_source(conn, settings), settings)
+    conn.execute(f"UPDATE {DEMO_CATALOG} SET name = name || ' Q' WHERE product_id % 50 = 0")
+    conn.commit()
+    queued = _queued(conn)
+    assert queued > 0
+    with make_client(db_url, pg_root, lag_degraded_s=3600) as client:
+        fresh = client.get("/health").json()["freshness"]
+        assert fresh["status"] == "ok" and fresh["queued"] == queued
+        assert fresh["oldest_pending_s"] >= 0
+        text = client.get("/metrics").text
+        assert f"prodsearch_watch_queue_depth {float(queued)}" in text
+        _worker(settings, enc).run()
+        text = client.get("/metrics").text
+        assert "prodsearch_watch_queue_depth 0.0" in text
+        assert f'prodsearch_watch_lag_seconds_bucket{{le="+Inf"}} {float(queued)}' in text
+        assert "prodsearch_watch_embedded_total" in text
+    with make_client(db_url, pg_root, lag_degraded_s=0.001) as client:
+        conn.execute(f"UPDATE {DEMO_CATALOG} SET name = name || ' R' WHERE product_id % 50 = 0")
+        conn.commit()
+        wait_for(lambda: client.get("/health").json()["freshness"]["status"] == "degraded")
+        res = client.get("/health")
+        assert res.status_code == 200  # lag is a field of its own, not a failed check
+    res = run_cli("status", "--json", env={"DATABASE_URL": db_url, "PRODSEARCH_HOME": str(pg_root)})
+    assert res.returncode == 0, res.stderr
+    cap = json.loads(res.stdout)["capture"]
+    assert cap["installed"] and cap["queued"] == queued
