@@ -210,6 +210,7 @@ def _phase(
     pending: list[_Pending] = []
     lags: list[Lag] = []
     to_search: list[_Pending] = []
+    writer_log: list[_Pending] = []
     poll = connect(url, autocommit=True)
     started = time.monotonic()
     next_change = started
@@ -219,6 +220,7 @@ def _phase(
             now = time.monotonic()
             if now - started < seconds and now >= next_change:
                 pending.append(writer.change())
+                writer_log.append(pending[-1])
                 out.changes += 1
                 next_change += 1.0 / rate
                 continue
@@ -245,6 +247,9 @@ def _phase(
     writer.close()
     poll.close()
     _summarise_lags(out, lags)
+    # a product changed again later (renamed anew, deleted) is not searched by its old name
+    last = {p.pid: p for p in writer_log}
+    to_search = [p for p in to_search if last[p.pid] is p]
     out.searched, out.found = len(to_search), _found_by_name(api, to_search)
     progress(
         f"{out.name}: {out.changes} changes, lag p50 {out.lag_p50_s} s, p95 {out.lag_p95_s} s, "
@@ -285,6 +290,8 @@ def _found_by_name(api: str, changes: list[_Pending]) -> int:
 
 def _idle(api: str, seconds: float) -> PhaseResult:
     out = PhaseResult("idle", 0.0)
+    with _SearchLoad(api):  # warm-up (caches, first plans), not counted
+        time.sleep(min(10.0, seconds / 2))
     with _SearchLoad(api) as load:
         time.sleep(seconds)
     out.search_requests = len(load.latencies)

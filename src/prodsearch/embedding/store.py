@@ -356,6 +356,19 @@ def rebuild_terms(conn: psycopg.Connection[Any]) -> int:
     return count.rowcount
 
 
+def add_terms_of(conn: psycopg.Connection[Any], ids: Sequence[int]) -> int:
+    """Add the lexemes of these products' full-text columns to ``search_terms`` when
+    missing (document count 1 until the next full rebuild): a word that a change brings
+    into the catalog is known to query analysis at once. Not committed."""
+    return conn.execute(
+        sql.SQL(
+            "INSERT INTO {terms} (term, ndoc) SELECT DISTINCT unnest(tsvector_to_array("
+            "search_tsv)), 1 FROM {emb} WHERE product_id = ANY(%s) ON CONFLICT DO NOTHING"
+        ).format(terms=TERMS, emb=EMBEDDINGS),
+        (list(ids),),
+    ).rowcount
+
+
 def count_terms(conn: psycopg.Connection[Any]) -> int:
     row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(TERMS)).fetchone()
     return int(row[0]) if row else 0

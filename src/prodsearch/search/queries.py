@@ -194,12 +194,14 @@ def known_terms() -> sql.Composed:
 
 
 def closest_terms() -> sql.Composed:
-    """For each word (param: text[]), the indexed term most like it by trigram similarity,
-    at least ``min_sim`` (NULL when none)."""
+    """For each word (param: text[]): the word itself when the index has it now (a term
+    added since the vocabulary was loaded: a new brand or part number), else the indexed
+    word most like it by trigram similarity, at least ``min_sim`` (NULL when none)."""
     return sql.SQL(
-        "SELECT w, (SELECT t.term FROM {terms} AS t WHERE t.term !~ '[0-9]' AND t.term %% w"
+        "SELECT w, coalesce((SELECT t.term FROM {terms} AS t WHERE t.term = w),"
+        " (SELECT t.term FROM {terms} AS t WHERE t.term !~ '[0-9]' AND t.term %% w"
         " AND similarity(t.term, w) >= %(min_sim)s"
-        " ORDER BY similarity(t.term, w) DESC, t.ndoc DESC, t.term LIMIT 1)"
+        " ORDER BY similarity(t.term, w) DESC, t.ndoc DESC, t.term LIMIT 1))"
         " FROM unnest(%(words)s::text[]) AS w"
     ).format(terms=TERMS)
 

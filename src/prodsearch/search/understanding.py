@@ -21,6 +21,7 @@ from prodsearch.search.synonyms import Synonyms
 from prodsearch.search.vehicles import VehicleIndex
 
 VOCABULARY_TTL_S = 300.0
+MISS_TTL_S = 10.0  # an unknown word without a correction is looked up again after this
 MIN_SIMILARITY = 0.45  # trigram similarity for a typo correction
 
 
@@ -70,8 +71,10 @@ class QueryUnderstanding:
         self.synonyms = synonyms
         self.vehicles = VehicleIndex([])
         self.terms: frozenset[str] = frozenset()
-        # unknown word -> its closest indexed term, "" when it has none
-        self.corrections: LRUCache[str] = LRUCache(4096)
+        # unknown word -> (its closest indexed term, "" when it has none; when looked up):
+        # a miss is asked again after MISS_TTL_S, since the catalog may have gained the
+        # word since (a new brand, a new part number)
+        self.corrections: LRUCache[tuple[str, float]] = LRUCache(4096)
         self._loaded = 0.0
 
     async def load(self, conn: psycopg.AsyncConnection[Any]) -> None:
@@ -100,16 +103,27 @@ class QueryUnderstanding:
         """The full-text query for ``text``: synonyms expanded, the ``unknown`` words
         replaced by the corrections found so far (or dropped)."""
         known: Callable[[str], bool] | None = self.terms.__contains__ if self.terms else None
-        corrections = {w: term for w in unknown if (term := self.corrections.get(w))}
+        corrections = {w: term for w in unknown if (term := self._correction(w))}
         return analyze(text, self.synonyms, known, corrections)
+
+    def _correction(self, word: str) -> str | None:
+        """The remembered correction of ``word``: a term, "" (none), or None (ask)."""
+        found = self.corrections.get(word)
+        if found is None:
+            return None
+        term, at = found
+        if not term and time.monotonic() - at > MISS_TTL_S:
+            return None
+        return term
 
     async def look_up(self, conn: psycopg.AsyncConnection[Any], words: list[str]) -> None:
         """Find and remember the closest indexed term of each word (one statement)."""
         cur = await conn.execute(
             queries.closest_terms(), {"words": words, "min_sim": MIN_SIMILARITY}
         )
+        now = time.monotonic()
         for word, term in await cur.fetchall():
-            self.corrections.put(word, term or "")
+            self.corrections.put(word, (term or "", now))
         if not conn.autocommit:
             await conn.commit()
 
@@ -121,7 +135,7 @@ class QueryUnderstanding:
         as if none of them were a typo; only when a correction turns up is the corrected
         text embedded again, so the lookup costs no latency in the common case."""
         unknown = self.unknown(text)
-        missing = [w for w in unknown if self.corrections.get(w) is None]
+        missing = [w for w in unknown if self._correction(w) is None]
         guess = self.analyze(text, unknown)
         if not missing:
             vec, embed_s, cached = await vectors.embed(guess.semantic_text(text))

@@ -254,6 +254,8 @@ class Worker:
                 out.taken = len(ids)
                 out.deleted = store.delete_orphans(conn, source, ids)
                 out.written, out.refreshed = self._write(conn, writer, source, ids)
+                if out.written or out.refreshed:  # new words are searchable at once
+                    store.add_terms_of(conn, ids)
                 now = watch_sql.server_now(conn)
                 out.lags = [_seconds(now, at) for _pid, at in taken]
                 out.seconds = time.perf_counter() - started
