@@ -53,6 +53,16 @@ def assert_batch_agrees(settings: Settings, encoder: Any) -> None:
     assert (result.scanned, result.to_embed, result.deleted) == (0, 0, 0), result
 
 
+def _watched_catalog(
+    conn: psycopg.Connection[Any], settings: Settings, encoder: Any, products: int, seed: int
+) -> None:
+    """A generated catalog, embedded, with change capture installed."""
+    generate.load(conn, products, seed=seed)
+    conn.commit()
+    sync(settings, SyncOptions(mode=encoder.mode), encoder=encoder)
+    capture.install(conn, load_source(conn, settings), settings)
+
+
 def _search_ids(searcher: Any, url: str, query: str) -> list[int]:
     async def run() -> list[int]:
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as aconn:
@@ -69,11 +79,7 @@ def test_every_kind_of_change_reaches_search(
     conn: psycopg.Connection[Any], settings: Settings, db_url: str, encoders: dict[str, Any]
 ) -> None:
     enc = encoders["int8"]
-    generate.load(conn, 300, seed=61)
-    conn.commit()
-    sync(settings, SyncOptions(mode="int8"), encoder=enc)
-    source = load_source(conn, settings)
-    capture.install(conn, source, settings)
+    _watched_catalog(conn, settings, enc, 300, seed=61)
     # a searcher whose vocabulary is loaded before the changes, as a running API's is
     searcher = build_searcher(conn, settings, enc)
     assert _search_ids(searcher, db_url, "brake pads")
@@ -190,10 +196,7 @@ def test_sigkilled_worker_loses_nothing_and_two_workers_share(
     encoders: dict[str, Any],
 ) -> None:
     enc = encoders["int8"]
-    generate.load(conn, 1200, seed=62)
-    conn.commit()
-    sync(settings, SyncOptions(mode="int8"), encoder=enc)
-    capture.install(conn, load_source(conn, settings), settings)
+    _watched_catalog(conn, settings, enc, 1200, seed=62)
     env = {
         **os.environ,
         "DATABASE_URL": db_url,
@@ -271,10 +274,7 @@ def test_metrics_health_and_status_show_the_queue(
     encoders: dict[str, Any],
 ) -> None:
     enc = encoders["int8"]
-    generate.load(conn, 200, seed=63)
-    conn.commit()
-    sync(settings, SyncOptions(mode="int8"), encoder=enc)
-    capture.install(conn, load_source(conn, settings), settings)
+    _watched_catalog(conn, settings, enc, 200, seed=63)
     conn.execute(f"UPDATE {DEMO_CATALOG} SET name = name || ' Q' WHERE product_id % 50 = 0")
     conn.commit()
     queued = _queued(conn)

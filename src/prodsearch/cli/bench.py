@@ -477,6 +477,7 @@ def freshness(
         out.print(
             f"burst of {b.rows:,} rows: the worker drained it in {b.watch_s} s "
             f"({b.watch_rows_per_s} rows/s); embed wrote the same number in {b.embed_s} s "
-            f"({b.embed_rows_per_s} rows/s): {100 * b.share:.0f} % of embed's rate",
+            f"({b.embed_rows_per_s} rows/s end to end, {b.embed_pipeline_rows_per_s} rows/s "
+            f"in its embed stage): the worker at {100 * b.share:.0f} % of the embed stage",
             highlight=False,
         )
