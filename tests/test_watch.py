@@ -63,14 +63,15 @@ def _watched_catalog(
     capture.install(conn, load_source(conn, settings), settings)
 
 
-def _search_ids(searcher: Any, url: str, query: str) -> list[int]:
-    async def run() -> list[int]:
+def _search(searcher: Any, url: str, query: str) -> Any:
+    """A hybrid search (explained) through ``searcher``, as the API runs it."""
+
+    async def run() -> Any:
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as aconn:
             await register_vector_async(aconn)
             if not searcher.understanding.terms:
                 await searcher.load_vocabulary(aconn)
-            resp = await searcher.hybrid(aconn, query, SearchOptions(limit=10))
-            return list(resp.ids)
+            return await searcher.hybrid(aconn, query, SearchOptions(limit=10, explain=True))
 
     return asyncio.run(run())
 
@@ -82,7 +83,7 @@ def test_every_kind_of_change_reaches_search(
     _watched_catalog(conn, settings, enc, 300, seed=61)
     # a searcher whose vocabulary is loaded before the changes, as a running API's is
     searcher = build_searcher(conn, settings, enc)
-    assert _search_ids(searcher, db_url, "brake pads")
+    assert _search(searcher, db_url, "brake pads").ids
 
     # a price / stock change is read live at query time: nothing is queued
     conn.execute(
@@ -124,8 +125,9 @@ def test_every_kind_of_change_reaches_search(
     assert totals.deleted == 2 and totals.written == 4, totals
     assert_batch_agrees(settings, enc)
     # words new to the catalog are searchable at once, without a vocabulary reload
-    assert 900001 in _search_ids(searcher, db_url, "qx9000 zyntrox")
-    assert ids[0] in _search_ids(searcher, db_url, "vorlanx")
+    new_code = _search(searcher, db_url, "qx9000 wiper")
+    assert 900001 in new_code.ids and new_code.explain.dropped == [], new_code.explain
+    assert ids[0] in _search(searcher, db_url, "vorlanx").ids
     (gone,) = conn.execute(
         f"SELECT count(*) FROM {EMBEDDINGS_NAME} WHERE product_id = ANY(%s)", ([ids[2], ids[3]],)
     ).fetchone() or (0,)

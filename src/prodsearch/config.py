@@ -194,6 +194,13 @@ class Settings(BaseSettings):
         le=86_400,
         description="watch: how often the typo vocabulary is refreshed after changes.",
     )
+    watch_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="watch: the worker's CPU niceness (Linux): on cores shared with the API, "
+        "searches get the CPU first and the worker takes the rest.",
+    )
     lag_degraded_s: float = Field(
         default=30.0,
         gt=0,

@@ -48,6 +48,7 @@ def watch(
         support_s=settings.watch_support_s,
         once=once,
         poll=poll,
+        nice=settings.watch_nice,
     )
     worker = Worker(settings, opts)
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -55,7 +55,8 @@ class LexicalQuery:
 
 def unknown_words(text: str, synonyms: Synonyms, known: Known) -> list[str]:
     """Words of ``text`` that are neither in the vocabulary nor part of a synonym phrase:
-    the candidates for typo correction."""
+    the candidates for typo correction (and, codes included, for a word the catalog has
+    gained since the vocabulary was loaded)."""
     words = tokens(text)
     out: list[str] = []
     i = 0
@@ -64,7 +65,9 @@ def unknown_words(text: str, synonyms: Synonyms, known: Known) -> list[str]:
         if length:
             i += length
             continue
-        if not known(words[i]) and words[i].isalpha():  # codes and sizes are not typos
+        # a code or size is no typo, but may be new to the catalog since the vocabulary
+        # was loaded: looked up too (queries.closest_terms matches it only exactly)
+        if not known(words[i]):
             out.append(words[i])
         i += 1
     return out

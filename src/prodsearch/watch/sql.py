@@ -190,11 +190,15 @@ def enqueue(conn: psycopg.Connection[Any], ids: Sequence[int]) -> int:
 def take(conn: psycopg.Connection[Any], limit: int) -> list[tuple[int, datetime]]:
     """Inside the batch's transaction: remove up to ``limit`` queued ids, oldest first,
     skipping those another worker holds; (id, enqueued_at)."""
+    # the batch is chosen once, in a CTE (materialised): as a subquery of IN the planner
+    # may rescan it, and each rescan under SKIP LOCKED yields other rows — a batch far
+    # larger than ``limit`` (seen: 10,000 ids for a limit of 512)
     rows = conn.execute(
         sql.SQL(
-            "DELETE FROM {q} WHERE product_id IN (SELECT product_id FROM {q} "
-            "ORDER BY enqueued_at LIMIT %s FOR UPDATE SKIP LOCKED) "
-            "RETURNING product_id, enqueued_at"
+            "WITH batch AS MATERIALIZED (SELECT product_id FROM {q} ORDER BY enqueued_at "
+            "LIMIT %s FOR UPDATE SKIP LOCKED) "
+            "DELETE FROM {q} AS q USING batch WHERE q.product_id = batch.product_id "
+            "RETURNING q.product_id, q.enqueued_at"
         ).format(q=QUEUE),
         (limit,),
     ).fetchall()

@@ -59,6 +59,7 @@ class WatchOptions:
     support_s: float = 60.0  # search-support refresh interval (only after changes)
     once: bool = False  # drain the queue, then return (cron, tests)
     poll: bool = False  # no capture trigger: run the embed plan every poll_s instead
+    nice: int = 0  # added to the process's CPU niceness when the worker starts
 
 
 @dataclass
@@ -173,6 +174,8 @@ class Worker:
             handler.close()
 
     def _run(self) -> WatchTotals:
+        if self.opts.nice and hasattr(os, "nice"):
+            os.nice(self.opts.nice)  # searches on the same cores come first
         log.info(
             "worker %s: mode %s, batches of up to %d ids",
             self.name,
