@@ -194,6 +194,12 @@ class Settings(BaseSettings):
         le=86_400,
         description="watch: how often the typo vocabulary is refreshed after changes.",
     )
+    watch_threads: int = Field(
+        default=0,
+        ge=0,
+        le=256,
+        description="watch: inference threads of the worker (0 = the CPUs here).",
+    )
     watch_nice: int = Field(
         default=10,
         ge=0,

@@ -23,11 +23,11 @@ subprocess):
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import random
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -100,39 +100,48 @@ class FreshnessBench:
         return asdict(self)
 
 
-class _SearchLoad:
-    """One keep-alive client sending semantic queries back to back, in a thread."""
+def _search_loop(url: str, stop: Any, results: Any) -> None:
+    """In its own process (no GIL shared with the writer): semantic queries back to back
+    on one keep-alive connection until ``stop`` is set; the latencies (ms) go to
+    ``results``."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.queries = benchmark_queries()
-        self.latencies: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        asyncio.run(self._loop())
-
-    async def _loop(self) -> None:
+    async def loop() -> list[float]:
+        queries = benchmark_queries()
+        latencies: list[float] = []
         n = 0
-        async with http.Connection(self.url) as conn:
-            while not self._stop.is_set():
-                q = self.queries[n % len(self.queries)]
+        async with http.Connection(url) as conn:
+            while not stop.is_set():
+                q = queries[n % len(queries)]
                 n += 1
                 t0 = time.perf_counter()
                 status, _body = await conn.request(
                     "POST", "/search/semantic", {"query": q, "limit": 10}
                 )
                 if status == 200:
-                    self.latencies.append((time.perf_counter() - t0) * 1000)
+                    latencies.append((time.perf_counter() - t0) * 1000)
+        return latencies
+
+    results.put(asyncio.run(loop()))
+
+
+class _SearchLoad:
+    """One search client, in a process of its own, for the duration of a ``with``."""
+
+    def __init__(self, url: str) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._stop = ctx.Event()
+        self._results: Any = ctx.Queue()
+        self._proc = ctx.Process(target=_search_loop, args=(url, self._stop, self._results))
+        self.latencies: list[float] = []
 
     def __enter__(self) -> _SearchLoad:
-        self._thread.start()
+        self._proc.start()
         return self
 
     def __exit__(self, *_exc: object) -> None:
         self._stop.set()
-        self._thread.join(timeout=30)
+        self.latencies = self._results.get(timeout=60)
+        self._proc.join(timeout=30)
 
 
 @dataclass
@@ -241,8 +250,8 @@ def _phase(
             if now - started >= seconds and (not pending or now - started > seconds + 60):
                 break
             time.sleep(min(0.005, max(0.0, next_change - time.monotonic())))
-        out.search_requests = len(load.latencies)
-        out.search_p50_ms, out.search_p95_ms = _pct(load.latencies, 50), _pct(load.latencies, 95)
+    out.search_requests = len(load.latencies)
+    out.search_p50_ms, out.search_p95_ms = _pct(load.latencies, 50), _pct(load.latencies, 95)
     out.achieved_rate = round(out.changes / seconds, 1)
     out.unresolved = len(pending)
     writer.close()
@@ -346,7 +355,8 @@ def run(
                 result.phases.append(
                     _phase(url, server.url, source, rate, seconds, seed=n, progress=progress)
                 )
-            result.burst = _burst(url, source, burst, progress)
+            if burst:
+                result.burst = _burst(url, source, burst, progress)
         finally:
             worker.terminate()
             worker.wait(timeout=60)

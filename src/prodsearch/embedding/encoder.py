@@ -172,6 +172,7 @@ def encoder_for(
     max_batch: int | None = None,
     threads: int | None = None,
     for_queries: bool = False,
+    spin: bool | None = None,
 ) -> Encoder:
     """:func:`load_encoder` with what ``settings`` say: the model, the export cache and the
     batch size (``max_batch`` overrides it); ``mode`` defaults to the documents' mode."""
@@ -182,6 +183,7 @@ def encoder_for(
         max_batch=max_batch or settings.batch_size,
         threads=threads,
         for_queries=for_queries,
+        spin=spin,
     )
 
 
@@ -193,6 +195,7 @@ def load_encoder(
     max_batch: int = DEFAULT_BATCH,
     threads: int | None = None,
     for_queries: bool = False,
+    spin: bool | None = None,
 ) -> Encoder:
     """Load the encoder for ``mode`` (exporting the ONNX model on first use).
 
@@ -200,11 +203,13 @@ def load_encoder(
     cores — ONNX Runtime's worker threads do not spin between calls (spinning threads
     would take CPU from the PostgreSQL backend answering the same request), and int8 runs
     on one thread (a short text's int8 products are too small to split: 0.9 ms on one
-    thread, 1.6 ms on two).
+    thread, 1.6 ms on two). ``spin``: whether idle inference threads busy-wait (default:
+    not for queries); a background worker beside an API turns it off too.
     """
     if mode not in MODES:
         raise ValueError(f"unknown encoder mode {mode!r}: use one of {', '.join(MODES)}")
     source = resolve_model(model)
+    spin = not for_queries if spin is None else spin
     if not threads:
         query_threads = 1 if mode == "int8" else min(2, cpu_threads())
         threads = query_threads if for_queries else cpu_threads()
@@ -217,12 +222,12 @@ def load_encoder(
         cache = models_dir
         path = onnx_model(source, mode, cache)
         try:
-            backend = OnnxBackend(path, threads, spin=not for_queries)
+            backend = OnnxBackend(path, threads, spin=spin)
         except Exception as exc:  # a damaged export: rebuilt once, then a clear error
             log.warning("the cached model %s cannot be loaded (%s): exporting it again", path, exc)
             discard(path)
             try:
-                backend = OnnxBackend(onnx_model(source, mode, cache), threads, not for_queries)
+                backend = OnnxBackend(onnx_model(source, mode, cache), threads, spin)
             except Exception as again:
                 raise ConfigError(
                     f"the model export {path} cannot be loaded ({again}): delete {path.parent} "

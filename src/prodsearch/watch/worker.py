@@ -70,6 +70,8 @@ class BatchResult:
     deleted: int = 0
     lags: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    encode_s: float = 0.0  # of which encoding
+    write_s: float = 0.0  # of which the upsert (HNSW inserts included)
 
 
 @dataclass
@@ -93,7 +95,10 @@ class Worker:
         self, settings: Settings, opts: WatchOptions, encoder: Encoder | None = None
     ) -> None:
         self.settings, self.opts = settings, opts
-        self.encoder = encoder or encoder_for(settings, settings.mode)
+        # idle inference threads do not busy-wait: the cores are shared with searches
+        self.encoder = encoder or encoder_for(
+            settings, settings.mode, threads=settings.watch_threads or None, spin=False
+        )
         self.url = database_url(settings)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.stopping = threading.Event()
@@ -256,7 +261,7 @@ class Worker:
                 ids = [pid for pid, _at in taken]
                 out.taken = len(ids)
                 out.deleted = store.delete_orphans(conn, source, ids)
-                out.written, out.refreshed = self._write(conn, writer, source, ids)
+                out.written, out.refreshed = self._write(conn, writer, source, ids, out)
                 if out.written or out.refreshed:  # new words are searchable at once
                     store.add_terms_of(conn, ids)
                 now = watch_sql.server_now(conn)
@@ -288,7 +293,12 @@ class Worker:
         return out
 
     def _write(
-        self, conn: psycopg.Connection[Any], writer: store.Writer, source: Source, ids: list[int]
+        self,
+        conn: psycopg.Connection[Any],
+        writer: store.Writer,
+        source: Source,
+        ids: list[int],
+        out: BatchResult,
     ) -> tuple[int, int]:
         """Plan the taken ids as ``embed`` would, then encode and upsert; (rows written
         with a new vector, rows whose hashes were refreshed)."""
@@ -302,9 +312,12 @@ class Worker:
         store.refresh_source_hashes(conn, source, plan.refresh_ids, plan.refresh_hashes)
         written = 0
         if plan.work:
+            t0 = time.perf_counter()
             vectors = enc.encode([w.text for w in plan.work])
+            t1 = time.perf_counter()
             rows = flatten(plan.work, np.asarray(vectors))
             written = writer.write(*rows, enc.model_name, enc.mode)
+            out.encode_s, out.write_s = t1 - t0, time.perf_counter() - t1
         return written, len(plan.refresh_ids)
 
     def _count(self, out: BatchResult) -> None:
@@ -318,7 +331,7 @@ class Worker:
             self._changed_since_support = True
         log.info(
             "worker %s batch %d: %d ids, %d rows embedded, %d refreshed, %d embeddings removed, "
-            "%.2f s, lag max %.2f s",
+            "%.2f s (encode %.2f, write %.2f), lag max %.2f s",
             self.name,
             t.batches,
             out.taken,
@@ -326,6 +339,8 @@ class Worker:
             out.refreshed,
             out.deleted,
             out.seconds,
+            out.encode_s,
+            out.write_s,
             max(out.lags, default=0.0),
         )
 
