@@ -133,6 +133,18 @@ def test_every_kind_of_change_reaches_search(
     ).fetchone() or (0,)
     assert gone == 0
 
+    # what capture misses (a replica session, as a CDC loader may use) reconciliation finds
+    conn.execute("SET session_replication_role = replica")
+    conn.execute(
+        f"UPDATE {DEMO_CATALOG} SET name = 'Missed rename' WHERE product_id = %s", (ids[5],)
+    )
+    conn.commit()
+    conn.execute("RESET session_replication_role")
+    assert _queued(conn) == 0
+    missed = Worker(settings, WatchOptions(once=True, reconcile_s=1), encoder=enc).run()
+    assert missed.reconciliations == 1 and missed.written == 1, missed
+    assert_batch_agrees(settings, enc)
+
     # TRUNCATE of the source empties the embeddings
     conn.execute(f"TRUNCATE {DEMO_CATALOG}")
     conn.commit()

@@ -189,7 +189,7 @@ class Settings(BaseSettings):
         "(0 = never).",
     )
     watch_support_s: float = Field(
-        default=60.0,
+        default=600.0,
         gt=0,
         le=86_400,
         description="watch: how often the typo vocabulary is refreshed after changes.",

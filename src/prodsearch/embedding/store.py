@@ -273,6 +273,26 @@ def orphans_sql(source: Source) -> sql.Composed:
     ).format(emb=EMBEDDINGS, **source.sql_parts())
 
 
+def stale_ids(
+    conn: psycopg.Connection[Any], source: Source, signature: str, model: str, mode: str
+) -> list[int]:
+    """Eligible products without an embedding, or with a stale one (:func:`stale_sql`)."""
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT s.{id} FROM {src} AS s LEFT JOIN {emb} AS e ON e.product_id = s.{id} "
+            "WHERE {eligible} AND (e.product_id IS NULL OR {stale})"
+        ).format(stale=stale_sql(source), emb=EMBEDDINGS, **source.sql_parts()),
+        {"sig": signature, "model": model, "mode": mode},
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def orphan_ids(conn: psycopg.Connection[Any], source: Source) -> list[int]:
+    """Embeddings of products that are soft-deleted or gone from the source."""
+    rows = conn.execute(sql.SQL("SELECT e.product_id ") + orphans_sql(source)).fetchall()
+    return [int(r[0]) for r in rows]
+
+
 def count_orphans(conn: psycopg.Connection[Any], source: Source) -> int:
     row = conn.execute(sql.SQL("SELECT count(*) ") + orphans_sql(source)).fetchone()
     return int(row[0]) if row else 0

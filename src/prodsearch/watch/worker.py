@@ -24,6 +24,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -56,7 +57,7 @@ class WatchOptions:
     batch_ms: int = 50  # after a wake-up, how long changes gather before a batch
     poll_s: float = 5.0  # the fallback when no notification comes
     reconcile_s: float = 900.0  # the embed plan, to catch what capture missed (0: never)
-    support_s: float = 60.0  # search-support refresh interval (only after changes)
+    support_s: float = 600.0  # full vocabulary rebuild interval (only after changes)
     once: bool = False  # drain the queue, then return (cron, tests)
     poll: bool = False  # no capture trigger: run the embed plan every poll_s instead
     nice: int = 0  # added to the process's CPU niceness when the worker starts
@@ -111,6 +112,7 @@ class Worker:
         self._changed_since_support = False
         self._last_support = time.monotonic()
         self._last_reconcile = 0.0 if opts.reconcile_s > 0 else float("inf")
+        self._periodic: threading.Thread | None = None
 
     # ------------------------------------------------------------ connections
 
@@ -203,7 +205,9 @@ class Worker:
                     break
                 self._wait()
         finally:
-            if self._changed_since_support and self._conn is not None:
+            if self._periodic is not None:
+                self._periodic.join()
+            if self._changed_since_support:
                 self._refresh_support()
             self.close()
         return self.totals
@@ -349,14 +353,17 @@ class Worker:
     def _maybe_refresh_support(self) -> None:
         due = time.monotonic() - self._last_support >= self.opts.support_s
         if self._changed_since_support and due:
-            self._refresh_support()
+            self._aside(self._refresh_support)
 
     def _refresh_support(self) -> None:
-        conn = self._open()[0]
-        t0 = time.perf_counter()
-        terms = store.rebuild_terms(conn)
+        """The full rebuild of the typo vocabulary (document counts, words gone): seconds
+        of database time at 278k products, so on a connection of its own, beside the
+        batches. Words new to the catalog were added by their batches already."""
         self._changed_since_support = False
         self._last_support = time.monotonic()
+        t0 = time.perf_counter()
+        with connect(self.url) as conn:
+            terms = store.rebuild_terms(conn)
         log.info(
             "worker %s: %d search terms refreshed in %.2f s",
             self.name,
@@ -368,31 +375,65 @@ class Worker:
         if time.monotonic() - self._last_reconcile < self.opts.reconcile_s:
             return
         self._last_reconcile = time.monotonic()
-        self.reconcile()
+        if self.opts.once:  # a single pass: what reconciliation queues is drained too
+            self.reconcile()
+        else:
+            self._aside(self.reconcile)
+
+    def _aside(self, task: Callable[[], None]) -> None:
+        """Periodic work on a thread of its own (one task at a time), so batches go on."""
+        if self._periodic is not None and self._periodic.is_alive():
+            return
+
+        def guarded() -> None:
+            try:
+                task()
+            except Exception as exc:  # retried at the next interval
+                self.totals.errors += 1
+                log.error("worker %s: %s failed: %s", self.name, task.__name__, one_line(exc))
+
+        self._periodic = threading.Thread(target=guarded, name=task.__name__, daemon=True)
+        self._periodic.start()
 
     def reconcile(self) -> None:
-        """The embed plan, for what capture missed. Rows of another model or mode are left
-        to a bulk ``embed`` (which rewrites them all at bulk speed), and the worker says so."""
-        conn = self._open()[0]
+        """The embed plan, for what capture missed: the ids of missing, stale and orphaned
+        embeddings are queued, and the batches take them as any change (no lock held, so
+        nothing waits for the plan). Rows of another model or mode are left to a bulk
+        ``embed`` (which rewrites them all at bulk speed), and the worker says so. In
+        ``--poll`` mode (no queue) the plan runs as ``embed`` does instead."""
         enc = self.encoder
-        other = store.count_other_model_or_mode(conn, enc.model_name, enc.mode)
-        conn.commit()
-        if other:
-            log.warning(
-                "worker %s: %d embeddings are of another model or mode than %s/%s: run "
-                "`prodsearch embed` to rewrite them (the worker does not)",
-                self.name,
-                other,
-                enc.model_name,
-                enc.mode,
-            )
-            return
+        with connect(self.url) as conn:
+            other = store.count_other_model_or_mode(conn, enc.model_name, enc.mode)
+            if other:
+                log.warning(
+                    "worker %s: %d embeddings are of another model or mode than %s/%s: run "
+                    "`prodsearch embed` to rewrite them (the worker does not)",
+                    self.name,
+                    other,
+                    enc.model_name,
+                    enc.mode,
+                )
+                return
+            if not self.opts.poll:
+                source = load_source(conn, self.settings)
+                sig = prep_signature(source, self.settings)
+                ids = store.stale_ids(conn, source, sig, enc.model_name, enc.mode)
+                ids += store.orphan_ids(conn, source)
+                queued = watch_sql.enqueue(conn, ids) if ids else 0
+                conn.commit()
+                self.totals.reconciliations += 1
+                log.info(
+                    "worker %s: reconciliation queued %d products (capture had missed them)",
+                    self.name,
+                    queued,
+                )
+                return
         result = sync(self.settings, SyncOptions(mode=enc.mode), encoder=enc)
         self.totals.reconciliations += 1
         if result.written or result.deleted:
             self._changed_since_support = True
         log.info(
-            "worker %s: reconciliation wrote %d rows, removed %d (capture had missed them)",
+            "worker %s: reconciliation wrote %d rows, removed %d",
             self.name,
             result.written,
             result.deleted,
