@@ -164,6 +164,8 @@ class _Writer:
         self.next_id = bench_sql.max_id(self.conn, source) + 1
         self.conn.commit()
         self.serial = 0
+        # names unique to this writer (phase and run): a search finds one product
+        self.tag = f"{int(time.time() * 1000) % 36**5:05x}{seed}"
 
     def change(self) -> _Pending:
         kind = self.rng.choice(KINDS)
@@ -172,7 +174,7 @@ class _Writer:
         name = None
         if kind == "insert":
             pid, self.next_id = self.next_id, self.next_id + 1
-            name = f"Freshcheck{self.serial:06d}x wiper blade"
+            name = f"Fresh{self.tag}n{self.serial:05d} wiper blade"
             bench_sql.clone_product(conn, src, self.rng.choice(self.ids), pid, name)
             self.ids.append(pid)
         else:
@@ -180,7 +182,7 @@ class _Writer:
             if kind in ("rename", "describe"):
                 self.ids.append(pid)
             if kind == "rename":
-                name = f"Freshcheck{self.serial:06d}x brake pad set"
+                name = f"Fresh{self.tag}n{self.serial:05d} brake pad set"
                 bench_sql.set_text(conn, src, pid, src.text_columns[0], name)
             elif kind == "describe":
                 column = src.text_columns[-1]
@@ -380,9 +382,11 @@ def _start_worker(url: str, progress: Callable[[str], None]) -> subprocess.Popen
             stderr=subprocess.DEVNULL,
         )
         started = time.monotonic()
-        while bench_sql.runs_finished_since(conn, since) == 0:
+        while watch_sql.reconciled_since(conn, since) == 0:
             if proc.poll() is not None:
                 raise RuntimeError("prodsearch watch exited; see HOME/logs/watch.log")
+            if time.monotonic() - started > 900:
+                raise RuntimeError("prodsearch watch did not finish its start-up in 900 s")
             time.sleep(0.2)
     progress(f"worker ready after {time.monotonic() - started:.1f} s (start-up reconciliation)")
     return proc

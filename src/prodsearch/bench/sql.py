@@ -12,7 +12,7 @@ import psycopg
 from psycopg import sql
 
 from prodsearch.catalog.source import Source
-from prodsearch.db.names import BENCH_UNIQUE_VECTORS, EMBEDDINGS, QUERY_MAPS, RUNS
+from prodsearch.db.names import BENCH_UNIQUE_VECTORS, EMBEDDINGS, QUERY_MAPS
 
 # the original platform's statement: one row per call, executemany
 ORIGINAL_UPSERT = sql.SQL(
@@ -159,15 +159,3 @@ def server_now(conn: psycopg.Connection[Any]) -> datetime:
     assert row is not None
     value: datetime = row[0]
     return value
-
-
-def runs_finished_since(conn: psycopg.Connection[Any], since: datetime) -> int:
-    """Embed runs (a worker's reconciliation included) started at or after ``since`` and
-    finished."""
-    row = conn.execute(
-        sql.SQL("SELECT count(*) FROM {} WHERE started_at >= %s AND status <> 'running'").format(
-            RUNS
-        ),
-        (since,),
-    ).fetchone()
-    return int(row[0]) if row else 0

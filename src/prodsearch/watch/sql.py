@@ -299,6 +299,22 @@ def start_worker(conn: psycopg.Connection[Any], worker: str) -> None:
     conn.execute(sql.SQL("INSERT INTO {} (worker_id) VALUES (%s)").format(WATCH_WORKERS), (worker,))
 
 
+def record_reconciliation(conn: psycopg.Connection[Any], worker: str) -> None:
+    conn.execute(
+        sql.SQL("UPDATE {} SET reconciled_at = now() WHERE worker_id = %s").format(WATCH_WORKERS),
+        (worker,),
+    )
+
+
+def reconciled_since(conn: psycopg.Connection[Any], since: datetime) -> int:
+    """Workers whose reconciliation ended at or after ``since``."""
+    row = conn.execute(
+        sql.SQL("SELECT count(*) FROM {} WHERE reconciled_at >= %s").format(WATCH_WORKERS),
+        (since,),
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def totals_sql() -> sql.Composed:
     """One row: the workers' summed counters (batches, embedded, refreshed, deleted,
     errors, lag_sum, lag_count, busy_s), their summed lag buckets, and workers seen in

@@ -420,6 +420,7 @@ class Worker:
                 ids = store.stale_ids(conn, source, sig, enc.model_name, enc.mode)
                 ids += store.orphan_ids(conn, source)
                 queued = watch_sql.enqueue(conn, ids) if ids else 0
+                watch_sql.record_reconciliation(conn, self.name)
                 conn.commit()
                 self.totals.reconciliations += 1
                 log.info(

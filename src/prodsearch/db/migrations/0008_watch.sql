@@ -17,5 +17,6 @@ CREATE TABLE IF NOT EXISTS analytics_features.watch_workers (
     lag_buckets BIGINT[] NOT NULL DEFAULT '{}',
     lag_sum DOUBLE PRECISION NOT NULL DEFAULT 0,
     lag_count BIGINT NOT NULL DEFAULT 0,
-    busy_s DOUBLE PRECISION NOT NULL DEFAULT 0
+    busy_s DOUBLE PRECISION NOT NULL DEFAULT 0,
+    reconciled_at TIMESTAMPTZ             -- the last reconciliation's end
 );
