@@ -193,7 +193,7 @@ class _Writer:
                 bench_sql.hard_delete(conn, src, pid)
         before = bench_sql.embedded_since(conn, [pid]).get(pid)
         conn.commit()
-        committed = bench_sql.server_now(conn)
+        committed = watch_sql.server_now(conn)
         conn.commit()
         return _Pending(pid, kind, committed, before, name)
 
@@ -239,7 +239,7 @@ def _phase(
             if now - last_poll >= POLL_S and pending:
                 last_poll = now
                 stored = bench_sql.embedded_since(poll, [p.pid for p in pending])
-                seen = bench_sql.server_now(poll)
+                seen = watch_sql.server_now(poll)
                 still = []
                 for p in pending:
                     if _resolved(p, stored):
@@ -375,7 +375,7 @@ def _start_worker(url: str, progress: Callable[[str], None]) -> subprocess.Popen
     """`prodsearch watch`, once its start-up reconciliation (the embed plan, for changes
     made before it ran) has finished: the phases measure the steady state."""
     with connect(url, autocommit=True) as conn:
-        since = bench_sql.server_now(conn)
+        since = watch_sql.server_now(conn)
         proc = subprocess.Popen(
             [sys.executable, "-m", "prodsearch", "watch"],
             stdout=subprocess.DEVNULL,

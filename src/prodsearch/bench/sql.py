@@ -152,10 +152,3 @@ def embedded_since(conn: psycopg.Connection[Any], ids: Sequence[int]) -> dict[in
         (list(ids),),
     ).fetchall()
     return {int(pid): at for pid, at in rows}
-
-
-def server_now(conn: psycopg.Connection[Any]) -> datetime:
-    row = conn.execute("SELECT clock_timestamp()").fetchone()
-    assert row is not None
-    value: datetime = row[0]
-    return value

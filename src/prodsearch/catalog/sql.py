@@ -236,13 +236,3 @@ def attributes(
     )
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(query, (values,)).fetchall()
-
-
-def distinct_values(source: Source, column: str, cap: int) -> sql.Composed:
-    """Up to ``cap`` distinct non-NULL values of ``column`` among live rows, sorted (a
-    statement: the API runs it on an async connection)."""
-    return sql.SQL(
-        "SELECT DISTINCT {c}::text FROM {t} AS s WHERE {c} IS NOT NULL AND {e} ORDER BY 1 LIMIT {n}"
-    ).format(
-        c=sql.Identifier(column), t=source.qualified, e=source.eligible_sql(), n=sql.Literal(cap)
-    )

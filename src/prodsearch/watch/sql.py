@@ -124,13 +124,7 @@ def uninstall(
     """Drop the triggers (from ``source``; from whatever table holds them when None), the
     capture functions, and with ``drop_queue`` the queue. Not committed."""
     tables = [source.qualified] if source is not None else []
-    for schema, table in conn.execute(
-        "SELECT DISTINCT n.nspname, c.relname FROM pg_trigger t "
-        "JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE t.tgname = ANY(%s)",
-        (list(CAPTURE_TRIGGERS),),
-    ).fetchall():
-        tables.append(sql.Identifier(schema, table))
+    tables += [sql.Identifier(schema, table) for _t, schema, table, _on in _triggers(conn)]
     for table in tables:
         for name in CAPTURE_TRIGGERS:
             conn.execute(
@@ -147,15 +141,20 @@ def queue_exists(conn: psycopg.Connection[Any]) -> bool:
     return bool(row and row[0])
 
 
-def installed(conn: psycopg.Connection[Any]) -> list[tuple[str, str, bool]]:
-    """(trigger, schema.table, enabled) of every capture trigger in the database."""
+def _triggers(conn: psycopg.Connection[Any]) -> list[tuple[str, str, str, bool]]:
+    """(trigger, schema, table, enabled) of every capture trigger in the database."""
     rows = conn.execute(
-        "SELECT t.tgname, n.nspname || '.' || c.relname, t.tgenabled <> 'D' FROM pg_trigger t "
+        "SELECT t.tgname, n.nspname, c.relname, t.tgenabled <> 'D' FROM pg_trigger t "
         "JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE t.tgname = ANY(%s) ORDER BY 1",
         (list(CAPTURE_TRIGGERS),),
     ).fetchall()
-    return [(str(t), str(table), bool(on)) for t, table, on in rows]
+    return [(str(t), str(schema), str(table), bool(on)) for t, schema, table, on in rows]
+
+
+def installed(conn: psycopg.Connection[Any]) -> list[tuple[str, str, bool]]:
+    """(trigger, schema.table, enabled) of every capture trigger in the database."""
+    return [(t, f"{schema}.{table}", on) for t, schema, table, on in _triggers(conn)]
 
 
 def functions_left(conn: psycopg.Connection[Any]) -> int:
@@ -224,11 +223,7 @@ def depth(conn: psycopg.Connection[Any]) -> tuple[int, float | None]:
     when capture is not installed)."""
     if not queue_exists(conn):
         return 0, None
-    row = conn.execute(
-        sql.SQL(
-            "SELECT count(*), extract(epoch FROM clock_timestamp() - min(enqueued_at)) FROM {}"
-        ).format(QUEUE)
-    ).fetchone()
+    row = conn.execute(depth_sql()).fetchone()
     assert row is not None
     return int(row[0]), (float(row[1]) if row[1] is not None else None)
 

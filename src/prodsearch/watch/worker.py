@@ -138,8 +138,7 @@ class Worker:
                 watch_sql.start_worker(conn, self.name)
             conn.commit()
             self._conn = conn
-            self._listen = connect(self.url, autocommit=True)
-            watch_sql.listen(self._listen)
+            self._listening()
         assert self._writer is not None and self._source is not None
         return conn, self._writer, self._source
 
