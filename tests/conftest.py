@@ -109,7 +109,8 @@ def encoders(models_dir: Path) -> dict[str, Any]:
 
     class Lazy(dict):  # type: ignore[type-arg]
         def __missing__(self, mode: str) -> Any:
-            cache[mode] = load_encoder(mode, models_dir=models_dir)
+            cap = Settings.model_fields["max_tokens"].default  # as `settings` has it
+            cache[mode] = load_encoder(mode, models_dir=models_dir, max_tokens=cap)
             self[mode] = cache[mode]
             return cache[mode]
 

@@ -14,9 +14,12 @@ import pytest
 from prodsearch.bench.workload import CATALOG_QUERIES, wands_queries
 from prodsearch.catalog.generate import COLUMNS, rows
 from prodsearch.catalog.text import prepare_text
+from prodsearch.config import Settings
 from prodsearch.embedding import load_encoder
 from prodsearch.embedding.export import onnx_model
 from prodsearch.embedding.model import resolve_model
+
+DEFAULT_CAP = Settings.model_fields["max_tokens"].default
 
 
 def varied_texts() -> list[str]:
@@ -72,6 +75,7 @@ def reference(texts: list[str]) -> np.ndarray:
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(resolve_model().path), device="cpu")
+    model.max_seq_length = DEFAULT_CAP  # the cap the `encoders` fixture has (the default)
     return np.asarray(model.encode(texts, batch_size=32, normalize_embeddings=True))
 
 
@@ -87,8 +91,9 @@ def test_exact_matches_sentence_transformers(
 
 
 def test_bf16_fidelity(encoders: dict[str, Any], texts: list[str], reference: np.ndarray) -> None:
+    """OpenVINO at bf16 precision: measured mean 0.99998, min 0.99997 on catalog texts."""
     cos = _cos(encoders["bf16"].encode(texts), reference)
-    assert cos.min() >= 0.995, cos.min()
+    assert cos.mean() >= 0.9999 and cos.min() >= 0.999, (cos.mean(), cos.min())
 
 
 def test_int8_fidelity(encoders: dict[str, Any], texts: list[str], reference: np.ndarray) -> None:
@@ -100,7 +105,7 @@ def test_int8_fidelity(encoders: dict[str, Any], texts: list[str], reference: np
 @pytest.mark.parametrize("mode", ["exact", "bf16", "int8"])
 def test_contract(encoders: dict[str, Any], mode: str) -> None:
     enc = encoders[mode]
-    assert (enc.dim, enc.max_tokens, enc.mode) == (384, 256, mode)
+    assert (enc.dim, enc.max_tokens, enc.mode) == (384, DEFAULT_CAP, mode)
     assert enc.model_name == "sentence-transformers/all-MiniLM-L6-v2"
     batch = ["front brake pads", "oil filter", "front brake pads", "x " * 400, "Klocki"]
     out = enc.encode(batch)

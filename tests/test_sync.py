@@ -24,6 +24,8 @@ from prodsearch.catalog.text import content_hash, prepare_text
 from prodsearch.config import Settings
 from prodsearch.db import hnsw
 from prodsearch.db.names import DEMO_CATALOG, EMBEDDINGS_NAME, RUNS_NAME, TERMS_NAME
+from prodsearch.embedding import load_encoder
+from prodsearch.embedding.encoder import hash_cap
 from prodsearch.embedding.sync import SyncOptions, sync
 from prodsearch.errors import ProdsearchError
 from prodsearch.search.results import SearchOptions
@@ -56,7 +58,7 @@ def expected_state(
     out = {}
     for pid, name, desc in rows:
         text = prepare_text({"name": name, "description": desc}, source.text_columns)
-        out[pid] = content_hash(text, model, mode)
+        out[pid] = content_hash(text, model, mode, hash_cap(settings))
     return out
 
 
@@ -185,6 +187,49 @@ def test_dimension_change_needs_full_refresh(
     conn.commit()
     assert res.written == res.eligible
     assert_in_sync(conn, settings, "int8")
+
+
+def test_token_cap_cuts_the_text_and_re_embeds(
+    conn: psycopg.Connection[Any], settings: Settings, models_dir: Path
+) -> None:
+    """A token cap below the model's limit embeds each text cut at the cap (the name
+    first, so the description is what is shortened), is part of the content hash, and a
+    change of it re-embeds every product."""
+    generate.load(conn, 120, seed=12)
+    uncapped = settings.model_copy(update={"max_tokens": 256})
+    full = load_encoder("exact", models_dir=models_dir, max_tokens=256)
+    sync(uncapped, SyncOptions(mode="exact"), encoder=full)
+    conn.commit()
+    capped = settings.model_copy(update={"max_tokens": 24})
+    cut = load_encoder("exact", models_dir=models_dir, max_tokens=24)
+    assert (cut.max_tokens, cut.hash_cap, full.hash_cap) == (24, 24, None)
+    dry = sync(capped, SyncOptions(mode="exact", dry_run=True), encoder=cut)
+    assert dry.to_embed == dry.eligible  # every hash names the cap
+    res = sync(capped, SyncOptions(mode="exact"), encoder=cut)
+    conn.commit()
+    assert res.written == res.eligible
+    texts = expected_texts(conn, capped)
+    register_vector(conn)
+    stored = dict(
+        conn.execute(f"SELECT product_id, content_hash FROM {EMBEDDINGS_NAME}").fetchall()
+    )
+    model = full.model_name
+    assert stored == {pid: content_hash(t, model, "exact", 24) for pid, t in texts.items()}
+    long_pid = max(texts, key=lambda pid: len(texts[pid]))
+    ids = full.tokenize([texts[long_pid]])[0]
+    assert len(ids) > 24 and cut.tokenize([texts[long_pid]])[0] == ids[:23] + ids[-1:]
+    (vec,) = conn.execute(
+        f"SELECT embedding FROM {EMBEDDINGS_NAME} WHERE product_id = %s", (long_pid,)
+    ).fetchone()
+    want = full.encode_ids([ids[:23] + ids[-1:]])[0]
+    assert float(np.dot(vec.to_numpy(), want)) > 0.9999
+    assert float(np.dot(vec.to_numpy(), full.encode([texts[long_pid]])[0])) < 0.999
+    conn.commit()  # a reader's open transaction would hold the bulk path's DROP INDEX
+    # back to the model's limit: the hashes are the uncapped ones again
+    again = sync(uncapped, SyncOptions(mode="exact"), encoder=full)
+    conn.commit()
+    assert again.written == again.eligible
+    assert_in_sync(conn, uncapped, "exact")
 
 
 def _embeddings(url: str) -> int:

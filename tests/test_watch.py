@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 from pgvector.psycopg import register_vector_async
 
 from prodsearch.catalog import generate
 from prodsearch.catalog.source import load_source
 from prodsearch.config import Settings
 from prodsearch.db.names import DEMO_CATALOG, EMBEDDINGS_NAME, QUEUE_NAME, WATCH_WORKERS_NAME
+from prodsearch.db.nice import renice_backend
 from prodsearch.embedding.sync import SyncOptions, sync
 from prodsearch.search.results import SearchOptions
 from prodsearch.search.setup import build_searcher
@@ -314,3 +316,27 @@ def test_metrics_health_and_status_show_the_queue(
     assert res.returncode == 0, res.stderr
     cap = json.loads(res.stdout)["capture"]
     assert cap["installed"] and cap["queued"] == queued
+
+
+def _niceness(pid: int) -> int:
+    # /proc/PID/stat: the 19th field is the niceness (after the parenthesised command)
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[16])
+
+
+def test_the_workers_database_session_is_reniced(db_url: str) -> None:
+    """The worker's own database session yields the CPU as the worker does, where the
+    server runs here and the OS allows it (as root, or as the server's owner)."""
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("needs Linux /proc")
+    with psycopg.connect(db_url) as conn:
+        pid = conn.info.backend_pid
+        before = _niceness(pid)
+        owner = Path(f"/proc/{pid}").stat().st_uid
+        allowed = os.geteuid() in (0, owner) and before + 5 <= 19
+        assert renice_backend(conn, 5) is allowed
+        assert _niceness(pid) == (before + 5 if allowed else before)
+        assert renice_backend(conn, 0) is False  # nothing asked, nothing done
+        conn.execute("SELECT 1")  # the session still answers
+    with psycopg.connect(db_url) as other:  # other sessions keep their priority
+        assert _niceness(other.info.backend_pid) == before

@@ -68,6 +68,7 @@ class IndexShape:
     size_bytes: int | None
     by_ef: list[EfRow] = field(default_factory=list)
     rows: int | None = None  # vectors indexed, when not the embeddings table's
+    insert_ms: float | None = None  # one live row written into the built index, median
 
 
 @dataclass
@@ -124,6 +125,7 @@ def run(
             hnsw.drop(conn)
         exact_kth = _exact_kth(conn, source, EMBEDDINGS, vectors)
         probe = _Probe(sample, vectors, exact_kth, ef_values, dim, source, progress)
+        inserts = _moved(bench_sql.sample_vectors(conn, INSERT_SAMPLE))
         if existing:
             if not current.exists or current.type is None:
                 raise ProdsearchError("no index to measure: run `prodsearch index build` first")
@@ -133,13 +135,47 @@ def run(
             for m, efc in params:
                 progress(f"building {shape} index, m={m}, ef_construction={efc}")
                 build_s = hnsw.build(conn, shape, m, efc)
-                out.shapes.append(_measure(conn, probe, shape, m, efc, build_s))
+                measured = _measure(conn, probe, shape, m, efc, build_s)
+                measured.insert_ms = _insert_ms(conn, inserts)
+                progress(f"{shape} m={m} efc={efc}: a live insert {measured.insert_ms} ms")
+                out.shapes.append(measured)
         if unique:
             out.unique = _measure_unique(conn, settings, probe)
         if not existing:
             progress(f"restoring the configured {settings.index_type} index")
             hnsw.build(conn, settings.index_type, settings.hnsw_m, settings.hnsw_ef_construction)
     return out
+
+
+INSERT_SAMPLE = 300  # rows written one by one into each built index
+
+
+def _moved(rows: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
+    """Each stored vector nudged (σ 0.02 per dimension, renormalised): a write that the
+    index must insert (an unchanged value would be a HOT update and skip the index)."""
+    rng = np.random.default_rng(0)
+    out = []
+    for pid, vec in rows:
+        v = np.asarray(vec.to_numpy() if hasattr(vec, "to_numpy") else vec, dtype=np.float32)
+        v = v + rng.normal(0, 0.02, v.shape).astype(np.float32)
+        out.append((pid, v / np.linalg.norm(v)))
+    return out
+
+
+def _insert_ms(conn: Any, rows: list[tuple[int, Any]]) -> float | None:
+    """Median milliseconds to write one row with a live index (as the watch worker does),
+    one statement each, all rolled back."""
+    if not rows:
+        return None
+    lat = []
+    try:
+        for pid, vec in rows:
+            t0 = time.perf_counter()
+            bench_sql.rewrite_vector(conn, pid, vec)
+            lat.append((time.perf_counter() - t0) * 1000)
+    finally:
+        conn.rollback()
+    return round(statistics.median(lat), 2)
 
 
 def _exact_kth(conn: Any, source: Source, table: sql.Composable, vectors: list[Any]) -> list[float]:

@@ -62,6 +62,26 @@ def drop_unique_vectors(conn: psycopg.Connection[Any]) -> None:
     conn.commit()
 
 
+def sample_vectors(conn: psycopg.Connection[Any], n: int) -> list[tuple[int, Any]]:
+    """``n`` stored (product id, vector) pairs spread over the table, for insert timing."""
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT product_id, embedding FROM {t} WHERE product_id IN "
+            "(SELECT product_id FROM {t} ORDER BY product_id %% 997, product_id LIMIT %s)"
+        ).format(t=EMBEDDINGS),
+        (n,),
+    ).fetchall()
+    return [(int(pid), vec) for pid, vec in rows]
+
+
+def rewrite_vector(conn: psycopg.Connection[Any], pid: int, vector: Any) -> None:
+    """Store another vector for one product: a live index insert (the caller rolls back)."""
+    conn.execute(
+        sql.SQL("UPDATE {} SET embedding = %s WHERE product_id = %s").format(EMBEDDINGS),
+        (vector, pid),
+    )
+
+
 # ---------------------------------------------------------------- bench freshness: edits
 
 

@@ -107,10 +107,12 @@ def prepare_text(
     return clean_text(cap(clean_text(text), max_chars))
 
 
-def content_hash(text: str, model: str, mode: str) -> str:
-    """Hex digest over (model, mode, prepared text): 32 hex characters."""
+def content_hash(text: str, model: str, mode: str, max_tokens: int | None = None) -> str:
+    """Hex digest over (model, mode, prepared text), and the token cap when it cuts below
+    the model's own limit (:attr:`Encoder.hash_cap`): 32 hex characters."""
     digest = hashlib.blake2b(digest_size=16)
-    for piece in (model, mode, text):
+    pieces = [model, mode, text] + ([] if max_tokens is None else [f"max_tokens={max_tokens}"])
+    for piece in pieces:
         data = piece.encode("utf-8", "surrogatepass")
         digest.update(len(data).to_bytes(8, "little"))
         digest.update(data)

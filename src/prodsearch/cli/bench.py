@@ -163,11 +163,15 @@ def embed(
         print_json(result.as_dict())
         return
 
-    _print_embed(result)
+    _print_embed(result, get_settings().mode)
 
 
-def _print_embed(result: EmbedBench) -> None:
+def _print_embed(result: EmbedBench, default_mode: str) -> None:
     """The embed bench as a table, then the fixed and per-worker figures."""
+
+    def label(method: str, engine: str, workers: int | None) -> str:
+        name = f"{method} (default)" if method == default_mode else method
+        return name if engine == "local" else f"{name} (ray x{workers})"
 
     def cell(value: float | None, fmt: str) -> str:
         return "-" if value is None else fmt.format(value)
@@ -177,7 +181,7 @@ def _print_embed(result: EmbedBench) -> None:
         EMBED_COLUMNS,
         (
             (
-                m.method if m.engine == "local" else f"{m.method} (ray x{m.workers})",
+                label(m.method, m.engine, m.workers),
                 f"{m.seconds:.1f}",
                 f"{m.products_per_s:.1f}",
                 cell(m.ratio, "{:.2f}x"),
@@ -388,6 +392,7 @@ INDEX_COLUMNS = (
     "catalog",
     "p50 ms",
     "p95 ms",
+    "insert ms",
 )
 
 
@@ -412,6 +417,7 @@ def _print_index(result: IndexBench) -> None:
                 f"{row.recall_catalog:.4f}",
                 f"{row.p50_ms:.2f}",
                 f"{row.p95_ms:.2f}",
+                "" if shape.insert_ms is None else f"{shape.insert_ms:.2f}",
             )
             for label, shape in entries
             for row in shape.by_ef

@@ -4,22 +4,23 @@
 mode         backend                                    fidelity to sentence-transformers
 ===========  =========================================  ===============================
 ``exact``    ONNX Runtime, fp32                         identical (cosine ≥ 0.9999)
-``bf16``     PyTorch, bfloat16 weights and activations  cosine ≥ 0.995
+``bf16``     OpenVINO, bfloat16 inference precision     cosine ≥ 0.9999
 ``int8``     ONNX Runtime, dynamic per-channel int8     mean cosine ≥ 0.985
 ===========  =========================================  ===============================
 
 ``encode(texts)`` returns float32 ``(n, dim)`` rows, L2-normalised, in input order.
-Identical texts are encoded once. Texts are tokenised (truncated at ``max_tokens``,
-256 for all-MiniLM-L6-v2), sorted by token length and batched under a token budget, so
-batches carry almost no padding. Inference runs on all cores and releases the GIL, so
-I/O threads keep working meanwhile. An empty text is an error (text preparation never
-produces one).
+Identical texts are encoded once. Texts are tokenised (truncated at ``max_tokens``: the
+model's limit, 256 for all-MiniLM-L6-v2, or the configured cap when lower), sorted by
+token length and batched under a token budget, so batches carry almost no padding.
+Inference runs on all cores and releases the GIL, so I/O threads keep working meanwhile.
+An empty text is an error (text preparation never produces one).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from prodsearch.config import DEFAULT_MODEL, ENCODER_MODES, EncoderMode, Settings
-from prodsearch.embedding.model import ModelSource, resolve_model
+from prodsearch.embedding.model import resolve_model
 from prodsearch.errors import ConfigError
 
 log = logging.getLogger("prodsearch.encoder")
@@ -71,31 +72,30 @@ class OnnxBackend:
         return np.asarray(out[0], dtype=np.float32)
 
 
-class TorchBf16Backend:
-    def __init__(self, source: ModelSource, threads: int) -> None:
-        import torch
-        from transformers import AutoModel
-        from transformers.utils import logging as hf_logging
+class OpenVinoBackend:
+    """OpenVINO on the CPU at a given inference precision (``bf16``: AMX or AVX-512 BF16
+    matrix units where the CPU has them, f32 otherwise). One inference request per
+    calling thread: a request is not safe to share, the compiled model is."""
 
-        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-        torch.set_num_threads(threads)
-        self.torch = torch
-        self.pooling = source.pooling
-        self.model = AutoModel.from_pretrained(str(source.path), dtype=torch.bfloat16).eval()
+    def __init__(self, path: Path, threads: int, precision: str = "bf16") -> None:
+        import openvino as ov
+
+        core = ov.Core()
+        config = {
+            "INFERENCE_NUM_THREADS": threads,
+            "INFERENCE_PRECISION_HINT": precision,
+            "PERFORMANCE_HINT": "LATENCY",
+        }
+        self.compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+        self.output = self.compiled.output(0)
+        self.local = threading.local()
 
     def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        torch = self.torch
-        with torch.inference_mode():
-            ids = torch.from_numpy(input_ids)
-            mask = torch.from_numpy(attention_mask)
-            hidden = self.model(
-                input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids)
-            ).last_hidden_state.float()
-            if self.pooling == "cls":
-                return np.asarray(hidden[:, 0].numpy(), dtype=np.float32)
-            weights = mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
-            return np.asarray(pooled.numpy(), dtype=np.float32)
+        request = getattr(self.local, "request", None)
+        if request is None:
+            request = self.local.request = self.compiled.create_infer_request()
+        out = request.infer({"input_ids": input_ids, "attention_mask": attention_mask})
+        return np.array(out[self.output], dtype=np.float32)
 
 
 @dataclass
@@ -110,6 +110,7 @@ class Encoder:
     tokenizer: Any
     max_batch: int = 64
     token_budget: int = 2048
+    hash_cap: int | None = None  # the token cap when below the model's limit (in hashes)
     stats: dict[str, int] = field(default_factory=lambda: {"texts": 0, "tokens": 0, "padded": 0})
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
@@ -165,6 +166,13 @@ class Encoder:
         return out
 
 
+def hash_cap(settings: Settings) -> int | None:
+    """The token cap that encoders built from ``settings`` name in content hashes
+    (:attr:`Encoder.hash_cap`): ``None`` when it does not cut below the model's limit."""
+    limit = resolve_model(settings.model).max_tokens
+    return settings.max_tokens if settings.max_tokens < limit else None
+
+
 def encoder_for(
     settings: Settings,
     mode: str | None = None,
@@ -174,8 +182,9 @@ def encoder_for(
     for_queries: bool = False,
     spin: bool | None = None,
 ) -> Encoder:
-    """:func:`load_encoder` with what ``settings`` say: the model, the export cache and the
-    batch size (``max_batch`` overrides it); ``mode`` defaults to the documents' mode."""
+    """:func:`load_encoder` with what ``settings`` say: the model, the export cache, the
+    batch size (``max_batch`` overrides it) and the token cap; ``mode`` defaults to the
+    documents' mode."""
     return load_encoder(
         mode or settings.mode,
         settings.model,
@@ -184,6 +193,7 @@ def encoder_for(
         threads=threads,
         for_queries=for_queries,
         spin=spin,
+        max_tokens=settings.max_tokens,
     )
 
 
@@ -196,6 +206,7 @@ def load_encoder(
     threads: int | None = None,
     for_queries: bool = False,
     spin: bool | None = None,
+    max_tokens: int | None = None,
 ) -> Encoder:
     """Load the encoder for ``mode`` (exporting the ONNX model on first use).
 
@@ -214,37 +225,40 @@ def load_encoder(
         query_threads = 1 if mode == "int8" else min(2, cpu_threads())
         threads = query_threads if for_queries else cpu_threads()
     backend: Backend
-    if mode == "bf16":
-        backend = TorchBf16Backend(source, threads)
-    else:
-        from prodsearch.embedding.export import discard, onnx_model
+    from prodsearch.embedding.export import discard, onnx_model
 
-        cache = models_dir
-        path = onnx_model(source, mode, cache)
+    def backend_for(path: Path) -> Backend:
+        if mode == "bf16":
+            return OpenVinoBackend(path, threads, "bf16")
+        return OnnxBackend(path, threads, spin=spin)
+
+    path = onnx_model(source, mode, models_dir)
+    try:
+        backend = backend_for(path)
+    except Exception as exc:  # a damaged export: rebuilt once, then a clear error
+        log.warning("the cached model %s cannot be loaded (%s): exporting it again", path, exc)
+        discard(path)
         try:
-            backend = OnnxBackend(path, threads, spin=spin)
-        except Exception as exc:  # a damaged export: rebuilt once, then a clear error
-            log.warning("the cached model %s cannot be loaded (%s): exporting it again", path, exc)
-            discard(path)
-            try:
-                backend = OnnxBackend(onnx_model(source, mode, cache), threads, spin)
-            except Exception as again:
-                raise ConfigError(
-                    f"the model export {path} cannot be loaded ({again}): delete {path.parent} "
-                    "and retry, or set PRODSEARCH_MODEL_CACHE to another folder"
-                ) from again
+            backend = backend_for(onnx_model(source, mode, models_dir))
+        except Exception as again:
+            raise ConfigError(
+                f"the model export {path} cannot be loaded ({again}): delete {path.parent} "
+                "and retry, or set PRODSEARCH_MODEL_CACHE to another folder"
+            ) from again
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(source.path / "tokenizer.json"))
-    tokenizer.enable_truncation(source.max_tokens)
+    cap = min(max_tokens or source.max_tokens, source.max_tokens)
+    tokenizer.enable_truncation(cap)
     tokenizer.no_padding()
     return Encoder(
         model_name=source.name,
         mode=mode,
         dim=source.dim,
-        max_tokens=source.max_tokens,
+        max_tokens=cap,
         backend=backend,
         tokenizer=tokenizer,
         max_batch=max_batch,
         token_budget=TOKEN_BUDGET[mode],
+        hash_cap=cap if cap < source.max_tokens else None,
     )

@@ -54,9 +54,11 @@ def plan_rows(
     mode: str,
     full_refresh: bool = False,
     limit: int | None = None,
+    max_tokens: int | None = None,
 ) -> Plan:
     """``candidates``: ``(id, source_hash, stored_content_hash, *text columns)`` rows, as
-    :func:`prodsearch.embedding.store.candidates` yields them."""
+    :func:`prodsearch.embedding.store.candidates` yields them. ``max_tokens``: the
+    encoder's :attr:`~prodsearch.embedding.encoder.Encoder.hash_cap`."""
     plan = Plan()
     groups: dict[str, Work] = {}
     for pid, shash, stored, *texts in candidates:
@@ -66,7 +68,7 @@ def plan_rows(
             plan.failed += 1
             log.warning("product %s has no text after preparation: not embedded", pid)
             continue
-        chash = content_hash(text, model, mode)
+        chash = content_hash(text, model, mode, max_tokens)
         if chash == stored and not full_refresh:
             plan.refresh_ids.append(pid)
             plan.refresh_hashes.append(shash)

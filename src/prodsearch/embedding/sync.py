@@ -65,7 +65,7 @@ PREP_VERSION = 2  # 2: lexical analysis in Python (Polish/English stems, folding
 def prep_signature(source: Source, settings: Settings) -> str:
     return (
         f"v{PREP_VERSION}.{ANALYZER_VERSION}|{','.join(source.text_columns)}|{','.join(source.search_columns)}|"
-        f"{','.join(source.code_columns)}|{settings.max_chars}|"
+        f"{','.join(source.code_columns)}|{settings.max_chars}|{settings.max_tokens}|"
     )
 
 
@@ -93,6 +93,7 @@ def _plan(
         encoder.mode,
         opts.full_refresh,
         opts.limit,
+        encoder.hash_cap,
     )
     result.scanned, result.failed = plan.scanned, plan.failed
     result.to_embed = plan.rows

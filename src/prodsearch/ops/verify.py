@@ -60,7 +60,11 @@ def run(
         )
         for r in rows
     ]
-    bad_hash = sum(content_hash(t, r[3], r[4]) != r[2] for t, r in zip(texts, rows, strict=True))
+    encoder = encoder_for(settings, rows[0][4])
+    cap = encoder.hash_cap
+    bad_hash = sum(
+        content_hash(t, r[3], r[4], cap) != r[2] for t, r in zip(texts, rows, strict=True)
+    )
     checks.append(
         Check(
             "hashes",
@@ -68,7 +72,6 @@ def run(
             f"{bad_hash} of {len(rows)} sampled rows have a stale content hash",
         )
     )
-    encoder = encoder_for(settings, rows[0][4])
     checks.append(_self_consistency(encoder, rows, texts))
     checks.append(_recall(conn, source, encoder, settings))
     return checks

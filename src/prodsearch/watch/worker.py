@@ -25,6 +25,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -36,10 +37,11 @@ from pgvector.psycopg import register_vector
 from prodsearch.catalog.source import Source, load_source
 from prodsearch.config import Settings
 from prodsearch.db import connect, database_url, migrate
+from prodsearch.db.nice import renice_backend
 from prodsearch.db.retry import one_line, retry_db
 from prodsearch.embedding import store
-from prodsearch.embedding.encoder import Encoder, encoder_for
-from prodsearch.embedding.plan import flatten, plan_rows
+from prodsearch.embedding.encoder import Encoder, cpu_threads, encoder_for
+from prodsearch.embedding.plan import Work, flatten, plan_rows
 from prodsearch.embedding.sync import SyncOptions, prep_signature, sync
 from prodsearch.errors import ConfigError, DatabaseUnavailable
 from prodsearch.watch import sql as watch_sql
@@ -91,15 +93,19 @@ def lag_histogram(lags: list[float]) -> list[int]:
     return [sum(lag <= bound for lag in lags) for bound in LAG_BUCKETS] + [len(lags)]
 
 
+WRITE_CHUNK = 128  # texts per encode → write step inside a batch
+
+
 class Worker:
     def __init__(
         self, settings: Settings, opts: WatchOptions, encoder: Encoder | None = None
     ) -> None:
         self.settings, self.opts = settings, opts
-        # idle inference threads do not busy-wait: the cores are shared with searches
-        self.encoder = encoder or encoder_for(
-            settings, settings.mode, threads=settings.watch_threads or None, spin=False
-        )
+        # Half the cores encode (the others stay with the searches); a batch's chunks are
+        # written while the next ones encode, so a burst keeps the database busy too.
+        # Idle inference threads do not busy-wait.
+        threads = settings.watch_threads or max(1, cpu_threads() // 2)
+        self.encoder = encoder or encoder_for(settings, settings.mode, threads=threads, spin=False)
         self.url = database_url(settings)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.stopping = threading.Event()
@@ -131,6 +137,13 @@ class Worker:
                     "install` (or `prodsearch watch --poll` where no trigger can be installed)"
                 )
             register_vector(conn)
+            if renice_backend(conn, self.opts.nice):  # its HNSW inserts yield to searches too
+                log.info(
+                    "worker %s: database session %d at niceness +%d",
+                    self.name,
+                    conn.info.backend_pid,
+                    self.opts.nice,
+                )
             self._source = load_source(conn, self.settings)
             self._signature = prep_signature(self._source, self.settings)
             self._writer = store.Writer(conn, self.encoder.dim, self._source)
@@ -310,18 +323,42 @@ class Worker:
             conn, source, self._signature, enc.model_name, enc.mode, False, ids=ids
         )
         plan = plan_rows(
-            candidates, source.text_columns, self.settings.max_chars, enc.model_name, enc.mode
+            candidates,
+            source.text_columns,
+            self.settings.max_chars,
+            enc.model_name,
+            enc.mode,
+            max_tokens=enc.hash_cap,
         )
         store.refresh_source_hashes(conn, source, plan.refresh_ids, plan.refresh_hashes)
+        return self._encode_and_write(plan.work, writer, out), len(plan.refresh_ids)
+
+    def _encode_and_write(self, work: list[Work], writer: store.Writer, out: BatchResult) -> int:
+        """Encode the batch's texts in chunks, each written (on the batch's connection, in
+        its transaction) by a helper thread while the next chunk encodes: the HNSW inserts
+        of a large batch cost more than its encoding, and overlap with it. Rows written."""
+        enc = self.encoder
         written = 0
-        if plan.work:
+
+        def write(chunk: list[Work], vectors: np.ndarray) -> int:
             t0 = time.perf_counter()
-            vectors = enc.encode([w.text for w in plan.work])
-            t1 = time.perf_counter()
-            rows = flatten(plan.work, np.asarray(vectors))
-            written = writer.write(*rows, enc.model_name, enc.mode)
-            out.encode_s, out.write_s = t1 - t0, time.perf_counter() - t1
-        return written, len(plan.refresh_ids)
+            n = writer.write(*flatten(chunk, vectors), enc.model_name, enc.mode)
+            out.write_s += time.perf_counter() - t0
+            return n
+
+        with ThreadPoolExecutor(1, thread_name_prefix="watch-write") as pool:
+            pending: Future[int] | None = None
+            for start in range(0, len(work), WRITE_CHUNK):
+                chunk = work[start : start + WRITE_CHUNK]
+                t0 = time.perf_counter()
+                vectors = np.asarray(enc.encode([w.text for w in chunk]))
+                out.encode_s += time.perf_counter() - t0
+                if pending is not None:
+                    written += pending.result()
+                pending = pool.submit(write, chunk, vectors)
+            if pending is not None:
+                written += pending.result()
+        return written
 
     def _count(self, out: BatchResult) -> None:
         t = self.totals
@@ -362,6 +399,7 @@ class Worker:
         self._last_support = time.monotonic()
         t0 = time.perf_counter()
         with connect(self.url) as conn:
+            renice_backend(conn, self.opts.nice)
             terms = store.rebuild_terms(conn)
         log.info(
             "worker %s: %d search terms refreshed in %.2f s",
@@ -402,6 +440,7 @@ class Worker:
         ``--poll`` mode (no queue) the plan runs as ``embed`` does instead."""
         enc = self.encoder
         with connect(self.url) as conn:
+            renice_backend(conn, self.opts.nice)
             other = store.count_other_model_or_mode(conn, enc.model_name, enc.mode)
             if other:
                 log.warning(
