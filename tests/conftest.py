@@ -32,6 +32,10 @@ os.environ.setdefault("PRODSEARCH_MODEL_CACHE", str(MODEL_CACHE))
 TEMPLATE_DB = "prodsearch_template"
 
 
+# the token cap a default `Settings` has: the `encoders` fixture cuts texts there too
+DEFAULT_MAX_TOKENS: int = Settings.model_fields["max_tokens"].default
+
+
 @pytest.fixture(scope="session")
 def pg_root() -> Iterator[Path]:
     """A temporary PRODSEARCH_HOME for the session's embedded server; removed at the end."""
@@ -109,8 +113,7 @@ def encoders(models_dir: Path) -> dict[str, Any]:
 
     class Lazy(dict):  # type: ignore[type-arg]
         def __missing__(self, mode: str) -> Any:
-            cap = Settings.model_fields["max_tokens"].default  # as `settings` has it
-            cache[mode] = load_encoder(mode, models_dir=models_dir, max_tokens=cap)
+            cache[mode] = load_encoder(mode, models_dir=models_dir, max_tokens=DEFAULT_MAX_TOKENS)
             self[mode] = cache[mode]
             return cache[mode]
 

@@ -14,12 +14,10 @@ import pytest
 from prodsearch.bench.workload import CATALOG_QUERIES, wands_queries
 from prodsearch.catalog.generate import COLUMNS, rows
 from prodsearch.catalog.text import prepare_text
-from prodsearch.config import Settings
 from prodsearch.embedding import load_encoder
 from prodsearch.embedding.export import onnx_model
 from prodsearch.embedding.model import resolve_model
-
-DEFAULT_CAP = Settings.model_fields["max_tokens"].default
+from tests.conftest import DEFAULT_MAX_TOKENS as DEFAULT_CAP
 
 
 def varied_texts() -> list[str]:

@@ -125,12 +125,12 @@ def run(
             hnsw.drop(conn)
         exact_kth = _exact_kth(conn, source, EMBEDDINGS, vectors)
         probe = _Probe(sample, vectors, exact_kth, ef_values, dim, source, progress)
-        inserts = _moved(bench_sql.sample_vectors(conn, INSERT_SAMPLE))
         if existing:
             if not current.exists or current.type is None:
                 raise ProdsearchError("no index to measure: run `prodsearch index build` first")
             m, efc = current.m or 0, current.ef_construction or 0
             out.shapes.append(_measure(conn, probe, current.type, m, efc, 0.0))
+        inserts = [] if existing else _moved(bench_sql.sample_vectors(conn, INSERT_SAMPLE))
         for shape in () if existing else shapes:
             for m, efc in params:
                 progress(f"building {shape} index, m={m}, ef_construction={efc}")
@@ -152,11 +152,12 @@ INSERT_SAMPLE = 300  # rows written one by one into each built index
 
 def _moved(rows: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
     """Each stored vector nudged (σ 0.02 per dimension, renormalised): a write that the
-    index must insert (an unchanged value would be a HOT update and skip the index)."""
+    index must insert (an unchanged value would be a HOT update and skip the index).
+    The vectors arrive as pgvector ``Vector`` objects (``register_vector``)."""
     rng = np.random.default_rng(0)
     out = []
     for pid, vec in rows:
-        v = np.asarray(vec.to_numpy() if hasattr(vec, "to_numpy") else vec, dtype=np.float32)
+        v = vec.to_numpy().astype(np.float32)
         v = v + rng.normal(0, 0.02, v.shape).astype(np.float32)
         out.append((pid, v / np.linalg.norm(v)))
     return out

@@ -166,11 +166,17 @@ class Encoder:
         return out
 
 
+def _token_cap(max_tokens: int | None, limit: int) -> tuple[int, int | None]:
+    """(where texts are cut, the cap named in content hashes): the configured cap or the
+    model's ``limit`` when lower; named in hashes only when it cuts below the limit."""
+    cap = min(max_tokens or limit, limit)
+    return cap, (cap if cap < limit else None)
+
+
 def hash_cap(settings: Settings) -> int | None:
     """The token cap that encoders built from ``settings`` name in content hashes
-    (:attr:`Encoder.hash_cap`): ``None`` when it does not cut below the model's limit."""
-    limit = resolve_model(settings.model).max_tokens
-    return settings.max_tokens if settings.max_tokens < limit else None
+    (:attr:`Encoder.hash_cap`)."""
+    return _token_cap(settings.max_tokens, resolve_model(settings.model).max_tokens)[1]
 
 
 def encoder_for(
@@ -248,7 +254,7 @@ def load_encoder(
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(source.path / "tokenizer.json"))
-    cap = min(max_tokens or source.max_tokens, source.max_tokens)
+    cap, in_hash = _token_cap(max_tokens, source.max_tokens)
     tokenizer.enable_truncation(cap)
     tokenizer.no_padding()
     return Encoder(
@@ -260,5 +266,5 @@ def load_encoder(
         tokenizer=tokenizer,
         max_batch=max_batch,
         token_budget=TOKEN_BUDGET[mode],
-        hash_cap=cap if cap < source.max_tokens else None,
+        hash_cap=in_hash,
     )
