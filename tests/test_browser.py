@@ -89,14 +89,21 @@ def test_search_filter_and_similar_in_a_real_browser(server: str, browser: objec
 
     driver.get(server + "/")  # type: ignore[attr-defined]
     box = wait.until(ec.element_to_be_clickable((By.ID, "q")))
+    # hybrid (meaning, words and part numbers) is what the page searches with by default
+    assert driver.find_element(By.CSS_SELECTOR, "input[value=hybrid]").is_selected()  # type: ignore[attr-defined]
     box.send_keys("front brake pads", Keys.ENTER)  # keyboard only
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "li.result"))
     status = driver.find_element(By.ID, "status").text  # type: ignore[attr-defined]
-    assert "results for" in status and " ms" in status
+    assert "results for" in status and " ms" in status and "(hybrid)" in status
+    # facet counts say what they count: here the top results, not the catalog
+    caption = texts("#facets .facets-over")
+    assert caption and caption[0].startswith("Counts among the top")
     assert texts("li.result .category")[0] == "Brake Pads"
     assert driver.find_elements(By.CSS_SELECTOR, "li.result .score")  # type: ignore[attr-defined]
 
-    # a filter is honoured: every result is in the chosen category
+    # a filter is honoured: every result is in the chosen category (semantic search: a
+    # filter that matches few products is searched exactly, and its facets count them all)
+    driver.find_element(By.CSS_SELECTOR, "input[value=semantic]").click()  # type: ignore[attr-defined]
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#category option")) > 10)
     Select(driver.find_element(By.ID, "category")).select_by_visible_text("Spark Plugs")  # type: ignore[attr-defined]
     driver.find_element(By.ID, "in_stock").click()  # type: ignore[attr-defined]
@@ -112,6 +119,10 @@ def test_search_filter_and_similar_in_a_real_browser(server: str, browser: objec
     )
     stock = texts("li.result .stock")
     assert stock and all(s == "in stock" for s in stock)
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".facets-over"), "over all"))
+    matching = int(texts("#facets .facets-over")[0].split()[3])
+    spark = [b for b in texts(".facet-category button.facet-value") if b.startswith("Spark Plugs")]
+    assert matching >= len(stock) and spark and int(spark[0].split()[-1]) == matching
     shot = os.environ.get("PRODSEARCH_SCREENSHOT")
     if shot:
         driver.save_screenshot(shot)  # type: ignore[attr-defined]
@@ -135,8 +146,21 @@ def test_search_filter_and_similar_in_a_real_browser(server: str, browser: objec
     box.clear()
     box.send_keys("klocki hamulcowe", Keys.ENTER)
     wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "(hybrid)"))
-    pl = texts("li.result .pl")[:5]
-    assert pl and all(t.startswith("Klocki hamulcowe") for t in pl)
+    # a Polish query: titles in Polish with the English name below, where the product has a
+    # Polish name (the others keep their English one)
+    shown = wait.until(
+        lambda d: [
+            (
+                li.find_element(By.CSS_SELECTOR, ".name").text,
+                [e.text for e in li.find_elements(By.CSS_SELECTOR, ".alt")],
+            )
+            for li in d.find_elements(By.CSS_SELECTOR, "li.result")
+        ]
+    )[:10]
+    polish = [(t, alt) for t, alt in shown if alt]
+    assert len(polish) >= 5, shown
+    assert all(t.startswith("Klocki hamulcowe") and "Brake Pads" in alt[0] for t, alt in polish)
+    assert all("Brake Pads" in t for t, alt in shown if not alt), shown
 
     # facets: counts shown, a click filters by that value; "more results" appends a page
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".facet-brand button.facet-value"))

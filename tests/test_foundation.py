@@ -93,7 +93,7 @@ def test_config_masks_secrets(tmp_path: Path) -> None:
     data = json.loads(res.stdout)
     assert "s3cret" not in res.stdout and "topsecret" not in res.stdout
     assert data["database_url"] == "postgresql://app:****@db.example:5432/shop"
-    assert data["hnsw_m"] == 16 and data["hnsw_ef_construction"] == 512
+    assert data["hnsw_m"] == 16 and data["hnsw_ef_construction"] == 0  # sized to the table
 
 
 def test_db_start_psql_stop_status(tmp_path: Path) -> None:

@@ -96,7 +96,7 @@ def test_full_then_incremental(
     assert first.deduplicated > 0  # the generator repeats texts across variants
     assert_in_sync(conn, settings, "int8")
     st = hnsw.status(conn)
-    assert st.exists and st.valid and (st.m, st.ef_construction) == (16, 512)
+    assert st.exists and st.valid and (st.m, st.ef_construction) == (16, 128)  # sized: 800 rows
     run = conn.execute(
         "SELECT status, embedded, deduplicated, eligible, timings FROM "
         f"{RUNS_NAME} WHERE run_id = %s",

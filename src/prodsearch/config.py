@@ -76,11 +76,12 @@ class Settings(BaseSettings):
         "per millisecond at 278k products; see BENCHMARKS.md).",
     )
     hnsw_ef_construction: int = Field(
-        default=512,
-        ge=4,
+        default=0,
+        ge=0,
         le=1000,
-        description="HNSW build candidate list (the original platform used 64; 512 makes "
-        "a graph whose recall no longer varies much from build to build).",
+        description="HNSW build candidate list; 0 = sized to the number of vectors at build "
+        "time: the cheapest measured to keep ε-recall@10 ≥ 0.99 (128 up to 50,000 vectors, "
+        "512 above; the original platform used 64; see BENCHMARKS.md).",
     )
     index_type: IndexType = Field(
         default="halfvec",
@@ -106,7 +107,39 @@ class Settings(BaseSettings):
     )
     rrf_k: int = Field(default=60, ge=1, le=1000, description="Reciprocal rank fusion k.")
     lexical_weight: float = Field(
-        default=2.0, ge=0, le=10, description="Weight of the full-text leg in hybrid fusion."
+        default=2.0,
+        ge=0,
+        le=10,
+        description="Weight of the full-text leg in hybrid fusion when it represents the whole "
+        "query; the next four settings scale it down when it does not (see README).",
+    )
+    fusion_coverage_power: float = Field(
+        default=1.0,
+        ge=0,
+        le=10,
+        description="Hybrid: the full-text weight is multiplied by the share of query words "
+        "it kept (dropped as unknown: 0, corrected: 1/2) to this power.",
+    )
+    fusion_specific_idf: float = Field(
+        default=0.0,
+        ge=0,
+        le=20,
+        description="Hybrid: the full-text weight is multiplied by the rarest query word's "
+        "IDF over this (capped at 1), so only-common words weigh less; 0 = off.",
+    )
+    fusion_loose_weight: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="Hybrid: multiplies the full-text weight when no product has every "
+        "query word and the leg falls back to any word.",
+    )
+    fusion_agreement_floor: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="Hybrid: the full-text weight at no agreement with the semantic leg; "
+        "it rises linearly to 1 as more of the leg's top 10 are semantic candidates.",
     )
     synonyms: str | None = Field(
         default=None,

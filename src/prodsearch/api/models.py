@@ -75,7 +75,9 @@ class SemanticRequest(BaseModel):
         "code match, vehicle boost) and the query analysis.",
     )
     facets: bool = Field(
-        default=False, description="Add category / brand counts over the candidate set."
+        default=False,
+        description="Add category / brand counts; facets_over says what they count: every "
+        "matching product, or the top candidates ranked.",
     )
 
     def options(self) -> SearchOptions:
@@ -130,6 +132,8 @@ class SearchBody(BaseModel):
     timings: dict[str, Any]
     facets: dict[str, Any] | None = None
     explain: dict[str, Any] | None = None
+    query_language: str | None = None
+    facets_over: dict[str, Any] | None = None
 
 
 class FiltersBody(BaseModel):

@@ -108,10 +108,11 @@ def run(
 ) -> IndexBench:
     """Build every (shape, m, ef_construction) in turn (``params`` defaults to the
     configured pair), or measure the existing index; see the module docstring."""
-    params = list(params or [(settings.hnsw_m, settings.hnsw_ef_construction)])
     sample = recall_sample(n_queries)
     out = IndexBench(queries=len(sample))
     with connect(database_url(settings)) as conn:
+        configured = hnsw.ef_construction_for(conn, settings.hnsw_ef_construction)
+        params = list(params or [(settings.hnsw_m, configured)])
         searcher = build_searcher(conn, settings)
         source = searcher.source
         vectors = [searcher.vectors.vector(q) for _kind, q in sample]
@@ -143,7 +144,7 @@ def run(
             out.unique = _measure_unique(conn, settings, probe)
         if not existing:
             progress(f"restoring the configured {settings.index_type} index")
-            hnsw.build(conn, settings.index_type, settings.hnsw_m, settings.hnsw_ef_construction)
+            hnsw.build(conn, settings.index_type, settings.hnsw_m, configured)
     return out
 
 
@@ -193,11 +194,14 @@ def _measure_unique(conn: Any, settings: Settings, probe: _Probe) -> IndexShape:
     try:
         rows = bench_sql.copy_unique_vectors(conn)
         progress(f"building the {settings.index_type} index over {rows:,} unique vectors")
+        efc = hnsw.ef_construction_for(
+            conn, settings.hnsw_ef_construction, table=BENCH_UNIQUE_VECTORS
+        )
         build_s = hnsw.build(
             conn,
             settings.index_type,
             settings.hnsw_m,
-            settings.hnsw_ef_construction,
+            efc,
             table=BENCH_UNIQUE_VECTORS,
             name="bench_unique_hnsw",
         )
@@ -207,7 +211,7 @@ def _measure_unique(conn: Any, settings: Settings, probe: _Probe) -> IndexShape:
             replace(probe, exact_kth=exact_kth),
             settings.index_type,
             settings.hnsw_m,
-            settings.hnsw_ef_construction,
+            efc,
             build_s,
             table=BENCH_UNIQUE_VECTORS,
         )

@@ -220,12 +220,12 @@ def runners(searcher: Searcher, plain: Searcher | None = None) -> dict[str, Runn
         return resp.ids
 
     async def lexical(aconn: psycopg.AsyncConnection[Any], text: str) -> list[int]:
-        resp = await searcher.hybrid(aconn, text, SearchOptions(limit=100, explain=True))
+        legs = await searcher.hybrid_legs(aconn, text, SearchOptions(limit=K))
         # the full-text and code legs alone, in their own order (code match first)
         hits = [
-            (not p.code_match, p.lexical_rank or 0, r.product_id)
-            for r in resp.results
-            if (p := r.explain) is not None and (p.lexical_rank is not None or p.code_match)
+            (not r.get("code_match"), r.get("lexical_rank") or 0, int(r["product_id"]))
+            for r in legs.rows
+            if r.get("lexical_rank") is not None or r.get("code_match")
         ]
         return [pid for *_key, pid in sorted(hits)[:K]]
 
@@ -379,3 +379,53 @@ def judge(
         "query_set": queries_path or "shipped",
     }
     return scores, meta
+
+
+LEGS = ("semantic", "lexical")
+
+
+def best_leg_gaps(
+    scores: list[QueryScore], by: tuple[str, ...] = ("lang",)
+) -> dict[tuple[str, ...], dict[str, float]]:
+    """Hybrid against the better of its own legs (semantic, lexical) per group: the means
+    of hybrid and of each leg, and hybrid minus the better leg's mean."""
+    out: dict[tuple[str, ...], dict[str, float]] = {}
+    summary = {m: summarise([s for s in scores if s.mode == m], by) for m in ("hybrid", *LEGS)}
+    for key, figures in summary["hybrid"].items():
+        legs = {m: summary[m][key].ndcg for m in LEGS if key in summary[m]}
+        if len(legs) < len(LEGS):
+            continue
+        best = max(legs.values())
+        out[key] = {
+            "queries": figures.queries,
+            "hybrid": figures.ndcg,
+            **legs,
+            "best_leg": best,
+            "hybrid_minus_best": round(figures.ndcg - best, 4),
+        }
+    return out
+
+
+def hybrid_losses(scores: list[QueryScore], threshold: float = 0.3) -> list[dict[str, Any]]:
+    """Queries where hybrid scores more than ``threshold`` nDCG under its better leg."""
+    per: dict[str, dict[str, QueryScore]] = defaultdict(dict)
+    for s in scores:
+        per[s.query][s.mode] = s
+    out = []
+    for query, modes in per.items():
+        if "hybrid" not in modes or not all(m in modes for m in LEGS):
+            continue
+        best_mode = max(LEGS, key=lambda m: modes[m].ndcg)
+        loss = modes[best_mode].ndcg - modes["hybrid"].ndcg
+        if loss > threshold:
+            out.append(
+                {
+                    "query": query,
+                    "lang": modes["hybrid"].lang,
+                    "kind": modes["hybrid"].kind,
+                    "hybrid": round(modes["hybrid"].ndcg, 4),
+                    "best_leg": best_mode,
+                    "best": round(modes[best_mode].ndcg, 4),
+                }
+            )
+    return sorted(out, key=lambda r: r["hybrid"] - r["best"])

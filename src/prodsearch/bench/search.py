@@ -25,6 +25,7 @@ import orjson
 from pgvector.psycopg import register_vector
 
 from prodsearch.bench import http
+from prodsearch.bench.against import against
 from prodsearch.bench.baseline import sentence_transformer
 from prodsearch.bench.server import LocalServer
 from prodsearch.bench.workload import benchmark_queries, recall_sample
@@ -58,11 +59,12 @@ class EndpointLoad:
 
 @dataclass(frozen=True)
 class FilterSetLatency:
-    filters: dict[str, Any]
+    filters: dict[str, Any]  # the filters; {} for a kind built per query (``against``)
     requests: int
     p50_ms: float
     p95_ms: float
     strategy: str  # the path(s) the service chose: exact, index
+    against: str = ""  # a kind of filter that runs against the query (bench.against)
 
 
 @dataclass(frozen=True)
@@ -96,18 +98,36 @@ class SearchBench:
     recall: Recall | None = None
     baseline: Baseline | None = None
 
+    def p95_ratios(self) -> dict[str, float]:
+        """p95 of each other endpoint over semantic's, both at concurrency 1 (this run)."""
+        c1 = {r.endpoint: r.p95_ms for r in self.endpoints if r.concurrency == 1}
+        base = c1.get("semantic")
+        if not base:
+            return {}
+        return {e: round(v / base, 2) for e, v in c1.items() if e != "semantic"}
+
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "p95_vs_semantic": self.p95_ratios()}
 
 
-def _requests(endpoint: str, queries: list[str], ids: list[int]) -> list[tuple[str, str, Any]]:
+Against = list[tuple[str, str, dict[str, Any]]]  # (query, kind, filters): bench.against
+
+
+def _requests(
+    endpoint: str, queries: list[str], ids: list[int], against: Against | None = None
+) -> list[tuple[str, str, Any]]:
+    """The requests of one endpoint's load. Filtered: every other query with one of
+    :data:`FILTERS` in turn, the others with a filter built against that query."""
     if endpoint == "similar":
         return [("GET", f"/search/similar/{pid}?limit=10", None) for pid in ids]
+    built = {q: f for q, _kind, f in against or []}
     reqs = []
     for i, q in enumerate(queries):
         body: dict[str, Any] = {"query": q, "limit": 10}
         if endpoint == "filtered":
-            body["filters"] = FILTERS[i % len(FILTERS)]
+            body["filters"] = (
+                built.get(q) if i % 2 and q in built else FILTERS[i // 2 % len(FILTERS)]
+            )
         reqs.append(("POST", f"/search/{endpoint}", body))
     return reqs
 
@@ -140,26 +160,46 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def _by_filter_set(
-    url: str, queries: list[str], per_set: int = 100
+    url: str, queries: list[str], against: Against, per_set: int = 100
 ) -> list[FilterSetLatency]:
-    """Concurrency 1, each filter set alone: its latency, matching products and the path
-    the service chose (``timings.strategy``)."""
+    """Concurrency 1, each filter set alone, then each kind of filter built against the
+    query: its latency and the path(s) the service chose (``timings.strategy``)."""
+    sample = queries[:: max(1, len(queries) // per_set)][:per_set]
+    groups: list[tuple[dict[str, Any], str, list[tuple[str, dict[str, Any]]]]] = [
+        (filters, "", [(q, filters) for q in sample]) for filters in FILTERS
+    ]
+    for kind in dict.fromkeys(k for _q, k, _f in against):
+        cases = [(q, f) for q, k, f in against if k == kind]
+        groups.append(({}, kind, cases[:: max(1, len(cases) // per_set)][:per_set]))
     out = []
     async with http.Connection(url) as conn:
-        for filters in FILTERS:
+        for filters, kind, cases in groups:
             lat, strategies = [], set()
-            for q in queries[:: max(1, len(queries) // per_set)][:per_set]:
-                body = {"query": q, "limit": 10, "filters": filters}
+            for q, f in cases:
+                body = {"query": q, "limit": 10, "filters": f}
                 t0 = time.perf_counter()
                 _, data = await conn.request("POST", "/search/filtered", body)
                 lat.append((time.perf_counter() - t0) * 1000)
                 strategies.add(orjson.loads(data)["timings"]["strategy"])
             out.append(
                 FilterSetLatency(
-                    filters, len(lat), _pct(lat, 50), _pct(lat, 95), "/".join(sorted(strategies))
+                    filters,
+                    len(lat),
+                    _pct(lat, 50),
+                    _pct(lat, 95),
+                    "/".join(sorted(strategies)),
+                    kind,
                 )
             )
     return out
+
+
+def _against(db: str, settings: Settings, queries: list[str]) -> Against:
+    """Per query, a filter built against its neighbourhood (:mod:`bench.against`)."""
+    with connect(db) as conn:
+        register_vector(conn)
+        searcher = build_searcher(conn, settings)
+        return against(conn, searcher, queries)
 
 
 def _recall(db: str, url: str, settings: Settings, n: int) -> Recall:
@@ -224,10 +264,13 @@ def run(
         "PRODSEARCH_QUERY_MODE": settings.query_mode,
         "PRODSEARCH_HOME": str(settings.home_dir),
     }
+    built = _against(db, settings, queries) if "filtered" in endpoints else []
+    if built:
+        progress(f"filters built against {len(built)} queries' own neighbourhoods")
     with LocalServer(own) if url is None else nullcontext() as server:
         url = url or (server.url if server is not None else "")
         for endpoint in endpoints:
-            reqs = _requests(endpoint, queries, ids)
+            reqs = _requests(endpoint, queries, ids, built)
             asyncio.run(_load(url, reqs[:20], 2))  # warm-up
             for conc in concurrencies:
                 row = _measure(url, endpoint, reqs, conc)
@@ -237,10 +280,11 @@ def run(
                     f"{row.rps} req/s"
                 )
         if "filtered" in endpoints:
-            result.filter_sets = asyncio.run(_by_filter_set(url, queries))
+            result.filter_sets = asyncio.run(_by_filter_set(url, queries, built))
             for f in result.filter_sets:
                 progress(
-                    f"filtered {f.filters}: p50 {f.p50_ms} ms, p95 {f.p95_ms} ms, {f.strategy}"
+                    f"filtered {f.against or f.filters}: p50 {f.p50_ms} ms, p95 {f.p95_ms} ms, "
+                    f"{f.strategy}"
                 )
         if recall_queries:
             result.recall = rec = _recall(db, url, settings, recall_queries)

@@ -172,3 +172,46 @@ def embedded_since(conn: psycopg.Connection[Any], ids: Sequence[int]) -> dict[in
         (list(ids),),
     ).fetchall()
     return {int(pid): at for pid, at in rows}
+
+
+def category_profile(
+    conn: psycopg.Connection[Any], source: Source
+) -> tuple[dict[str, float], dict[str, set[str]], dict[str, int]]:
+    """Per category of live products: the median price and the brands that make it; per
+    brand: its live products (the demo columns category, brand, price)."""
+    parts = source.sql_parts()
+    medians = {
+        str(c): float(m)
+        for c, m in conn.execute(
+            sql.SQL(
+                "SELECT s.category, percentile_cont(0.5) WITHIN GROUP (ORDER BY s.price)"
+                " FROM {src} AS s WHERE {eligible} AND s.price IS NOT NULL GROUP BY 1"
+            ).format(**parts)
+        )
+        if c is not None and m is not None
+    }
+    makers: dict[str, set[str]] = {}
+    sizes: dict[str, int] = {}
+    for category, brand, n in conn.execute(
+        sql.SQL(
+            "SELECT s.category, s.brand, count(*) FROM {src} AS s WHERE {eligible}"
+            " AND s.category IS NOT NULL AND s.brand IS NOT NULL GROUP BY 1, 2"
+        ).format(**parts)
+    ):
+        makers.setdefault(str(category), set()).add(str(brand))
+        sizes[str(brand)] = sizes.get(str(brand), 0) + int(n)
+    conn.commit()
+    return medians, makers, sizes
+
+
+def categories_of(conn: psycopg.Connection[Any], source: Source, ids: Sequence[int]) -> list[str]:
+    """The category of each product of ``ids`` (in that order, when it has one)."""
+    rows = dict(
+        conn.execute(
+            sql.SQL("SELECT s.{id}, s.category FROM {src} AS s WHERE s.{id} = ANY(%s)").format(
+                **source.sql_parts()
+            ),
+            (list(ids),),
+        ).fetchall()
+    )
+    return [str(rows[i]) for i in ids if rows.get(i) is not None]

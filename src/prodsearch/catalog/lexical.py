@@ -123,11 +123,13 @@ def document_fields(values: Iterable[str | None]) -> str:
     return document_terms(" ".join(v for v in values if v))
 
 
-def tsquery_group(alternatives: Sequence[Sequence[str]]) -> str:
-    """``(a1 & a2) | (b1)`` for alternative token sequences, each token the OR of its forms."""
+def tsquery_group(alternatives: Sequence[Sequence[str]], weight: str = "") -> str:
+    """``(a1 & a2) | (b1)`` for alternative token sequences, each token the OR of its forms;
+    ``weight`` (``"A"``: names, ``"B"``: descriptions) matches only lexemes of that field."""
+    suffix = f":{weight}" if weight else ""
     parts = []
     for tokens_ in alternatives:
-        words = ["(" + " | ".join(forms(t)) + ")" for t in tokens_]
+        words = ["(" + " | ".join(f + suffix for f in forms(t)) + ")" for t in tokens_]
         if words:
             parts.append("(" + " & ".join(words) + ")")
     return "(" + " | ".join(parts) + ")" if parts else ""

@@ -269,10 +269,12 @@ def _print_search(result: SearchBench) -> None:
         ),
     )
     for f in result.filter_sets:
+        label = f"against the query: {f.against}" if f.against else json.dumps(f.filters)
         out.print(
-            f"filtered {json.dumps(f.filters)}: p50 {f.p50_ms:.2f} ms, "
-            f"p95 {f.p95_ms:.2f} ms, strategy {f.strategy}"
+            f"filtered {label}: p50 {f.p50_ms:.2f} ms, p95 {f.p95_ms:.2f} ms, strategy {f.strategy}"
         )
+    for endpoint, p95_ratio in result.p95_ratios().items():
+        out.print(f"{endpoint} p95 / semantic p95 at concurrency 1: {p95_ratio:.2f}x")
     if (rec := result.recall) is not None:
         out.print(
             f"recall@10 vs exact search ({rec.queries} queries, tie-aware): {rec.all:.4f} "

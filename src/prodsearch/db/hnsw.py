@@ -21,6 +21,16 @@ from prodsearch.db.names import EMBEDDINGS, INDEX, INDEX_NAME, SCHEMA
 
 IndexType = Literal["vector", "halfvec"]
 
+# ef_construction sized to the table when the setting is 0 (the default): the cheapest
+# build measured to keep ε-recall@10 ≥ 0.99 at the default ef_search (300), per number of
+# vectors — (at most this many vectors, ef_construction), the last for any larger table.
+# Measured with `prodsearch bench index` (docs/BENCHMARKS.md, #23): at 19,701 vectors 64
+# already gives ε-recall 1.000; at 49,238 vectors 64 and 128 give 0.9995 (recall@10 0.986
+# and 0.992); at ~264,000 only 512 reaches 0.99 (128: 0.958, 256: 0.974). 128 keeps a
+# margin up to 50,000; between that and 264,000 nothing was measured, so 512.
+AUTO_EF_CONSTRUCTION: tuple[tuple[int, int], ...] = ((50_000, 128),)
+LARGE_EF_CONSTRUCTION = 512
+
 # the index's catalog row; parameters: SCHEMA, INDEX_NAME
 _INDEX_ROW = (
     " FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
@@ -99,6 +109,25 @@ def exact_expression(dim: int) -> sql.Composable:
     return sql.SQL("cosine_distance(e.embedding, %(q)s::vector({d}))").format(d=sql.Literal(dim))
 
 
+def auto_ef_construction(vectors: int) -> int:
+    """The ef_construction an index over ``vectors`` rows is built with when the setting
+    asks for none (0): see :data:`AUTO_EF_CONSTRUCTION`."""
+    for most, efc in AUTO_EF_CONSTRUCTION:
+        if vectors <= most:
+            return efc
+    return LARGE_EF_CONSTRUCTION
+
+
+def ef_construction_for(
+    conn: psycopg.Connection[Any], configured: int, table: sql.Composable = EMBEDDINGS
+) -> int:
+    """``configured`` when set, else the one sized to the rows of ``table`` now."""
+    if configured > 0:
+        return configured
+    row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()
+    return auto_ef_construction(int(row[0]) if row else 0)
+
+
 def drop(conn: psycopg.Connection[Any]) -> bool:
     existed = status(conn).exists
     conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(INDEX))
@@ -110,14 +139,16 @@ def build(
     conn: psycopg.Connection[Any],
     index_type: str = "halfvec",
     m: int = 16,
-    ef_construction: int = 512,
+    ef_construction: int = 0,
     workers: int = 2,
     table: sql.Composable = EMBEDDINGS,
     name: str = INDEX_NAME,
 ) -> float:
     """(Re)build the index with generous maintenance memory and parallel workers; seconds.
-    ``table`` and ``name``: another table of the same shape (benchmarks' scratch copies)."""
+    ``ef_construction`` 0: sized to the table (:func:`auto_ef_construction`). ``table``
+    and ``name``: another table of the same shape (benchmarks' scratch copies)."""
     dim = embedding_dim(conn)
+    ef_construction = ef_construction_for(conn, ef_construction, table)
     column = (
         sql.SQL("(embedding::halfvec({})) halfvec_cosine_ops").format(sql.Literal(dim))
         if index_type == "halfvec"

@@ -42,6 +42,10 @@ class LexicalQuery:
         """tsquery text: any slot may match."""
         return " | ".join(tsquery_group(alts) for alts in self.slots)
 
+    def slot_queries(self, weight: str) -> list[str]:
+        """One tsquery text per slot, matching only the field of ``weight`` (BM25F)."""
+        return [tsquery_group(alts, weight) for alts in self.slots]
+
     def semantic_text(self, original: str) -> str:
         """What the semantic leg embeds: the query (its words with typos corrected, when
         any were) followed by the canonical names of the synonym groups it names, so

@@ -98,10 +98,10 @@ def nearest(
     )
 
 
-# hybrid(): the three legs, fused (see its docstring)
+# hybrid(): the three legs' candidates (see its docstring)
 _HYBRID = (
     "WITH tq AS (SELECT to_tsquery('simple', nullif(%(strict)s, '')) AS strict,"
-    "  to_tsquery('simple', nullif(%(loose)s, '')) AS loose),"
+    "  to_tsquery('simple', nullif(%(loose)s, '')) AS loose{slot_queries}),"
     " sem AS MATERIALIZED ("
     " SELECT product_id, distance, row_number() OVER (ORDER BY distance, product_id) AS r"
     " FROM (SELECT e.product_id, {order} AS distance{candidates}"
@@ -115,27 +115,56 @@ _HYBRID = (
     "   AND e.search_tsv @@ tq.loose LIMIT %(lex_cap)s),"
     " lex AS MATERIALIZED ("
     " SELECT product_id, rank, row_number() OVER (ORDER BY rank DESC, product_id) AS r"
-    " FROM (SELECT h.product_id, ts_rank_cd(h.search_tsv, tq.loose) AS rank"
-    "  FROM hits AS h, tq ORDER BY rank DESC, h.product_id LIMIT %(k)s) AS y),"
+    " FROM (SELECT h.product_id, {bm25} AS rank"
+    "  FROM hits AS h, tq, LATERAL (SELECT {slot_tf}"
+    "   %(k1)s::float8 * (1 - %(b)s::float8 + %(b)s::float8 * length(h.search_tsv)"
+    "    / %(mean_length)s::float8) AS norm) AS t"
+    "  ORDER BY rank DESC, h.product_id LIMIT %(k)s) AS y),"
     " code AS MATERIALIZED ("
     "  SELECT e.product_id FROM {emb} AS e JOIN {src} AS s ON s.{id} = e.product_id"
     "  WHERE e.code_keys @> ARRAY[{key}] AND {eligible} AND ({where}) LIMIT 10),"
-    " fused AS ("
-    "  SELECT product_id, sum(score) AS score, min(sem_r) AS sem_r, min(distance) AS distance,"
+    " legs AS ("
+    "  SELECT product_id, min(sem_r) AS sem_r, min(distance) AS distance,"
     "   min(lex_r) AS lex_r, max(lex_rank) AS lex_rank, bool_or(code) AS code FROM ("
-    "   SELECT product_id, %(w_sem)s::float8 / (%(rrf_k)s + r) AS score, r AS sem_r, distance,"
-    "    NULL::bigint AS lex_r, NULL::float4 AS lex_rank, false AS code FROM sem"
-    "   UNION ALL SELECT product_id, %(w_lex)s::float8 / (%(rrf_k)s + r), NULL, NULL, r,"
-    "    rank, false FROM lex"
-    "   UNION ALL SELECT product_id, %(w_code)s::float8, NULL, NULL, NULL, NULL, true"
-    "    FROM code) AS u"
+    "   SELECT product_id, r AS sem_r, distance, NULL::bigint AS lex_r,"
+    "    NULL::float8 AS lex_rank, false AS code FROM sem"
+    "   UNION ALL SELECT product_id, NULL, NULL, r, rank, false FROM lex"
+    "   UNION ALL SELECT product_id, NULL, NULL, NULL, NULL, true FROM code) AS u"
     "  GROUP BY product_id)"
-    " SELECT f.product_id, {display}, f.score + %(w_vehicle)s::float8 * {vmatch} AS score,"
-    " f.distance, f.sem_r AS semantic_rank, f.lex_r AS lexical_rank,"
-    " f.lex_rank AS lexical_score, f.code AS code_match, {vmatch} AS vehicle_match"
-    " FROM fused AS f JOIN {src} AS s ON s.{id} = f.product_id WHERE {eligible}"
-    " ORDER BY score DESC, f.code DESC, f.lex_r NULLS LAST, f.product_id LIMIT %(pool)s"
+    " SELECT l.product_id, {display}, l.distance, l.sem_r AS semantic_rank,"
+    " l.lex_r AS lexical_rank, l.lex_rank AS lexical_score, l.code AS code_match,"
+    " {vmatch} AS vehicle_match,"
+    " NOT EXISTS (SELECT 1 FROM strict_hits) AS lexical_loose"
+    " FROM legs AS l JOIN {src} AS s ON s.{id} = l.product_id WHERE {eligible}"
 )
+
+
+def _bm25(slots: int) -> tuple[sql.Composable, sql.Composable, sql.Composable]:
+    """The per-slot tsqueries (name / description), their term frequencies and the BM25
+    sum over ``slots`` slots (:mod:`prodsearch.search.bm25`); params ``slot_names``,
+    ``slot_descriptions`` (tsquery texts), ``idf`` (float8[]), ``desc_tf``, ``k1``, ``b``,
+    ``mean_length``."""
+    queries, tfs, terms = [], [], []
+    for i in range(1, slots + 1):
+        queries.append(
+            sql.SQL(
+                ", to_tsquery('simple', (%(slot_names)s::text[])[{i}]) AS a{i},"
+                " to_tsquery('simple', (%(slot_descriptions)s::text[])[{i}]) AS b{i}"
+            ).format(i=sql.Literal(i))
+        )
+        tfs.append(
+            sql.SQL(
+                "(h.search_tsv @@ tq.a{i})::int"
+                " + %(desc_tf)s::float8 * (h.search_tsv @@ tq.b{i})::int AS tf{i},"
+            ).format(i=sql.Literal(i))
+        )
+        terms.append(
+            sql.SQL(
+                "(%(idf)s::float8[])[{i}] * t.tf{i} * (%(k1)s::float8 + 1) / (t.tf{i} + t.norm)"
+            ).format(i=sql.Literal(i))
+        )
+    bm25 = sql.SQL(" + ").join(terms) if terms else sql.SQL("0::float8")
+    return sql.SQL("").join(queries), sql.SQL(" ").join(tfs), bm25
 
 
 def hybrid(
@@ -145,16 +174,19 @@ def hybrid(
     exact: bool = False,
     vehicle_column: str = "vehicle",
     filtered: bool = True,
+    slots: int = 0,
 ) -> sql.Composed:
-    """Semantic + full-text + exact code match, fused by reciprocal rank fusion.
+    """The candidates of hybrid search from its three legs, unranked: the ``k`` semantic
+    nearest, the ``k`` best full-text matches by BM25 over ``slots`` query slots, and up to
+    10 exact code matches, each row with its rank in every leg it appears in
+    (:func:`prodsearch.search.fusion.fuse` ranks them).
 
-    params: q (vector), text, strict / loose (tsquery texts, '' for none), k, rrf_k, w_sem,
-    w_lex, w_code, w_vehicle, vehicles, lex_cap, pool. A product scores
-    sum(w / (rrf_k + rank)) over the legs it appears in; an exact SKU / part-number match
-    adds w_code (large), so that product comes first; fitting a named vehicle adds
-    w_vehicle. The full-text leg takes the strict (every word) query, or the loose (any
-    word) one when the strict one matches nothing.
+    params: q (vector), text, strict / loose (tsquery texts, '' for none), the BM25 params
+    of :func:`_bm25`, k, vehicles, lex_cap. The full-text leg takes the strict (every word)
+    query, or the loose (any word) one when the strict one matches nothing
+    (``lexical_loose``), at most ``lex_cap`` matches, and ranks them by BM25.
     """
+    slot_queries, slot_tf, bm25 = _bm25(slots)
     return sql.SQL(_HYBRID).format(
         order=order,
         where=where,
@@ -162,6 +194,9 @@ def hybrid(
         key=code_key_sql(sql.SQL("%(text)s::text")),
         vmatch=vehicle_match(source, vehicle_column),
         lex_from=_lexical_from(source, where, filtered),
+        slot_queries=slot_queries,
+        slot_tf=slot_tf,
+        bm25=bm25,
         **_base(source),
     )
 
@@ -190,7 +225,18 @@ def match_estimate(source: Source, where: sql.Composable) -> sql.Composed:
 
 
 def known_terms() -> sql.Composed:
-    return sql.SQL("SELECT term FROM {}").format(TERMS)
+    """Every indexed term with its document count."""
+    return sql.SQL("SELECT term, ndoc FROM {}").format(TERMS)
+
+
+def corpus_size() -> sql.Composed:
+    """Products with a full-text column, and the mean length of that column in lexemes
+    (over the first 20,000 rows: a mean, cheap to keep current)."""
+    return sql.SQL(
+        "SELECT (SELECT count(*) FROM {emb} WHERE search_tsv IS NOT NULL),"
+        " (SELECT avg(length(search_tsv)) FROM (SELECT search_tsv FROM {emb}"
+        "  WHERE search_tsv IS NOT NULL LIMIT 20000) AS x)"
+    ).format(emb=EMBEDDINGS)
 
 
 def closest_terms() -> sql.Composed:
@@ -234,6 +280,24 @@ SESSION_SETTINGS = (
 )
 # another ef_search for one transaction
 LOCAL_EF_SEARCH = "SELECT set_config('hnsw.ef_search', %s, true)"
+
+
+def facet_totals(source: Source, where: sql.Composable, keys: list[str]) -> sql.Composed:
+    """Per facet key (a column), its values' counts over every live product matching
+    ``where``, plus one row (key NULL) with the total: ``(key, value, count)`` rows."""
+    parts = [
+        sql.SQL(
+            "SELECT {k}::text, s.{c}::text, count(*) FROM {src} AS s"
+            " WHERE {eligible} AND ({where}) AND s.{c} IS NOT NULL GROUP BY s.{c}"
+        ).format(k=sql.Literal(key), c=sql.Identifier(key), where=where, **_base(source))
+        for key in keys
+    ]
+    parts.append(
+        sql.SQL(
+            "SELECT NULL::text, NULL::text, count(*) FROM {src} AS s WHERE {eligible} AND ({where})"
+        ).format(where=where, **_base(source))
+    )
+    return sql.SQL(" UNION ALL ").join(parts)
 
 
 def facet_values(source: Source, column: str, cap: int) -> sql.Composed:

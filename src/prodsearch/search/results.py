@@ -56,10 +56,12 @@ class SearchHit:
     in_stock: bool | None
     score: float
     explain: ScoreParts | None = None
+    title: str | None = None  # the name in the query's language (Polish when it has one)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "product_id": self.product_id,
+            "title": self.title if self.title is not None else self.name,
             "name": self.name,
             "polish_name": self.polish_name,
             "category": self.category,
@@ -102,6 +104,7 @@ class QueryExplain:
     corrected: dict[str, str] | None = None
     dropped: list[str] | None = None
     synonyms: list[str] | None = None
+    lexical_weight: float | None = None  # hybrid: the full-text leg's weight in the fusion
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -111,7 +114,7 @@ class QueryExplain:
         }
         if self.lexical_query is not None:
             out["lexical_query"] = self.lexical_query
-        for key in ("corrected", "dropped", "synonyms"):
+        for key in ("corrected", "dropped", "synonyms", "lexical_weight"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         return out
@@ -123,6 +126,19 @@ class FacetCount:
     count: int
 
 
+@dataclass(frozen=True, slots=True)
+class FacetScope:
+    """What facet counts count: every product the search matches (``all_matches``), or
+    only the ranked candidates it looked at (``top_candidates``: a search by similarity
+    has no match set, every product is a candidate at some distance)."""
+
+    scope: str  # "all_matches" or "top_candidates"
+    products: int  # the products counted over
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"scope": self.scope, "products": self.products}
+
+
 @dataclass
 class SearchResponse:
     results: list[SearchHit]
@@ -130,6 +146,8 @@ class SearchResponse:
     timings: SearchTimings
     facets: dict[str, list[FacetCount]] | None = None
     explain: QueryExplain | None = None
+    query_language: str | None = None  # "pl", "en", or None when the query does not say
+    facets_over: FacetScope | None = None
 
     @property
     def count(self) -> int:
@@ -147,11 +165,15 @@ class SearchResponse:
             "execution_time_ms": self.execution_time_ms,
             "timings": self.timings.as_dict(),
         }
+        if self.query_language is not None:
+            out["query_language"] = self.query_language
         if self.facets is not None:
             out["facets"] = {
                 key: [{"value": f.value, "count": f.count} for f in values]
                 for key, values in self.facets.items()
             }
+        if self.facets_over is not None:
+            out["facets_over"] = self.facets_over.as_dict()
         if self.explain is not None:
             out["explain"] = self.explain.as_dict()
         return out
@@ -212,9 +234,11 @@ def _opt_float(value: Any) -> float | None:
     return None if value is None else round(float(value), 6)
 
 
-def shape_row(row: dict[str, Any], explain: bool) -> SearchHit:
-    """A result row of the search SQL as a :class:`SearchHit`."""
+def shape_row(row: dict[str, Any], explain: bool, language: str | None = None) -> SearchHit:
+    """A result row of the search SQL as a :class:`SearchHit`; its title in ``language``
+    when the product has a name in it."""
     price = row.get("price")
+    title = row.get("polish_name") if language == "pl" else None
     parts = None
     if explain:
         parts = ScoreParts(
@@ -235,6 +259,7 @@ def shape_row(row: dict[str, Any], explain: bool) -> SearchHit:
         in_stock=row.get("in_stock"),
         score=round(float(row["score"]), 6),
         explain=parts,
+        title=title or row.get("name"),
     )
 
 

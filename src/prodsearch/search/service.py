@@ -11,7 +11,7 @@ import time
 import weakref
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg
@@ -24,11 +24,16 @@ from prodsearch.db.hnsw import exact_expression, order_expression
 from prodsearch.embedding.encoder import Encoder
 from prodsearch.embedding.querymap import QueryMap
 from prodsearch.search import queries
+from prodsearch.search.bm25 import DESCRIPTION_TF, K1, B, slot_idfs
 from prodsearch.search.cache import LRUCache
 from prodsearch.search.filters import FilterError, allowed_keys, condition
+from prodsearch.search.fusion import FusionWeights, LexicalEvidence, fuse
+from prodsearch.search.language import LanguageGuess
 from prodsearch.search.lexquery import LexicalQuery
 from prodsearch.search.results import (
     MAX_EF,
+    FacetCount,
+    FacetScope,
     QueryExplain,
     SearchError,
     SearchOptions,
@@ -75,6 +80,30 @@ class _Request:
         return self.limit + self.offset
 
 
+def fusion_weights(settings: Settings) -> FusionWeights:
+    """Hybrid fusion as configured (:mod:`prodsearch.search.fusion`)."""
+    return FusionWeights(
+        rrf_k=settings.rrf_k,
+        lexical=settings.lexical_weight,
+        coverage_power=settings.fusion_coverage_power,
+        specific_idf=settings.fusion_specific_idf,
+        loose=settings.fusion_loose_weight,
+        agreement_floor=settings.fusion_agreement_floor,
+    )
+
+
+@dataclass
+class HybridLegs:
+    """Hybrid search before fusion: the request, every leg's candidates (unranked), the
+    SQL's seconds, the full-text leg's evidence and the vehicle boost that applies."""
+
+    req: _Request
+    rows: list[dict[str, Any]]
+    search_s: float
+    evidence: LexicalEvidence
+    vehicle_boost: float
+
+
 class Searcher:
     def __init__(
         self,
@@ -84,8 +113,10 @@ class Searcher:
         index_type: str | None,
         query_map: QueryMap | None = None,
         synonyms: Synonyms | None = None,
+        language: LanguageGuess | None = None,
     ) -> None:
         self.settings = settings
+        self.language = language or LanguageGuess()  # the query's language: result titles
         self.encoder = encoder
         self.source = source
         self.vectors = QueryVectors(encoder, query_map, settings.query_cache_size)
@@ -103,7 +134,7 @@ class Searcher:
         self.facet_keys = [
             k for k, (_c, kind) in keys.items() if kind == "any" and k in queries.DISPLAY
         ]
-        self.rrf_k = settings.rrf_k
+        self.fusion = fusion_weights(settings)
         self.search_seconds = 0.0
         self._configured: weakref.WeakSet[psycopg.AsyncConnection[Any]] = weakref.WeakSet()
 
@@ -233,8 +264,14 @@ class Searcher:
         req: _Request,
         search_s: float,
         lexical_query: str | None = None,
+        lexical_weight: float | None = None,
+        facets: tuple[dict[str, list[FacetCount]], FacetScope] | None = None,
     ) -> SearchResponse:
-        page = [shape_row(r, req.opts.explain) for r in rows[req.offset : req.offset + req.limit]]
+        language = self.language.guess(req.text) if req.text else None
+        page = [
+            shape_row(r, req.opts.explain, language)
+            for r in rows[req.offset : req.offset + req.limit]
+        ]
         timings = SearchTimings(
             embed_ms=round(req.embed_s * 1000, 3),
             search_ms=round(search_s * 1000, 3),
@@ -242,8 +279,14 @@ class Searcher:
             cached_embedding=req.cached,
         )
         resp = SearchResponse(page, round((time.perf_counter() - req.started) * 1000, 3), timings)
+        resp.query_language = language
         if req.opts.facets:
-            resp.facets = facet_counts(rows, self.facet_keys)
+            if facets is None:
+                facets = (
+                    facet_counts(rows, self.facet_keys),
+                    FacetScope("top_candidates", len(rows)),
+                )
+            resp.facets, resp.facets_over = facets
         if req.opts.explain:
             lex = req.lexical
             resp.explain = QueryExplain(
@@ -254,6 +297,7 @@ class Searcher:
                 corrected=lex.corrected if lex is not None else None,
                 dropped=lex.dropped if lex is not None else None,
                 synonyms=lex.expanded if lex is not None else None,
+                lexical_weight=round(lexical_weight, 4) if lexical_weight is not None else None,
             )
         return resp
 
@@ -312,7 +356,34 @@ class Searcher:
             ),
         )
         rows, search_s = await self._run(conn, statement, params, req)
-        return self._respond(rows, req, search_s)
+        facets = None
+        if req.opts.facets and req.fparams and req.strategy == "exact":
+            facets = await self._facets_of_matches(conn, req)
+        return self._respond(rows, req, search_s, facets=facets)
+
+    async def _facets_of_matches(
+        self, conn: psycopg.AsyncConnection[Any], req: _Request
+    ) -> tuple[dict[str, list[FacetCount]], FacetScope]:
+        """Facet counts over every product a filter matches: for a filter the planner
+        expects few products for (the exact path), one pass over the covering indexes."""
+        statement = self._statement(
+            "facets", req, lambda: queries.facet_totals(self.source, req.where, self.facet_keys)
+        )
+        async with conn.cursor() as cur:
+            await cur.execute(statement, req.fparams, prepare=False)
+            rows = await cur.fetchall()
+        if not conn.autocommit:
+            await conn.commit()
+        counts: dict[str, list[FacetCount]] = {key: [] for key in self.facet_keys}
+        total = 0
+        for key, value, count in rows:
+            if key is None:
+                total = int(count)
+            elif value is not None:
+                counts[key].append(FacetCount(str(value), int(count)))
+        for values in counts.values():
+            values.sort(key=lambda f: (-f.count, f.value))
+        return counts, FacetScope("all_matches", total)
 
     async def hybrid(
         self,
@@ -321,30 +392,65 @@ class Searcher:
         opts: SearchOptions | None = None,
         rrf_k: int | None = None,
     ) -> SearchResponse:
-        rrf = self.rrf_k if rrf_k is None else rrf_k
+        rrf = self.fusion.rrf_k if rrf_k is None else rrf_k
         if isinstance(rrf, bool) or not isinstance(rrf, int) or not 1 <= rrf <= 1000:
             raise SearchError("rrf_k must be an integer from 1 to 1000")
+        legs = await self.hybrid_legs(conn, query, opts)
+        return self.rank_hybrid(legs, replace(self.fusion, rrf_k=rrf))
+
+    async def hybrid_legs(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        query: str,
+        opts: SearchOptions | None = None,
+    ) -> HybridLegs:
+        """Hybrid search up to the fusion: every leg's candidates, unranked."""
         req = await self._prepare(conn, query, opts)
+        rows, search_s, evidence = await self.hybrid_candidates(conn, req)
+        boost = self.settings.vehicle_boost_hybrid if req.vehicles else 0.0
+        return HybridLegs(req, rows, search_s, evidence, boost)
+
+    def rank_hybrid(self, legs: HybridLegs, weights: FusionWeights) -> SearchResponse:
+        """The legs fused with ``weights`` (:func:`fuse`), as a response."""
+        ranked, w_lex = fuse(legs.rows, weights, legs.evidence, legs.vehicle_boost)
+        req = legs.req
+        assert req.lexical is not None
+        pool = max(self._pool(req), self._hybrid_k(req))
+        return self._respond(ranked[:pool], req, legs.search_s, req.lexical.strict, w_lex)
+
+    def _hybrid_k(self, req: _Request) -> int:
+        return max(req.k, 50)
+
+    async def hybrid_candidates(
+        self, conn: psycopg.AsyncConnection[Any], req: _Request
+    ) -> tuple[list[dict[str, Any]], float, LexicalEvidence]:
+        """Every leg's candidates for a prepared request (unranked), the SQL's seconds, and
+        what the analysis says about the full-text leg: what :func:`fuse` ranks."""
         lexq = req.lexical
         assert lexq is not None
-        k = max(req.k, 50)
+        stats = self.understanding.stats
+        idfs = slot_idfs(lexq.slots, stats)
+        k = self._hybrid_k(req)
         params = {
             "q": req.vector,
             "text": req.text,
             "strict": lexq.strict,
             "loose": lexq.loose,
+            "slot_names": lexq.slot_queries("A"),
+            "slot_descriptions": lexq.slot_queries("B"),
+            "idf": idfs,
+            "desc_tf": DESCRIPTION_TF,
+            "k1": K1,
+            "b": B,
+            "mean_length": stats.mean_length,
             "k": k,
-            "rrf_k": rrf,
-            "w_sem": 1.0,
-            "w_lex": self.settings.lexical_weight,
-            "w_code": 1.0,
             "lex_cap": LEX_CAP + 4 * k,
-            "pool": max(self._pool(req), k),
             **req.fparams,
             **self._vehicle_params(req, self.settings.vehicle_boost_hybrid),
         }
+        slots = len(lexq.slots)
         sql_ = self._statement(
-            "hybrid",
+            f"hybrid{slots}",
             req,
             lambda: queries.hybrid(
                 self.source,
@@ -353,10 +459,17 @@ class Searcher:
                 req.strategy == "exact",
                 self.vehicle_column,
                 filtered=bool(req.fparams),
+                slots=slots,
             ),
         )
         rows, search_s = await self._run(conn, sql_, params, req)
-        return self._respond(rows, req, search_s, lexical_query=lexq.strict)
+        evidence = LexicalEvidence(
+            words=len(lexq.words),
+            dropped=len(lexq.dropped),
+            corrected=len(lexq.corrected),
+            best_idf=max(idfs, default=0.0),
+        )
+        return rows, search_s, evidence
 
     async def similar(
         self,

@@ -13,8 +13,11 @@ from prodsearch.db import hnsw
 from prodsearch.embedding import querymap
 from prodsearch.embedding.encoder import Encoder, encoder_for
 from prodsearch.search.filters import FilterError, parse_pairs
+from prodsearch.search.language import LanguageGuess
 from prodsearch.search.results import SearchError, SearchOptions, SearchResponse
 from prodsearch.search.service import Searcher
+
+LANGUAGE_PAIRS = 3000  # name pairs the language guess learns from (~0.5 s at start-up)
 
 
 def query_encoder(settings: Settings) -> Encoder:
@@ -38,8 +41,10 @@ def build_searcher(
     index_type = hnsw.current_type(conn)
     # the map is fitted on the documents' vectors (``mode``), whatever encodes the queries
     qmap = querymap.load(conn, encoder.model_name, settings.mode) if use_query_map else None
+    # the query's language, from the catalog's own English / Polish name pairs
+    language = LanguageGuess(querymap.training_pairs(conn, source, LANGUAGE_PAIRS))
     conn.commit()
-    return Searcher(settings, encoder, source, index_type, qmap)
+    return Searcher(settings, encoder, source, index_type, qmap, language=language)
 
 
 def search_once(

@@ -15,6 +15,7 @@ from prodsearch.catalog.source import Source
 from prodsearch.embedding.encoder import Encoder
 from prodsearch.embedding.querymap import QueryMap
 from prodsearch.search import queries
+from prodsearch.search.bm25 import CorpusStats
 from prodsearch.search.cache import LRUCache
 from prodsearch.search.lexquery import LexicalQuery, analyze, unknown_words
 from prodsearch.search.synonyms import Synonyms
@@ -71,6 +72,7 @@ class QueryUnderstanding:
         self.synonyms = synonyms
         self.vehicles = VehicleIndex([])
         self.terms: frozenset[str] = frozenset()
+        self.stats = CorpusStats()  # document counts for BM25
         # unknown word -> (its closest indexed term, "" when it has none; when looked up):
         # a miss is asked again after MISS_TTL_S, since the catalog may have gained the
         # word since (a new brand, a new part number)
@@ -79,7 +81,12 @@ class QueryUnderstanding:
 
     async def load(self, conn: psycopg.AsyncConnection[Any]) -> None:
         cur = await conn.execute(queries.known_terms())
-        self.terms = frozenset(r[0] for r in await cur.fetchall())
+        df = {term: int(ndoc) for term, ndoc in await cur.fetchall()}
+        self.terms = frozenset(df)
+        cur = await conn.execute(queries.corpus_size())
+        row = await cur.fetchone()
+        docs, mean_length = (row[0], row[1]) if row else (0, None)
+        self.stats = CorpusStats(int(docs or 0), float(mean_length or 1.0), df)
         names = queries.vehicle_names(self.source, self.vehicle_column)
         if names is not None:
             cur = await conn.execute(names)
