@@ -16,7 +16,7 @@ from prodsearch.bench import fusion_tune as ft
 from prodsearch.bench import relevance as rel
 from prodsearch.config import Settings
 from prodsearch.db.names import EMBEDDINGS_NAME, TERMS_NAME
-from prodsearch.search.bm25 import CorpusStats, slot_idfs
+from prodsearch.search.bm25 import HEAD_BOOST, CorpusStats, head_slot, slot_idfs, slot_weights
 from prodsearch.search.fusion import FusionWeights, LexicalEvidence, agreement, fuse
 from prodsearch.search.lexquery import analyze
 from prodsearch.search.results import SearchOptions
@@ -52,6 +52,20 @@ def test_idf_follows_document_counts() -> None:
     assert stats.slot_df([("brake", "wahacz")]) == 5
     assert stats.slot_df([("brake",), ("brake",)]) == 1000
     assert stats.idf(1) == stats.max_idf > stats.idf(5)
+
+
+def test_the_head_noun_counts_more() -> None:
+    """Polish puts the head noun first, English last: that slot's weight is boosted."""
+    stats = CorpusStats(docs=1000, mean_length=40.0, df={"filtr": 300, "silnikow": 30})
+    slots = [[("filtr",)], [("silnikowego",)]]
+    plain = slot_idfs(slots, stats)
+    assert plain[1] > plain[0]  # the modifier is the rarer word
+    pl = slot_weights(slots, stats, "pl")
+    assert pl[0] == pytest.approx(HEAD_BOOST * plain[0]) and pl[1] == plain[1]
+    en = slot_weights(slots, stats, "en")
+    assert en[1] == pytest.approx(HEAD_BOOST * plain[1]) and en[0] == plain[0]
+    assert slot_weights(slots, stats, None) == plain
+    assert head_slot(1, "pl") is None
 
 
 def test_bm25_ranks_a_rare_matching_word_above_a_common_one(

@@ -20,12 +20,14 @@ from prodsearch.search.setup import build_searcher
 from tests.conftest import run_cli
 
 # (mode, lang) -> minimum mean nDCG@10 on the 1,500-product test catalog
-# measured when set: semantic 0.921 / 0.920, hybrid 0.880 / 0.923, exact = semantic
+# measured when set: semantic 0.921 / 0.920, hybrid 0.880 / 0.923, exact = semantic;
+# with issue #22's judged queries, BM25 and fitted fusion: semantic 0.911 / 0.927,
+# hybrid 0.898 / 0.939, lexical 0.853 / 0.875
 FLOORS = {
     ("semantic", "en"): 0.89,
     ("semantic", "pl"): 0.89,
-    ("hybrid", "en"): 0.85,
-    ("hybrid", "pl"): 0.89,
+    ("hybrid", "en"): 0.87,
+    ("hybrid", "pl"): 0.91,
     ("exact", "en"): 0.89,
     ("exact", "pl"): 0.89,
 }
@@ -53,6 +55,31 @@ def test_relevance_floors(scores: list[rel.QueryScore]) -> None:
     print({k: v.ndcg for k, v in by_lang.items()})
     low = {k: by_lang[k].ndcg for k, floor in FLOORS.items() if by_lang[k].ndcg < floor}
     assert not low, f"nDCG@10 under its floor: {low} (floors {FLOORS})"
+
+
+# (lang, kind) -> minimum hybrid nDCG@10 for the kinds issue #22 added: spelling variants,
+# British / American trade names, and words another part shares (the "motor mount",
+# "brake disks", "exhaust back box" failures, through queries of the same kinds)
+# measured when set: en variant 0.798, en trade 0.957, en overlap 0.934, pl overlap 1.000
+KIND_FLOORS = {
+    ("en", "variant"): 0.75,
+    ("en", "trade"): 0.9,
+    ("en", "overlap"): 0.88,
+    ("pl", "overlap"): 0.9,
+}
+
+
+def test_hybrid_keeps_up_with_its_own_legs(scores: list[rel.QueryScore]) -> None:
+    """Hybrid scores within 0.02 of the better of semantic and lexical in each language
+    (0.01 at 278k, docs/BENCHMARKS.md; this catalog is 1,500 products), and holds its
+    floors on the query kinds where the full-text leg used to take over."""
+    gaps = rel.best_leg_gaps(scores)
+    print({k: v["hybrid_minus_best"] for k, v in gaps.items()})
+    assert all(gaps[(lang,)]["hybrid_minus_best"] >= -0.02 for lang in ("en", "pl")), gaps
+    kinds = rel.summarise([s for s in scores if s.mode == "hybrid"], ("lang", "kind"))
+    print({k: v.ndcg for k, v in kinds.items() if k in KIND_FLOORS})
+    low = {k: kinds[k].ndcg for k, floor in KIND_FLOORS.items() if kinds[k].ndcg < floor}
+    assert not low, f"hybrid nDCG@10 under its floor: {low} (floors {KIND_FLOORS})"
 
 
 def test_query_map_and_code_match_carry_their_weight(scores: list[rel.QueryScore]) -> None:

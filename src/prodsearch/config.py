@@ -121,11 +121,12 @@ class Settings(BaseSettings):
         "it kept (dropped as unknown: 0, corrected: 1/2) to this power.",
     )
     fusion_specific_idf: float = Field(
-        default=0.0,
+        default=3.0,
         ge=0,
         le=20,
         description="Hybrid: the full-text weight is multiplied by the rarest query word's "
-        "IDF over this (capped at 1), so only-common words weigh less; 0 = off.",
+        "IDF over this (capped at 1), so only-common words weigh less; 0 = off (3.0 fitted "
+        "on the judged queries: bench relevance --tune).",
     )
     fusion_loose_weight: float = Field(
         default=1.0,

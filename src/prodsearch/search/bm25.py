@@ -33,6 +33,7 @@ from prodsearch.search.synonyms import Phrase
 K1 = 1.2
 B = 0.75
 DESCRIPTION_TF = 0.4  # a description match counts this much of a name match
+HEAD_BOOST = 2.0  # the head noun's slot counts this much more (see head_slot)
 
 
 @dataclass(frozen=True)
@@ -67,3 +68,26 @@ class CorpusStats:
 def slot_idfs(slots: Sequence[Sequence[Phrase]], stats: CorpusStats) -> list[float]:
     """One IDF per slot of a lexical query."""
     return [stats.idf(stats.slot_df(alts)) for alts in slots]
+
+
+def head_slot(slots: int, language: str | None) -> int | None:
+    """Which slot holds the query's head noun — what the shopper wants, the other words
+    saying which one: Polish noun phrases put it first ("filtr oleju silnikowego",
+    "cewka do świec"), English compounds last ("engine oil filter", "brake light bulb").
+    When no product has every word, the rarest word alone would decide, and a modifier is
+    often rarer than the head ("silnikowego" names engine oil); the head's slot counts
+    :data:`HEAD_BOOST` times. None: one slot, or the language is unknown."""
+    if slots < 2 or language not in ("pl", "en"):
+        return None
+    return 0 if language == "pl" else slots - 1
+
+
+def slot_weights(
+    slots: Sequence[Sequence[Phrase]], stats: CorpusStats, language: str | None
+) -> list[float]:
+    """The BM25 weight of each slot: its IDF, the head noun's boosted."""
+    idfs = slot_idfs(slots, stats)
+    head = head_slot(len(idfs), language)
+    if head is not None:
+        idfs[head] *= HEAD_BOOST
+    return idfs

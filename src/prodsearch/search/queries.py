@@ -229,6 +229,18 @@ def known_terms() -> sql.Composed:
     return sql.SQL("SELECT term, ndoc FROM {}").format(TERMS)
 
 
+def probe_vectors() -> sql.Composed:
+    """An even sample of the stored vectors (every ``step``-th product id by hash, at most
+    ``n``): the probes of :mod:`prodsearch.search.probes`. The ids come from the primary
+    key's index alone; only the sample's rows are read."""
+    return sql.SQL(
+        "WITH ids AS (SELECT product_id FROM {emb}"
+        " WHERE abs(hashint8(product_id)) %% %(step)s = 0 LIMIT %(n)s)"
+        " SELECT e.product_id, e.embedding FROM {emb} AS e JOIN ids USING (product_id)"
+        " ORDER BY e.product_id"
+    ).format(emb=EMBEDDINGS)
+
+
 def corpus_size() -> sql.Composed:
     """Products with a full-text column, and the mean length of that column in lexemes
     (over the first 20,000 rows: a mean, cheap to keep current)."""

@@ -81,6 +81,7 @@ class SearchTimings:
     search_ms: float  # the SQL round trip
     strategy: str  # "index" (HNSW) or "exact" (every matching product scored)
     cached_embedding: bool | None = None  # None: no query text (similar)
+    widened: bool = False  # the index missed (search.probes): searched again, wider
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -88,6 +89,8 @@ class SearchTimings:
             "search_ms": self.search_ms,
             "strategy": self.strategy,
         }
+        if self.widened:
+            out["widened"] = True
         if self.cached_embedding is not None:
             out["cached_embedding"] = self.cached_embedding
         return out

@@ -24,7 +24,7 @@ from prodsearch.db.hnsw import exact_expression, order_expression
 from prodsearch.embedding.encoder import Encoder
 from prodsearch.embedding.querymap import QueryMap
 from prodsearch.search import queries
-from prodsearch.search.bm25 import DESCRIPTION_TF, K1, B, slot_idfs
+from prodsearch.search.bm25 import DESCRIPTION_TF, K1, B, slot_idfs, slot_weights
 from prodsearch.search.cache import LRUCache
 from prodsearch.search.filters import FilterError, allowed_keys, condition
 from prodsearch.search.fusion import FusionWeights, LexicalEvidence, fuse
@@ -74,6 +74,8 @@ class _Request:
     vector: Any = None
     lexical: LexicalQuery | None = None
     semantic_text: str = ""
+    widened: bool = False  # the index missed (search.probes): searched again, wider
+    language: str | None = None  # the query's language, when it says (search.language)
 
     @property
     def k(self) -> int:
@@ -220,6 +222,7 @@ class Searcher:
             started, text, opts.limit, opts.offset, opts, where, fparams, order, strategy, vehicles
         )
         if text:
+            req.language = self.language.guess(text)
             req.lexical, req.vector, req.embed_s, req.cached = await self.understanding.understand(
                 conn, text, self.vectors
             )
@@ -232,15 +235,16 @@ class Searcher:
         query: bytes,
         params: dict[str, Any],
         req: _Request,
+        ef: int | None = None,
     ) -> tuple[list[dict[str, Any]], float]:
         """One round trip on an autocommit connection; a transaction with a local
-        ``hnsw.ef_search`` only when the request asks for another one or a deep page needs
-        more candidates than the default.
+        ``hnsw.ef_search`` only when the request asks for another one (or ``ef``), or a
+        deep page needs more candidates than the default.
 
         Unfiltered queries are prepared (planned once per connection); filtered ones are
         planned for their values every time, since a filter's selectivity decides the plan.
         """
-        ef = req.opts.ef_search or self.settings.ef_search
+        ef = ef or req.opts.ef_search or self.settings.ef_search
         ef = min(max(ef, int(params["k"])), MAX_EF)
         local = ef != self.settings.ef_search
         started = time.perf_counter()
@@ -267,7 +271,7 @@ class Searcher:
         lexical_weight: float | None = None,
         facets: tuple[dict[str, list[FacetCount]], FacetScope] | None = None,
     ) -> SearchResponse:
-        language = self.language.guess(req.text) if req.text else None
+        language = req.language
         page = [
             shape_row(r, req.opts.explain, language)
             for r in rows[req.offset : req.offset + req.limit]
@@ -277,6 +281,7 @@ class Searcher:
             search_ms=round(search_s * 1000, 3),
             strategy=req.strategy,
             cached_embedding=req.cached,
+            widened=req.widened,
         )
         resp = SearchResponse(page, round((time.perf_counter() - req.started) * 1000, 3), timings)
         resp.query_language = language
@@ -356,10 +361,56 @@ class Searcher:
             ),
         )
         rows, search_s = await self._run(conn, statement, params, req)
+        if self._missed(req, rows, vector, exclude):
+            rows, search_s = await self._widen(
+                conn,
+                req,
+                params,
+                search_s,
+                lambda r: queries.nearest(
+                    self.source, r.order, r.where, r.strategy == "exact", self.vehicle_column
+                ),
+                lambda found: self._missed(req, found, vector, exclude),
+                "nearest",
+            )
         facets = None
         if req.opts.facets and req.fparams and req.strategy == "exact":
             facets = await self._facets_of_matches(conn, req)
         return self._respond(rows, req, search_s, facets=facets)
+
+    def _missed(
+        self, req: _Request, rows: list[dict[str, Any]], vector: Any, exclude: int = -1
+    ) -> bool:
+        """Whether an unfiltered index search provably missed the nearest products: a probe
+        product is closer than its best result (:mod:`prodsearch.search.probes`)."""
+        if req.fparams or req.strategy != "index" or vector is None:
+            return False
+        distances = [float(r["distance"]) for r in rows if r.get("distance") is not None]
+        best = min(distances, default=None)
+        return self.understanding.probes.missed(vector, best, exclude)
+
+    async def _widen(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        req: _Request,
+        params: dict[str, Any],
+        search_s: float,
+        build: Callable[[_Request], sql.Composable],
+        missed: Callable[[list[dict[str, Any]]], bool],
+        kind: str,
+    ) -> tuple[list[dict[str, Any]], float]:
+        """The search again with the widest candidate list, and exactly should that miss
+        too; ``req`` records that it was widened (and becomes exact in the last case)."""
+        req.widened = True
+        statement = self._statement(kind, req, lambda: build(req))
+        rows, more = await self._run(conn, statement, params, req, ef=MAX_EF)
+        search_s += more
+        if missed(rows):
+            req.order, req.strategy = self.exact_distance, "exact"
+            statement = self._statement(kind, req, lambda: build(req))
+            rows, more = await self._run(conn, statement, params, req)
+            search_s += more
+        return rows, search_s
 
     async def _facets_of_matches(
         self, conn: psycopg.AsyncConnection[Any], req: _Request
@@ -430,6 +481,7 @@ class Searcher:
         assert lexq is not None
         stats = self.understanding.stats
         idfs = slot_idfs(lexq.slots, stats)
+        bm25_weights = slot_weights(lexq.slots, stats, req.language)
         k = self._hybrid_k(req)
         params = {
             "q": req.vector,
@@ -438,7 +490,7 @@ class Searcher:
             "loose": lexq.loose,
             "slot_names": lexq.slot_queries("A"),
             "slot_descriptions": lexq.slot_queries("B"),
-            "idf": idfs,
+            "idf": bm25_weights,
             "desc_tf": DESCRIPTION_TF,
             "k1": K1,
             "b": B,
@@ -463,6 +515,28 @@ class Searcher:
             ),
         )
         rows, search_s = await self._run(conn, sql_, params, req)
+        if self._missed(req, rows, req.vector):
+
+            def build(r: _Request) -> sql.Composable:
+                return queries.hybrid(
+                    self.source,
+                    r.order,
+                    r.where,
+                    r.strategy == "exact",
+                    self.vehicle_column,
+                    filtered=bool(r.fparams),
+                    slots=slots,
+                )
+
+            rows, search_s = await self._widen(
+                conn,
+                req,
+                params,
+                search_s,
+                build,
+                lambda found: self._missed(req, found, req.vector),
+                f"hybrid{slots}",
+            )
         evidence = LexicalEvidence(
             words=len(lexq.words),
             dropped=len(lexq.dropped),

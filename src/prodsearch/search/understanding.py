@@ -18,6 +18,7 @@ from prodsearch.search import queries
 from prodsearch.search.bm25 import CorpusStats
 from prodsearch.search.cache import LRUCache
 from prodsearch.search.lexquery import LexicalQuery, analyze, unknown_words
+from prodsearch.search.probes import SAMPLE, TrapProbes, as_array
 from prodsearch.search.synonyms import Synonyms
 from prodsearch.search.vehicles import VehicleIndex
 
@@ -73,6 +74,7 @@ class QueryUnderstanding:
         self.vehicles = VehicleIndex([])
         self.terms: frozenset[str] = frozenset()
         self.stats = CorpusStats()  # document counts for BM25
+        self.probes = TrapProbes()  # sample vectors: did a graph search go astray?
         # unknown word -> (its closest indexed term, "" when it has none; when looked up):
         # a miss is asked again after MISS_TTL_S, since the catalog may have gained the
         # word since (a new brand, a new part number)
@@ -87,6 +89,13 @@ class QueryUnderstanding:
         row = await cur.fetchone()
         docs, mean_length = (row[0], row[1]) if row else (0, None)
         self.stats = CorpusStats(int(docs or 0), float(mean_length or 1.0), df)
+        step = max(1, self.stats.docs // SAMPLE)
+        cur = await conn.execute(queries.probe_vectors(), {"step": step, "n": SAMPLE})
+        rows = await cur.fetchall()
+        self.probes = TrapProbes(
+            [int(r[0]) for r in rows],
+            np.stack([as_array(r[1]) for r in rows]) if rows else None,
+        )
         names = queries.vehicle_names(self.source, self.vehicle_column)
         if names is not None:
             cur = await conn.execute(names)

@@ -1,0 +1,62 @@
+"""A certificate that a graph search went astray, and the cue to search again wider.
+
+An HNSW search can end in the wrong region. The catalog holds clusters of hundreds of
+near-identical products ("Mobil Coolant G12 5L for <vehicle>"); a query near one of them
+("coolant pump") can descend into it, fill its whole candidate list with it and stop there,
+at distance 0.64, while the water pumps it wants sit at 0.41 (measured at 278k products,
+ef_search 300; at ef_search 350 the search finds them). Such a miss is not a small recall
+loss: every result is wrong.
+
+It can be detected cheaply. The searcher keeps a few thousand products' vectors in
+memory (an even sample of the catalog, reloaded with the vocabulary). Before the search,
+the query's nearest sample product is one matrix product away (~0.1 ms). If that product
+is closer to the query than the best result the index returned, the index missed at least
+it: the search is run again with a wider candidate list (and, should that miss too, exactly).
+A search that was right is never changed: the check only ever widens.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SAMPLE = 2048  # products kept as probes
+MARGIN = 0.02  # cosine distance a probe must beat the index's best result by
+
+
+def as_array(value: object) -> np.ndarray:
+    """A vector as float32 numpy, whether pgvector returned a ``Vector`` or an array."""
+    to_numpy = getattr(value, "to_numpy", None)
+    return np.asarray(to_numpy() if to_numpy else value, dtype=np.float32)
+
+
+class TrapProbes:
+    """Sample products' vectors; :meth:`missed` says when a search result cannot be the
+    nearest."""
+
+    def __init__(self, ids: list[int] | None = None, vectors: np.ndarray | None = None) -> None:
+        self.ids = np.asarray(ids or [], dtype=np.int64)
+        self.vectors = (
+            np.asarray(vectors, dtype=np.float32)
+            if vectors is not None and len(self.ids)
+            else np.zeros((0, 1), dtype=np.float32)
+        )
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def nearest(self, vector: np.ndarray, exclude: int = -1) -> float:
+        """Cosine distance from ``vector`` to the nearest probe (``exclude``: a product id
+        that does not count, the one a "similar" search starts from); inf without probes."""
+        if not len(self.ids):
+            return float("inf")
+        sims = self.vectors @ as_array(vector)
+        if exclude >= 0:
+            sims = np.where(self.ids == exclude, -np.inf, sims)
+        return float(1.0 - sims.max())
+
+    def missed(self, vector: np.ndarray, best_distance: float | None, exclude: int = -1) -> bool:
+        """True when a probe is closer to ``vector`` than the search's best result by more
+        than :data:`MARGIN`: the search cannot have found the nearest products."""
+        if best_distance is None or not len(self.ids):
+            return False
+        return self.nearest(vector, exclude) < best_distance - MARGIN
