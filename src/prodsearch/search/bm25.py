@@ -12,7 +12,7 @@ its document count), and the SQL scores a product
 where ``tf`` is 1 when the slot matches the product's name, plus :data:`DESCRIPTION_TF`
 when it matches its description (BM25F with a binary count per field: product texts are
 short and repeat words in templates, so counting repeats adds noise, not evidence) and
-``length`` is the number of lexemes in the product's full-text column.
+``length`` is the number of lexemes in the product's full-text column (b 0.3: see :data:`B`).
 
 A slot's document frequency is estimated from the vocabulary: a word's is the largest
 count among its forms (surface word and stems, which the documents index together), a
@@ -31,7 +31,11 @@ from prodsearch.catalog.lexical import forms
 from prodsearch.search.synonyms import Phrase
 
 K1 = 1.2
-B = 0.75
+# Length normalisation, weaker than the textbook 0.75: a product without Polish texts has
+# half the lexemes of one with both languages, and at 0.75 it outranked them — for Polish
+# queries at 278k only 26 % of hybrid's top 10 had a Polish name (88 % of the catalog
+# has one); at 0.3, 89 %, with nDCG@10 equal or better (docs/BENCHMARKS.md, #22).
+B = 0.3
 DESCRIPTION_TF = 0.4  # a description match counts this much of a name match
 HEAD_BOOST = 2.0  # the head noun's slot counts this much more (see head_slot)
 
