@@ -16,7 +16,7 @@ from prodsearch.bench import fusion_tune as ft
 from prodsearch.bench import relevance as rel
 from prodsearch.config import Settings
 from prodsearch.db.names import EMBEDDINGS_NAME, TERMS_NAME
-from prodsearch.search.bm25 import HEAD_BOOST, CorpusStats, head_slot, slot_idfs, slot_weights
+from prodsearch.search.bm25 import HEAD_BOOST, CorpusStats, head_slot, head_weighted, slot_idfs
 from prodsearch.search.fusion import FusionWeights, LexicalEvidence, agreement, fuse
 from prodsearch.search.lexquery import analyze
 from prodsearch.search.results import SearchOptions
@@ -60,11 +60,11 @@ def test_the_head_noun_counts_more() -> None:
     slots = [[("filtr",)], [("silnikowego",)]]
     plain = slot_idfs(slots, stats)
     assert plain[1] > plain[0]  # the modifier is the rarer word
-    pl = slot_weights(slots, stats, "pl")
+    pl = head_weighted(plain, "pl")
     assert pl[0] == pytest.approx(HEAD_BOOST * plain[0]) and pl[1] == plain[1]
-    en = slot_weights(slots, stats, "en")
+    en = head_weighted(plain, "en")
     assert en[1] == pytest.approx(HEAD_BOOST * plain[1]) and en[0] == plain[0]
-    assert slot_weights(slots, stats, None) == plain
+    assert head_weighted(plain, None) == plain
     assert head_slot(1, "pl") is None
 
 

@@ -56,6 +56,11 @@ class Case:
         ids = [int(r["product_id"]) for r in ranked[: rel.K]]
         return rel.score(self.query, "hybrid", ids, self.attrs, self.ideal).ndcg
 
+    def lexical(self) -> rel.QueryScore:
+        """The full-text leg alone, scored from the same candidates."""
+        ids = rel.lexical_top(self.rows)
+        return rel.score(self.query, "lexical", ids, self.attrs, self.ideal)
+
 
 def fold_of(text: str) -> int:
     return zlib.crc32(text.encode("utf-8")) % FOLDS
@@ -98,16 +103,18 @@ def _distance(a: FusionWeights, b: FusionWeights) -> float:
     return float(sum(abs(getattr(a, f.name) - getattr(b, f.name)) for f in fields(a)))
 
 
-def fit(cases: Sequence[Case], base: FusionWeights) -> FusionWeights:
-    """The grid's best weights for ``cases`` by mean nDCG@10 (ties: the nearest to
-    ``base``)."""
+def fit(
+    scores: Sequence[Sequence[float]], weights: Sequence[FusionWeights], base: FusionWeights
+) -> FusionWeights:
+    """The best of ``weights`` by mean nDCG@10, given ``scores[case][setting]`` for the
+    cases to fit on (ties: the nearest to ``base``)."""
     best: tuple[float, float] | None = None
     chosen = base
-    for weights in grid(base):
-        mean = sum(c.score(weights) for c in cases) / max(len(cases), 1)
-        key = (round(mean, 9), -_distance(weights, base))
+    for j, setting in enumerate(weights):
+        mean = sum(row[j] for row in scores) / max(len(scores), 1)
+        key = (round(mean, 9), -_distance(setting, base))
         if best is None or key > best:
-            best, chosen = key, weights
+            best, chosen = key, setting
     return chosen
 
 
@@ -121,8 +128,14 @@ class TuneResult:
 
 
 def tune(cases: Sequence[Case], configured: FusionWeights) -> TuneResult:
-    fitted = fit(cases, configured)
-    per_fold = [fit([c for c in cases if c.fold != f], configured) for f in range(FOLDS)]
+    settings = grid(configured)
+    # every case under every setting, once: the three fits below choose from this table
+    table = [[c.score(w) for w in settings] for c in cases]
+    fitted = fit(table, settings, configured)
+    per_fold = [
+        fit([row for c, row in zip(cases, table, strict=True) if c.fold != f], settings, configured)
+        for f in range(FOLDS)
+    ]
     out = TuneResult(configured, fitted, per_fold)
     for c in cases:
         out.scores.append(
@@ -166,7 +179,7 @@ def judge_and_tune(
         encoder = query_encoder(settings)
         searcher = build_searcher(conn, settings, encoder)
         queries = rel.load_queries(queries_path) + rel.part_number_queries(conn, searcher.source)
-        legs = rel.run(conn, url, searcher, None, queries, ["semantic", "lexical", "hybrid"])
+        semantic = rel.run(conn, url, searcher, None, queries, ["semantic"])
 
         async def gather() -> list[Case]:
             async with await psycopg.AsyncConnection.connect(url, autocommit=True) as aconn:
@@ -177,6 +190,7 @@ def judge_and_tune(
         cases = asyncio.run(gather())
         products = store.count_embeddings(conn)
     result = tune(cases, fusion_weights(settings))
+    legs = semantic + [c.lexical() for c in cases]
     meta = {
         "queries": len(queries),
         "products_embedded": products,

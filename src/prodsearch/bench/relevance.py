@@ -204,6 +204,17 @@ def score(
 Runner = Callable[[psycopg.AsyncConnection[Any], str], Any]
 
 
+def lexical_top(rows: Iterable[dict[str, Any]]) -> list[int]:
+    """The full-text and code legs alone, in their own order (code match first): the top
+    ids of "lexical" search, from hybrid's candidate rows."""
+    hits = [
+        (not r.get("code_match"), r.get("lexical_rank") or 0, int(r["product_id"]))
+        for r in rows
+        if r.get("lexical_rank") is not None or r.get("code_match")
+    ]
+    return [pid for *_key, pid in sorted(hits)[:K]]
+
+
 def runners(searcher: Searcher, plain: Searcher | None = None) -> dict[str, Runner]:
     """Search modes by name: each returns the top-10 product ids for a query."""
 
@@ -221,13 +232,7 @@ def runners(searcher: Searcher, plain: Searcher | None = None) -> dict[str, Runn
 
     async def lexical(aconn: psycopg.AsyncConnection[Any], text: str) -> list[int]:
         legs = await searcher.hybrid_legs(aconn, text, SearchOptions(limit=K))
-        # the full-text and code legs alone, in their own order (code match first)
-        hits = [
-            (not r.get("code_match"), r.get("lexical_rank") or 0, int(r["product_id"]))
-            for r in legs.rows
-            if r.get("lexical_rank") is not None or r.get("code_match")
-        ]
-        return [pid for *_key, pid in sorted(hits)[:K]]
+        return lexical_top(legs.rows)
 
     out: dict[str, Runner] = {
         "semantic": semantic,

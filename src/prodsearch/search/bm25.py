@@ -86,12 +86,11 @@ def head_slot(slots: int, language: str | None) -> int | None:
     return 0 if language == "pl" else slots - 1
 
 
-def slot_weights(
-    slots: Sequence[Sequence[Phrase]], stats: CorpusStats, language: str | None
-) -> list[float]:
-    """The BM25 weight of each slot: its IDF, the head noun's boosted."""
-    idfs = slot_idfs(slots, stats)
-    head = head_slot(len(idfs), language)
+def head_weighted(idfs: Sequence[float], language: str | None) -> list[float]:
+    """The BM25 weight of each slot: its IDF (:func:`slot_idfs`), the head noun's
+    boosted."""
+    weights = list(idfs)
+    head = head_slot(len(weights), language)
     if head is not None:
-        idfs[head] *= HEAD_BOOST
-    return idfs
+        weights[head] *= HEAD_BOOST
+    return weights

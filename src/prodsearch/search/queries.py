@@ -229,16 +229,18 @@ def known_terms() -> sql.Composed:
     return sql.SQL("SELECT term, ndoc FROM {}").format(TERMS)
 
 
-def probe_vectors() -> sql.Composed:
-    """An even sample of the stored vectors (every ``step``-th product id by hash, at most
-    ``n``): the probes of :mod:`prodsearch.search.probes`. The ids come from the primary
-    key's index alone; only the sample's rows are read."""
+def probe_vectors(source: Source) -> sql.Composed:
+    """An even sample of the stored vectors of live products (every ``step``-th product id
+    by hash, at most ``n``): the probes of :mod:`prodsearch.search.probes`. The ids come
+    from the primary key's index alone; only the sample's rows are read. A deleted product
+    is no probe: the index never returns it, so it would prove a miss that is none."""
     return sql.SQL(
         "WITH ids AS (SELECT product_id FROM {emb}"
         " WHERE abs(hashint8(product_id)) %% %(step)s = 0 LIMIT %(n)s)"
         " SELECT e.product_id, e.embedding FROM {emb} AS e JOIN ids USING (product_id)"
+        " JOIN {src} AS s ON s.{id} = e.product_id WHERE {eligible}"
         " ORDER BY e.product_id"
-    ).format(emb=EMBEDDINGS)
+    ).format(**_base(source))
 
 
 def corpus_size() -> sql.Composed:

@@ -24,7 +24,7 @@ from prodsearch.db.hnsw import exact_expression, order_expression
 from prodsearch.embedding.encoder import Encoder
 from prodsearch.embedding.querymap import QueryMap
 from prodsearch.search import queries
-from prodsearch.search.bm25 import DESCRIPTION_TF, K1, B, slot_idfs, slot_weights
+from prodsearch.search.bm25 import DESCRIPTION_TF, K1, B, head_weighted, slot_idfs
 from prodsearch.search.cache import LRUCache
 from prodsearch.search.filters import FilterError, allowed_keys, condition
 from prodsearch.search.fusion import FusionWeights, LexicalEvidence, fuse
@@ -353,26 +353,17 @@ class Searcher:
             **req.fparams,
             **self._vehicle_params(req, vehicle_boost),
         }
-        statement = self._statement(
+        rows, search_s = await self._search(
+            conn,
             "nearest",
             req,
-            lambda: queries.nearest(
-                self.source, req.order, req.where, req.strategy == "exact", self.vehicle_column
+            params,
+            lambda r: queries.nearest(
+                self.source, r.order, r.where, r.strategy == "exact", self.vehicle_column
             ),
+            vector,
+            exclude,
         )
-        rows, search_s = await self._run(conn, statement, params, req)
-        if self._missed(req, rows, vector, exclude):
-            rows, search_s = await self._widen(
-                conn,
-                req,
-                params,
-                search_s,
-                lambda r: queries.nearest(
-                    self.source, r.order, r.where, r.strategy == "exact", self.vehicle_column
-                ),
-                lambda found: self._missed(req, found, vector, exclude),
-                "nearest",
-            )
         facets = None
         if req.opts.facets and req.fparams and req.strategy == "exact":
             facets = await self._facets_of_matches(conn, req)
@@ -389,23 +380,27 @@ class Searcher:
         best = min(distances, default=None)
         return self.understanding.probes.missed(vector, best, exclude)
 
-    async def _widen(
+    async def _search(
         self,
         conn: psycopg.AsyncConnection[Any],
+        kind: str,
         req: _Request,
         params: dict[str, Any],
-        search_s: float,
         build: Callable[[_Request], sql.Composable],
-        missed: Callable[[list[dict[str, Any]]], bool],
-        kind: str,
+        vector: Any,
+        exclude: int = -1,
     ) -> tuple[list[dict[str, Any]], float]:
-        """The search again with the widest candidate list, and exactly should that miss
-        too; ``req`` records that it was widened (and becomes exact in the last case)."""
-        req.widened = True
+        """Run the ``kind`` statement ``build`` composes for ``req``; when the index
+        provably missed (:meth:`_missed`), again with the widest candidate list, and exactly
+        should that miss too (``req`` records both). Rows and the SQL's seconds."""
         statement = self._statement(kind, req, lambda: build(req))
+        rows, search_s = await self._run(conn, statement, params, req)
+        if not self._missed(req, rows, vector, exclude):
+            return rows, search_s
+        req.widened = True
         rows, more = await self._run(conn, statement, params, req, ef=MAX_EF)
         search_s += more
-        if missed(rows):
+        if self._missed(req, rows, vector, exclude):
             req.order, req.strategy = self.exact_distance, "exact"
             statement = self._statement(kind, req, lambda: build(req))
             rows, more = await self._run(conn, statement, params, req)
@@ -481,7 +476,7 @@ class Searcher:
         assert lexq is not None
         stats = self.understanding.stats
         idfs = slot_idfs(lexq.slots, stats)
-        bm25_weights = slot_weights(lexq.slots, stats, req.language)
+        bm25_weights = head_weighted(idfs, req.language)
         k = self._hybrid_k(req)
         params = {
             "q": req.vector,
@@ -501,42 +496,22 @@ class Searcher:
             **self._vehicle_params(req, self.settings.vehicle_boost_hybrid),
         }
         slots = len(lexq.slots)
-        sql_ = self._statement(
+        rows, search_s = await self._search(
+            conn,
             f"hybrid{slots}",
             req,
-            lambda: queries.hybrid(
+            params,
+            lambda r: queries.hybrid(
                 self.source,
-                req.order,
-                req.where,
-                req.strategy == "exact",
+                r.order,
+                r.where,
+                r.strategy == "exact",
                 self.vehicle_column,
-                filtered=bool(req.fparams),
+                filtered=bool(r.fparams),
                 slots=slots,
             ),
+            req.vector,
         )
-        rows, search_s = await self._run(conn, sql_, params, req)
-        if self._missed(req, rows, req.vector):
-
-            def build(r: _Request) -> sql.Composable:
-                return queries.hybrid(
-                    self.source,
-                    r.order,
-                    r.where,
-                    r.strategy == "exact",
-                    self.vehicle_column,
-                    filtered=bool(r.fparams),
-                    slots=slots,
-                )
-
-            rows, search_s = await self._widen(
-                conn,
-                req,
-                params,
-                search_s,
-                build,
-                lambda found: self._missed(req, found, req.vector),
-                f"hybrid{slots}",
-            )
         evidence = LexicalEvidence(
             words=len(lexq.words),
             dropped=len(lexq.dropped),

@@ -90,7 +90,7 @@ class QueryUnderstanding:
         docs, mean_length = (row[0], row[1]) if row else (0, None)
         self.stats = CorpusStats(int(docs or 0), float(mean_length or 1.0), df)
         step = max(1, self.stats.docs // SAMPLE)
-        cur = await conn.execute(queries.probe_vectors(), {"step": step, "n": SAMPLE})
+        cur = await conn.execute(queries.probe_vectors(self.source), {"step": step, "n": SAMPLE})
         rows = await cur.fetchall()
         self.probes = TrapProbes(
             [int(r[0]) for r in rows],
