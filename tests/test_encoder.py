@@ -185,16 +185,9 @@ def test_stale_manifest_rebuilds_and_concurrent_start_builds_once(tmp_path: Path
     assert json.loads(manifest_path.read_text())["versions"]["onnxruntime"] != "0.0.1"
 
 
-def test_local_model_directory(tmp_path: Path, models_dir: Path) -> None:
-    bundled = resolve_model().path
-    local = tmp_path / "my-model"
-    for file in bundled.rglob("*"):
-        if file.is_file():
-            dest = local / file.relative_to(bundled)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.symlink_to(file)
-    enc = load_encoder("int8", model=str(local), models_dir=tmp_path / "m")
-    assert enc.dim == 384 and enc.model_name == str(local.resolve())
+def test_unknown_model_is_refused_without_a_download(tmp_path: Path) -> None:
+    """A model that is neither bundled nor a local directory is an error that says nothing
+    is downloaded (a local directory is used in test_sync's first-embed test)."""
     from prodsearch.errors import ConfigError
 
     with pytest.raises(ConfigError, match="nothing is downloaded"):

@@ -26,6 +26,7 @@ from prodsearch.db import hnsw
 from prodsearch.db.names import DEMO_CATALOG, EMBEDDINGS_NAME, RUNS_NAME, TERMS_NAME
 from prodsearch.embedding import load_encoder
 from prodsearch.embedding.encoder import hash_cap
+from prodsearch.embedding.model import resolve_model
 from prodsearch.embedding.sync import SyncOptions, sync
 from prodsearch.errors import ProdsearchError
 from prodsearch.search.results import SearchOptions
@@ -462,16 +463,27 @@ def test_first_embed_quiet_is_silent(
     conn: psycopg.Connection[Any], db_url: str, pg_root: Path, tmp_path: Path
 ) -> None:
     """A first run exports the ONNX model (its tools configure logging on the way); with
-    --quiet nothing reaches stderr — no per-batch INFO lines, no export chatter."""
+    --quiet nothing reaches stderr — no per-batch INFO lines, no export chatter. The model
+    is a local sentence-transformers directory (PRODSEARCH_MODEL), recorded as such."""
+    bundled = resolve_model().path
+    local = tmp_path / "my-model"
+    for file in bundled.rglob("*"):
+        if file.is_file():
+            dest = local / file.relative_to(bundled)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.symlink_to(file)
     generate.load(conn, 300, seed=12)
     conn.commit()
     env = {
         "DATABASE_URL": db_url,
         "PRODSEARCH_HOME": str(pg_root),
         "PRODSEARCH_MODEL_CACHE": str(tmp_path / "fresh-models"),
+        "PRODSEARCH_MODEL": str(local),
     }
     res = run_cli("embed", "--mode", "int8", "--quiet", "--chunk-size", "64", env=env)
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "fresh-models").is_dir()  # the export happened in this run
     assert res.stderr.strip() == "", res.stderr[-2000:]
     assert "embed run" in res.stdout
+    models = conn.execute(f"SELECT DISTINCT model_name FROM {EMBEDDINGS_NAME}").fetchall()
+    assert models == [(str(local.resolve()),)]
