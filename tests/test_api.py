@@ -457,7 +457,7 @@ def test_bench_index_command(search_db: str, pg_root: Path, tmp_path: Path) -> N
     out = json.loads(res.stdout)
     (shape,) = out["shapes"]
     # the default ef_construction is sized to the table: a small one gets the small build
-    assert (shape["m"], shape["ef_construction"]) == (16, 128) and out["rows"] > 1000
+    assert (shape["m"], shape["ef_construction"]) == (16, 64) and out["rows"] > 1000
     low, high = shape["by_ef"]
     assert 0 < low["recall_at_10"] <= low["eps_recall_at_10"] <= 1
     # on 1,500 products an ef_search of 200 explores nearly the whole graph

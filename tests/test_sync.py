@@ -22,7 +22,7 @@ from prodsearch.catalog import generate
 from prodsearch.catalog.source import load_source
 from prodsearch.catalog.text import content_hash, prepare_text
 from prodsearch.config import Settings
-from prodsearch.db import hnsw
+from prodsearch.db import hnsw, text_indexes
 from prodsearch.db.names import DEMO_CATALOG, EMBEDDINGS_NAME, RUNS_NAME, TERMS_NAME
 from prodsearch.embedding import load_encoder
 from prodsearch.embedding.encoder import hash_cap
@@ -97,7 +97,7 @@ def test_full_then_incremental(
     assert first.deduplicated > 0  # the generator repeats texts across variants
     assert_in_sync(conn, settings, "int8")
     st = hnsw.status(conn)
-    assert st.exists and st.valid and (st.m, st.ef_construction) == (16, 128)  # sized: 800 rows
+    assert st.exists and st.valid and (st.m, st.ef_construction) == (16, 64)  # sized: 800 rows
     run = conn.execute(
         "SELECT status, embedded, deduplicated, eligible, timings FROM "
         f"{RUNS_NAME} WHERE run_id = %s",
@@ -174,6 +174,15 @@ def test_mode_change_dry_run_and_limit(
     assert part.index == "built" and full.index == "rebuilt" and full.timings.index_s is not None
     st = hnsw.status(conn)
     assert st.exists and st.valid
+    # the full-text and code GIN indexes too: dropped for the bulk load, built at its end
+    assert full.timings.text_index_s is not None and text_indexes.missing(conn) == []
+    # a run killed between the drop and the build leaves them missing: the next run,
+    # even one with nothing to embed, builds them
+    text_indexes.drop(conn)
+    again = sync(settings, SyncOptions(mode="exact"), encoder=encoders["exact"])
+    conn.commit()
+    assert again.written == 0 and again.timings.text_index_s is not None
+    assert text_indexes.missing(conn) == []
 
 
 def test_dimension_change_needs_full_refresh(

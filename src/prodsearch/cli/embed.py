@@ -160,6 +160,7 @@ def _print_result(result: SyncResult, settings: Settings) -> None:
     out.print(
         f"total {total:.1f} s, {rate:,.1f} products/s while embedding; index {result.index}"
         + (f" in {t.index_s:.1f} s" if t.index_s is not None else "")
+        + (f", text indexes in {t.text_index_s:.1f} s" if t.text_index_s is not None else "")
         + f"; writing took {write_share:.1f}% of wall time"
     )
     out.print(f"log: {settings.logs_dir / 'embedding_pipeline.log'}")

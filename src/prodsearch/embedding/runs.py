@@ -39,6 +39,7 @@ class RunTimings:
     write_s: float | None = None
     pipeline_s: float | None = None
     index_s: float | None = None
+    text_index_s: float | None = None  # the GIN indexes, when a bulk load dropped them
     terms_s: float | None = None
     query_map_s: float | None = None
     total_s: float | None = None

@@ -31,7 +31,7 @@ import psycopg
 from prodsearch.catalog.lexical import ANALYZER_VERSION
 from prodsearch.catalog.source import Source, load_source
 from prodsearch.config import Settings
-from prodsearch.db import connect, database_url, hnsw, introspect, migrate
+from prodsearch.db import connect, database_url, hnsw, introspect, migrate, text_indexes
 from prodsearch.db.names import INDEX_NAME
 from prodsearch.db.retry import one_line
 from prodsearch.embedding import querymap, store
@@ -313,6 +313,8 @@ def _embed_step(
     if work and hnsw.status(conn).exists and _bulk(result.to_embed, stored, opts.full_refresh):
         hnsw.drop(conn)  # bulk load: build once at the end instead of per row
         result.index = "rebuilt"
+    if work and _bulk(result.to_embed, stored, opts.full_refresh):
+        text_indexes.drop(conn)  # the same for the full-text and code indexes
     store.update_run(conn, result.run_id, eligible=result.eligible, scanned=result.scanned)
     if not work:
         return
@@ -362,7 +364,10 @@ def _index_step(
     result: SyncResult,
     progress: Progress | None,
 ) -> None:
-    """Build the HNSW index when there is none (first load, bulk path, dropped by hand)."""
+    """Build the text indexes and the HNSW index when they are missing (first load, bulk
+    path, a run killed after dropping them, dropped by hand)."""
+    if text_indexes.missing(conn):
+        result.timings.text_index_s = round(text_indexes.build(conn), 3)
     if hnsw.status(conn).exists:
         return
     if progress is not None:

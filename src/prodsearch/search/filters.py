@@ -8,6 +8,7 @@ a numeric column takes ``"c_min"`` / ``"c_max"`` (inclusive); a boolean column t
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from psycopg import sql
@@ -15,6 +16,26 @@ from psycopg import sql
 from prodsearch.catalog.source import Source
 
 _NUMERIC = {"numeric", "integer", "bigint", "smallint", "real", "double precision"}
+# the type a bound is compared in, per column type: one the column's index serves
+_BOUND_TYPE = {
+    "numeric": "numeric",
+    "integer": "bigint",
+    "bigint": "bigint",
+    "smallint": "bigint",
+    "real": "float8",
+    "double precision": "float8",
+}
+_INTEGERS = {"integer", "bigint", "smallint"}
+_BIGINT = 2**63 - 1
+
+
+def _bound(value: float, kind: str, dtype: str) -> float | int:
+    """A numeric bound as the column's type compares it: for an integer column, the
+    tightest whole number with the same meaning (price_max 12.5 -> 12), within bigint."""
+    if dtype not in _INTEGERS:
+        return value
+    whole = math.ceil(value) if kind == "min" else math.floor(value)
+    return max(-_BIGINT, min(_BIGINT, whole))
 
 
 class FilterError(ValueError):
@@ -72,9 +93,18 @@ def condition(
         else:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise FilterError(f"filter {key} takes a number")
+            if not math.isfinite(value):
+                raise FilterError(f"filter {key} takes a finite number")
+            dtype = source.columns.get(col, "numeric")
             op = sql.SQL(">=" if kind == "min" else "<=")
-            parts.append(sql.SQL("{} {} {}").format(ident, op, sql.Placeholder(name)))
-            params[name] = value
+            # the bound in the column's own type: compared as float8, the column would be
+            # cast for every row — no index, and no statistics for the planner's estimate
+            parts.append(
+                sql.SQL("{} {} {}::{}").format(
+                    ident, op, sql.Placeholder(name), sql.SQL(_BOUND_TYPE.get(dtype, "numeric"))
+                )
+            )
+            params[name] = _bound(value, kind, dtype)
     if not parts:
         return sql.SQL("TRUE"), {}
     return sql.SQL(" AND ").join(parts), params

@@ -54,6 +54,18 @@ class TrapProbes:
             sims = np.where(self.ids == exclude, -np.inf, sims)
         return float(1.0 - sims.max())
 
+    def neighbours(self, vector: np.ndarray, n: int, exclude: int = -1) -> list[int]:
+        """The ids of the ``n`` probes nearest to ``vector`` (``exclude`` left out): the
+        query's neighbourhood at the sample's resolution (:mod:`~.filterplan`)."""
+        if not len(self.ids):
+            return []
+        sims = self.vectors @ as_array(vector)
+        if exclude >= 0:
+            sims = np.where(self.ids == exclude, -np.inf, sims)
+        n = min(n, len(self.ids))
+        top = np.argpartition(-sims, n - 1)[:n]
+        return [int(i) for i in self.ids[top] if i != exclude]
+
     def missed(self, vector: np.ndarray, best_distance: float | None, exclude: int = -1) -> bool:
         """True when a probe is closer to ``vector`` than the search's best result by more
         than :data:`MARGIN`: the search cannot have found the nearest products."""

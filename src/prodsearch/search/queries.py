@@ -218,9 +218,31 @@ def _lexical_from(source: Source, where: sql.Composable, filtered: bool) -> sql.
 
 def match_estimate(source: Source, where: sql.Composable) -> sql.Composed:
     """The planner's row estimate for a filter (plans, runs nothing): run it unprepared so
-    the estimate uses the actual parameter values."""
+    the estimate uses the actual parameter values. Deleted products are not excluded: the
+    planner has no statistics for the soft-delete expression and would halve every
+    estimate; the few deleted rows make it a slight overestimate instead."""
+    return sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM {src} AS s WHERE {where}").format(
+        where=where, **_base(source)
+    )
+
+
+def count_matches(source: Source, where: sql.Composable) -> sql.Composed:
+    """How many embedded live products pass a filter, counted up to ``k`` (params ``k``,
+    ``exclude``: the product a "similar" search starts from): whether a short page of a
+    filtered index walk is all there is."""
     return sql.SQL(
-        "EXPLAIN (FORMAT JSON) SELECT 1 FROM {src} AS s WHERE {eligible} AND ({where})"
+        "SELECT count(*) FROM (SELECT 1 FROM {src} AS s JOIN {emb} AS e"
+        " ON e.product_id = s.{id} WHERE {eligible} AND ({where})"
+        " AND s.{id} <> %(exclude)s LIMIT %(k)s) AS m"
+    ).format(where=where, **_base(source))
+
+
+def neighbourhood_passes(source: Source, where: sql.Composable) -> sql.Composed:
+    """How many of the given products (param ``probe_ids``: the probes nearest to a query)
+    a filter passes: the query's neighbourhood pass rate (:mod:`~.filterplan`)."""
+    return sql.SQL(
+        "SELECT count(*) FROM {src} AS s WHERE s.{id} = ANY(%(probe_ids)s::bigint[])"
+        " AND {eligible} AND ({where})"
     ).format(where=where, **_base(source))
 
 

@@ -82,6 +82,8 @@ class SearchTimings:
     strategy: str  # "index" (HNSW) or "exact" (every matching product scored)
     cached_embedding: bool | None = None  # None: no query text (similar)
     widened: bool = False  # the index missed (search.probes): searched again, wider
+    filter_matches: int | None = None  # a filter: the planner's estimate of its products
+    neighbourhood_pass: float | None = None  # its pass rate near the query (filterplan)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -93,6 +95,10 @@ class SearchTimings:
             out["widened"] = True
         if self.cached_embedding is not None:
             out["cached_embedding"] = self.cached_embedding
+        if self.filter_matches is not None:
+            out["filter_matches"] = self.filter_matches
+        if self.neighbourhood_pass is not None:
+            out["neighbourhood_pass"] = self.neighbourhood_pass
         return out
 
 

@@ -23,9 +23,10 @@ from prodsearch.config import Settings
 from prodsearch.db.hnsw import exact_expression, order_expression
 from prodsearch.embedding.encoder import Encoder
 from prodsearch.embedding.querymap import QueryMap
-from prodsearch.search import queries
+from prodsearch.search import filterplan, queries
 from prodsearch.search.bm25 import DESCRIPTION_TF, K1, B, head_weighted, slot_idfs
 from prodsearch.search.cache import LRUCache
+from prodsearch.search.filterplan import FilterPlan
 from prodsearch.search.filters import FilterError, allowed_keys, condition
 from prodsearch.search.fusion import FusionWeights, LexicalEvidence, fuse
 from prodsearch.search.language import LanguageGuess
@@ -76,6 +77,7 @@ class _Request:
     semantic_text: str = ""
     widened: bool = False  # the index missed (search.probes): searched again, wider
     language: str | None = None  # the query's language, when it says (search.language)
+    plan: FilterPlan | None = None  # a filtered query's plan (search.filterplan)
 
     @property
     def k(self) -> int:
@@ -164,30 +166,65 @@ class Searcher:
         where: sql.Composable,
         fparams: dict[str, Any],
         exact: bool,
-    ) -> tuple[sql.Composable, str]:
-        """Distance expression for a (filtered) query: the HNSW one, or the exact one when
-        asked for, or when the planner expects few enough matching products that scoring
-        them all is cheaper than walking the graph past non-matching neighbours."""
+    ) -> tuple[sql.Composable, str, FilterPlan | None]:
+        """Distance expression for a (filtered) query: the exact one when asked for; for a
+        filter, the plan its estimated matches decide (:mod:`~prodsearch.search.filterplan`)
+        — "pending" when only the query's neighbourhood can (:meth:`_plan_neighbourhood`)."""
         if exact:
-            return self.exact_distance, "exact"
-        if not fparams or self.settings.exact_filter_rows <= 0:
-            return self.index_distance, "index"
+            return self.exact_distance, "exact", None
+        if not fparams:
+            return self.index_distance, "index", None
+        matches = await self._matches(conn, where, fparams)
+        decided = filterplan.by_selectivity(matches, self.settings.exact_filter_rows)
+        plan = FilterPlan(decided or "pending", matches)
+        if decided == "exact":
+            return self.exact_distance, "exact", plan
+        return self.index_distance, "index", plan
+
+    async def _matches(
+        self, conn: psycopg.AsyncConnection[Any], where: sql.Composable, fparams: dict[str, Any]
+    ) -> float:
+        """The planner's estimate of the products a filter matches (cached a few minutes)."""
         key = where.as_string() + repr(sorted(fparams.items()))
         cached = self.estimates.get(key)
         if cached is not None and time.monotonic() - cached[1] < ESTIMATE_TTL_S:
-            rows = cached[0]
-        else:
-            cur = await conn.execute(
-                queries.match_estimate(self.source, where), fparams, prepare=False
-            )
-            found = await cur.fetchone()
-            if not conn.autocommit:
-                await conn.commit()
-            rows = float(found[0][0]["Plan"]["Plan Rows"]) if found else float("inf")
-            self.estimates.put(key, (rows, time.monotonic()))
-        if rows <= self.settings.exact_filter_rows:
-            return self.exact_distance, "exact"
-        return self.index_distance, "index"
+            return cached[0]
+        cur = await conn.execute(queries.match_estimate(self.source, where), fparams, prepare=False)
+        found = await cur.fetchone()
+        if not conn.autocommit:
+            await conn.commit()
+        rows = float(found[0][0]["Plan"]["Plan Rows"]) if found else float("inf")
+        self.estimates.put(key, (rows, time.monotonic()))
+        return rows
+
+    async def _plan_neighbourhood(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        req: _Request,
+        vector: Any,
+        k: int,
+        exclude: int,
+    ) -> None:
+        """Settle a pending filter plan: how many of the probes nearest to ``vector`` pass
+        the filter predicts the index walk's depth; the cheaper plan is taken."""
+        assert req.plan is not None
+        probes = self.understanding.probes
+        ids = probes.neighbours(vector, filterplan.NEIGHBOURHOOD, exclude)
+        if not ids:  # no probes (an empty catalog): the estimate's side of the rule
+            req.plan = replace(req.plan, strategy="index")
+            return
+        statement = self._statement(
+            "neighbourhood", req, lambda: queries.neighbourhood_passes(self.source, req.where)
+        )
+        cur = await conn.execute(statement, {**req.fparams, "probe_ids": ids}, prepare=False)
+        found = await cur.fetchone()
+        if not conn.autocommit:
+            await conn.commit()
+        passed = int(found[0]) if found else 0
+        ef = req.opts.ef_search or self.settings.ef_search
+        req.plan = filterplan.by_neighbourhood(req.plan.matches, k, ef, passed, len(ids))
+        if req.plan.strategy == "exact":
+            req.order, req.strategy = self.exact_distance, "exact"
 
     async def _configure(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """Session settings, once per connection: the default ``hnsw.ef_search``, iterative
@@ -216,11 +253,12 @@ class Searcher:
         if conn not in self._configured:
             await self._configure(conn)
         await self.understanding.refresh(conn)
-        order, strategy = await self._strategy(conn, where, fparams, opts.exact)
+        order, strategy, plan = await self._strategy(conn, where, fparams, opts.exact)
         vehicles = self.understanding.vehicles.find(text) if text else []
         req = _Request(
             started, text, opts.limit, opts.offset, opts, where, fparams, order, strategy, vehicles
         )
+        req.plan = plan
         if text:
             req.language = self.language.guess(text)
             req.lexical, req.vector, req.embed_s, req.cached = await self.understanding.understand(
@@ -271,7 +309,7 @@ class Searcher:
         lexical_weight: float | None = None,
         facets: tuple[dict[str, list[FacetCount]], FacetScope] | None = None,
     ) -> SearchResponse:
-        language = req.language
+        language, plan = req.language, req.plan
         page = [
             shape_row(r, req.opts.explain, language)
             for r in rows[req.offset : req.offset + req.limit]
@@ -282,6 +320,8 @@ class Searcher:
             strategy=req.strategy,
             cached_embedding=req.cached,
             widened=req.widened,
+            filter_matches=round(plan.matches) if plan and plan.matches < 1e18 else None,
+            neighbourhood_pass=plan.neighbourhood_pass if plan else None,
         )
         resp = SearchResponse(page, round((time.perf_counter() - req.started) * 1000, 3), timings)
         resp.query_language = language
@@ -390,22 +430,56 @@ class Searcher:
         vector: Any,
         exclude: int = -1,
     ) -> tuple[list[dict[str, Any]], float]:
-        """Run the ``kind`` statement ``build`` composes for ``req``; when the index
-        provably missed (:meth:`_missed`), again with the widest candidate list, and exactly
-        should that miss too (``req`` records both). Rows and the SQL's seconds."""
+        """Run the ``kind`` statement ``build`` composes for ``req`` (a pending filter plan
+        settled first); when the index provably missed (:meth:`_missed`), again with the
+        widest candidate list, and exactly should that miss too; exactly at once when a
+        filtered walk stopped short (:meth:`_stopped_short`). ``req`` records what ran.
+        Rows and the SQL's seconds."""
+        if req.plan is not None and req.plan.strategy == "pending" and vector is not None:
+            await self._plan_neighbourhood(conn, req, vector, int(params["k"]), exclude)
         statement = self._statement(kind, req, lambda: build(req))
         rows, search_s = await self._run(conn, statement, params, req)
-        if not self._missed(req, rows, vector, exclude):
+        if await self._stopped_short(conn, req, rows, int(params["k"]), exclude):
+            req.widened = True  # the walk hit its scan limit: score every match instead
+        elif not self._missed(req, rows, vector, exclude):
             return rows, search_s
-        req.widened = True
-        rows, more = await self._run(conn, statement, params, req, ef=MAX_EF)
-        search_s += more
-        if self._missed(req, rows, vector, exclude):
-            req.order, req.strategy = self.exact_distance, "exact"
-            statement = self._statement(kind, req, lambda: build(req))
-            rows, more = await self._run(conn, statement, params, req)
+        else:
+            req.widened = True
+            rows, more = await self._run(conn, statement, params, req, ef=MAX_EF)
             search_s += more
-        return rows, search_s
+            if not self._missed(req, rows, vector, exclude):
+                return rows, search_s
+        req.order, req.strategy = self.exact_distance, "exact"
+        statement = self._statement(kind, req, lambda: build(req))
+        rows, more = await self._run(conn, statement, params, req)
+        return rows, search_s + more
+
+    async def _stopped_short(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        req: _Request,
+        rows: list[dict[str, Any]],
+        k: int,
+        exclude: int,
+    ) -> bool:
+        """Whether a filtered index walk ended at pgvector's scan limit: fewer than ``k``
+        neighbours came back although more embedded products pass the filter (counted,
+        up to ``k``, only when the page came back short)."""
+        if req.plan is None or req.strategy != "index":
+            return False
+        found = sum(1 for r in rows if r.get("semantic_rank") is not None)
+        if found >= k:
+            return False
+        statement = self._statement(
+            "matches", req, lambda: queries.count_matches(self.source, req.where)
+        )
+        cur = await conn.execute(
+            statement, {**req.fparams, "k": k, "exclude": exclude}, prepare=False
+        )
+        counted = await cur.fetchone()
+        if not conn.autocommit:
+            await conn.commit()
+        return counted is not None and int(counted[0]) > found
 
     async def _facets_of_matches(
         self, conn: psycopg.AsyncConnection[Any], req: _Request
