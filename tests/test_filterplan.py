@@ -20,26 +20,39 @@ QUERY = "brake pads"
 STEER = ("enable_sort", "enable_seqscan", "enable_bitmapscan", "enable_indexonlyscan")
 
 
-def test_the_cheaper_plan_by_the_neighbourhoods_pass_rate() -> None:
+CATALOG, PROBES = 274_507, 2048  # the 278k catalog: each probe stands for ~134 products
+
+
+def _plan(matches: float, passing: list[bool], k: int = 10, seq_scan: bool = False) -> str:
+    pending = filterplan.FilterPlan("pending", matches, seq_scan)
+    return filterplan.by_neighbourhood(pending, k, 300, passing, CATALOG, PROBES).strategy
+
+
+def test_the_cheaper_plan_by_the_neighbourhoods_passing() -> None:
     # the estimate alone: a handful of matches are scored, a huge set walks the index
     assert filterplan.by_selectivity(500, 20_000) == "exact"
     assert filterplan.by_selectivity(90_000, 20_000) == "index"
     assert filterplan.by_selectivity(5_000, 20_000) is None  # the neighbourhood decides
     assert filterplan.by_selectivity(500, 0) == "index"  # exact plans switched off
-    # 15,000 matches ("out of stock"): the neighbours pass freely -> a short walk
-    free = filterplan.by_neighbourhood(15_000, 50, 300, 6, 64)
-    assert free.strategy == "index" and free.depth is not None and free.depth < 1_000
-    # 5,000 matches (a brand that does not make the part): none of 64 neighbours pass ->
-    # the walk would visit ~6,000 products: scoring the 5,000 is cheaper
-    none = filterplan.by_neighbourhood(5_000, 50, 300, 0, 64)
-    assert none.strategy == "exact" and none.neighbourhood_pass is not None
-    assert none.neighbourhood_pass < 0.01
-    # the same neighbourhood with 19,000 matches: the walk is still the cheaper
-    assert filterplan.by_neighbourhood(19_000, 50, 300, 0, 64).strategy == "index"
-    # a walk past the scan limit pays for the exact rerun it will need as well
-    deep = filterplan.by_neighbourhood(19_000, 500, 300, 0, 64)
-    assert deep.depth is not None and deep.depth > filterplan.MAX_SCAN_TUPLES
-    assert deep.strategy == "exact"
+    # out of stock: 15,000 matches that only a sequential scan finds, while one in ten of
+    # the query's neighbours passes -> a walk of a few hundred products
+    some = [i % 10 == 2 for i in range(64)]
+    assert _plan(15_000, some, seq_scan=True) == "index"
+    depth = filterplan.predicted_depth(10, 300, some, CATALOG, PROBES, 15_000)
+    assert depth < 1_000
+    # a brand or category far from the query: none of its 64 nearest probes pass, so the
+    # walk passes ~8,600 products before it reaches any -> scoring the matches is cheaper
+    none = [False] * 64
+    assert filterplan.predicted_depth(10, 300, none, CATALOG, PROBES, 5_000) > 64 * 134
+    assert _plan(5_000, none) == "exact" and _plan(19_000, none) == "exact"
+    # the query's own category: its neighbours all pass -> the walk
+    assert _plan(9_000, [True] * 64) == "index"
+    # a deep page: a walk past the scan limit pays for the exact rerun it will need too
+    assert _plan(19_000, [i % 32 == 0 for i in range(64)], k=1000) == "exact"
+    # a small catalog: every product is a probe, and the depth is the rank at which the
+    # k-th passing product comes
+    flags = [i % 4 == 0 for i in range(64)]
+    assert filterplan.predicted_depth(5, 1, flags, 1_500, 1_500, 400) == 16.5
 
 
 def _category_near_and_far(conn: psycopg.Connection, client_vec: np.ndarray) -> tuple[str, str]:
@@ -160,3 +173,14 @@ def test_numeric_bounds_reach_the_planner_in_the_columns_type(search_db: str) ->
                 f"SELECT count(*) FROM {DEMO_CATALOG} WHERE price <= %s", (cap,)
             ).fetchone()[0]
             assert real / 2 - 5 <= estimate <= real * 2 + 5, (cap, estimate, real)
+
+
+def test_bench_search_reports_how_many_queries_took_each_path() -> None:
+    from collections import Counter
+
+    from prodsearch.bench.search import _paths
+
+    assert _paths(Counter({"exact": 100, "widened": 0})) == "exact"
+    assert (
+        _paths(Counter({"exact": 62, "index": 38, "widened": 3})) == "exact 62, index 38, widened 3"
+    )

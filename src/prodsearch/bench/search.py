@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from collections import Counter
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -63,7 +64,7 @@ class FilterSetLatency:
     requests: int
     p50_ms: float
     p95_ms: float
-    strategy: str  # the path(s) the service chose: exact, index
+    strategy: str  # the path(s) the service chose: exact, index, or how many took each
     against: str = ""  # a kind of filter that runs against the query (bench.against)
 
 
@@ -174,24 +175,35 @@ async def _by_filter_set(
     out = []
     async with http.Connection(url) as conn:
         for filters, kind, cases in groups:
-            lat, strategies = [], set()
+            lat: list[float] = []
+            paths: Counter[str] = Counter()
             for q, f in cases:
                 body = {"query": q, "limit": 10, "filters": f}
                 t0 = time.perf_counter()
                 _, data = await conn.request("POST", "/search/filtered", body)
                 lat.append((time.perf_counter() - t0) * 1000)
-                strategies.add(orjson.loads(data)["timings"]["strategy"])
+                timings = orjson.loads(data)["timings"]
+                paths[timings["strategy"]] += 1
+                paths["widened"] += bool(timings.get("widened"))
             out.append(
                 FilterSetLatency(
                     filters,
                     len(lat),
                     _pct(lat, 50),
                     _pct(lat, 95),
-                    "/".join(sorted(strategies)),
+                    _paths(paths),
                     kind,
                 )
             )
     return out
+
+
+def _paths(paths: Counter[str]) -> str:
+    """``exact`` / ``index`` when one path ran; else how many took each (``exact 62,
+    index 38``), and how many were rerun (``widened 3``)."""
+    ran = {p: n for p, n in sorted(paths.items()) if p != "widened" and n}
+    text = next(iter(ran)) if len(ran) == 1 else ", ".join(f"{p} {n}" for p, n in ran.items())
+    return text + (f", widened {paths['widened']}" if paths["widened"] else "")
 
 
 def _against(db: str, settings: Settings, queries: list[str]) -> Against:

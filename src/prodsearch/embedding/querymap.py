@@ -30,7 +30,7 @@ from prodsearch.embedding import store
 from prodsearch.embedding.encoder import Encoder
 
 # name pairs the map is fitted on. Measured (docs/BENCHMARKS.md, #23): 1,500 / 2,000 /
-# 3,000 / 6,000 pairs give the same Polish nDCG@10 within 0.0015 at 19,701 and at 274,507
+# 3,000 / 6,000 pairs give the same nDCG@10 within 0.002 at 19,701 and at 274,507
 # products, while the fit (encoding both names of every pair) grows with the pairs:
 # 2,000 is a third of 6,000's seconds with a margin over the smallest measured.
 DEFAULT_PAIRS = 2000

@@ -5,18 +5,21 @@ Two plans return the best matches that satisfy a filter:
 
 - **index** — the HNSW graph walked in distance order with an iterative scan
   (``hnsw.iterative_scan``) until ``k`` visited products pass the filter. Its cost is the
-  number of products visited: about ``k / pass rate`` *near the query*. A filter that
-  passes half the catalog but almost none of the query's neighbours ("in stock under
-  200 PLN" for "clutch kit", whose neighbours are nearly all dearer) makes it walk deep.
+  number of products visited, which depends on the filter *near the query*: a filter
+  that passes half the catalog but almost none of the query's neighbours ("under 50 PLN"
+  for "clutch kit", whose neighbours are nearly all dearer) makes it walk deep, and a
+  category far from the query is reached only after everything nearer.
 - **exact** — every product the filter matches scored against the query. Its cost is the
-  number of matching products, wherever they lie.
+  number of matching products wherever they lie, plus a read of the whole catalog when
+  no index finds them.
 
-The planner's row estimate gives the second; the probes (:mod:`prodsearch.search.probes`,
-an even sample of the catalog kept in memory) give the first: the sample products nearest
-to the query are its neighbourhood, and one primary-key lookup says how many of them the
-filter passes. The cheaper plan wins. Selectivity alone (the rule before) sent "out of
-stock", which the planner expects few products for, to a 100 ms exact scan although the
-query's neighbours pass it freely (an index walk of ~80 products).
+The planner's estimate gives the second; the probes (:mod:`prodsearch.search.probes`,
+an even sample of the catalog kept in memory) give the first: the sample products
+nearest to the query, in order, and one primary-key lookup for which of them pass. Each
+probe stands for ``catalog / probes`` products, so the rank at which enough of them have
+passed is the walk's depth (:func:`predicted_depth`). The cheaper plan wins. Selectivity
+alone (the rule before) sent "out of stock", which the planner expects few products for,
+to a 100 ms exact scan although the query's neighbours pass it freely (a walk of ~80).
 
 Should the walk stop at pgvector's scan limit before it has ``k`` products while more
 match, the search is rerun exactly (the service does that): a plan changes speed, never
@@ -25,36 +28,31 @@ which products come back.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-NEIGHBOURHOOD = 64  # the probes nearest to the query whose pass rate predicts the walk
+NEIGHBOURHOOD = 64  # the probes nearest to the query whose passing predicts the walk
 # at most this many matching products: score them all, without asking the neighbourhood
 ALWAYS_EXACT_ROWS = 1000
-# one product visited by the iterative index scan costs this many products scored by the
-# exact plan (graph hops, random page reads, the filter itself). Measured at 278,697
-# products (docs/BENCHMARKS.md, #22): ~12 µs per visited tuple against ~8 µs per row.
-INDEX_VISIT_COST = 1.5
+# one product visited by the iterative index walk costs this many matching products scored
+# by the exact plan: measured at 278,697 products (docs/BENCHMARKS.md, #22), a walk
+# costs ~12 µs per visited product (graph hops, random page reads, the join that filters)
+# and the exact plan ~3.3 µs per matching row found through a covering index
+INDEX_VISIT_COST = 3.5
+# an exact plan whose matches no index finds reads the whole catalog first: per product
+# read, this many matching rows' worth (out of stock, with no index on in_stock: ~100 ms
+# at 278,697 products)
+SEQ_SCAN_COST = 0.12
 MAX_SCAN_TUPLES = 20_000  # pgvector's hnsw.max_scan_tuples default: where a walk stops
 
 
 @dataclass(frozen=True, slots=True)
 class FilterPlan:
-    strategy: str  # "index" or "exact"
+    strategy: str  # "index", "exact", or "pending" until the neighbourhood is asked
     matches: float  # the planner's estimate of products the filter matches
+    seq_scan: bool = False  # the planner finds them with a sequential scan (no index)
     neighbourhood_pass: float | None = None  # share of the nearest probes that pass
     depth: float | None = None  # predicted products the index walk visits
-
-
-def pass_rate(passed: int, probed: int) -> float:
-    """The neighbourhood's pass rate, smoothed (none passing is not a rate of zero: the
-    walk may still find matches between the probes)."""
-    return (passed + 0.5) / (probed + 1)
-
-
-def predicted_depth(k: int, ef_search: int, rate: float) -> float:
-    """Products an iterative index walk visits to collect ``k`` that pass: at least the
-    candidate list, then about one passing product per 1/rate visited."""
-    return max(float(ef_search), k / max(rate, 1e-9))
 
 
 def by_selectivity(matches: float, exact_max_rows: int) -> str | None:
@@ -67,14 +65,41 @@ def by_selectivity(matches: float, exact_max_rows: int) -> str | None:
     return None
 
 
+def predicted_depth(
+    k: int, ef_search: int, passing: Sequence[bool], catalog: int, probes: int, matches: float
+) -> float:
+    """Products an iterative index walk visits to collect ``k`` that pass the filter.
+
+    ``passing``: whether each probe nearest to the query passes, nearest first. Each
+    of the ``probes`` stands for ``catalog / probes`` products around it (the probes are an even
+    sample), so the walk has reached about ``rank × scale`` products when it passes the
+    probe at ``rank``, and has found about ``passed × scale`` matches by then. Past the
+    last probe asked, matches come at the filter's catalog-wide rate."""
+    scale = max(1.0, catalog / max(1, probes))
+    found = 0.0
+    for rank, passes in enumerate(passing, start=1):
+        found += scale if passes else 0.0
+        if found >= k:
+            return max(float(ef_search), (rank - 0.5) * scale)
+    rate = max(matches, 1.0) / max(catalog, 1)
+    return max(float(ef_search), len(passing) * scale + (k - found) / rate)
+
+
 def by_neighbourhood(
-    matches: float, k: int, ef_search: int, passed: int, probed: int
+    plan: FilterPlan, k: int, ef_search: int, passing: Sequence[bool], catalog: int, probes: int
 ) -> FilterPlan:
-    """The cheaper plan for a query whose ``probed`` nearest probes ``passed`` the filter."""
-    rate = pass_rate(passed, probed)
-    depth = predicted_depth(k, ef_search, rate)
+    """The cheaper plan for a query whose nearest probes pass the filter as ``passing``
+    (nearest first), in a catalog of ``catalog`` products sampled by ``probes`` probes."""
+    depth = predicted_depth(k, ef_search, passing, catalog, probes, plan.matches)
     index_cost = min(depth, MAX_SCAN_TUPLES) * INDEX_VISIT_COST
+    exact_cost = plan.matches + (catalog * SEQ_SCAN_COST if plan.seq_scan else 0.0)
     if depth > MAX_SCAN_TUPLES:  # the walk would stop short, then run exactly anyway
-        index_cost += matches
-    strategy = "exact" if matches <= index_cost else "index"
-    return FilterPlan(strategy, matches, round(rate, 4), round(depth))
+        index_cost += exact_cost
+    rate = sum(passing) / len(passing) if passing else 0.0
+    return FilterPlan(
+        "exact" if exact_cost <= index_cost else "index",
+        plan.matches,
+        plan.seq_scan,
+        round(rate, 4),
+        round(depth),
+    )

@@ -49,21 +49,24 @@ class TrapProbes:
         that does not count, the one a "similar" search starts from); inf without probes."""
         if not len(self.ids):
             return float("inf")
+        return float(1.0 - self._similarities(vector, exclude).max())
+
+    def _similarities(self, vector: np.ndarray, exclude: int) -> np.ndarray:
+        """Cosine similarity of every probe to ``vector``; ``exclude``'s is -inf."""
         sims = self.vectors @ as_array(vector)
         if exclude >= 0:
             sims = np.where(self.ids == exclude, -np.inf, sims)
-        return float(1.0 - sims.max())
+        return np.asarray(sims)
 
     def neighbours(self, vector: np.ndarray, n: int, exclude: int = -1) -> list[int]:
-        """The ids of the ``n`` probes nearest to ``vector`` (``exclude`` left out): the
-        query's neighbourhood at the sample's resolution (:mod:`~.filterplan`)."""
+        """The ids of the ``n`` probes nearest to ``vector``, nearest first (``exclude``
+        left out): the query's neighbourhood at the sample's resolution (:mod:`~.filterplan`)."""
         if not len(self.ids):
             return []
-        sims = self.vectors @ as_array(vector)
-        if exclude >= 0:
-            sims = np.where(self.ids == exclude, -np.inf, sims)
+        sims = self._similarities(vector, exclude)
         n = min(n, len(self.ids))
         top = np.argpartition(-sims, n - 1)[:n]
+        top = top[np.argsort(-sims[top], kind="stable")]
         return [int(i) for i in self.ids[top] if i != exclude]
 
     def missed(self, vector: np.ndarray, best_distance: float | None, exclude: int = -1) -> bool:

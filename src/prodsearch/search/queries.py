@@ -238,10 +238,10 @@ def count_matches(source: Source, where: sql.Composable) -> sql.Composed:
 
 
 def neighbourhood_passes(source: Source, where: sql.Composable) -> sql.Composed:
-    """How many of the given products (param ``probe_ids``: the probes nearest to a query)
-    a filter passes: the query's neighbourhood pass rate (:mod:`~.filterplan`)."""
+    """Which of the given products (param ``probe_ids``: the probes nearest to a query)
+    a filter passes: how the query's neighbourhood passes it (:mod:`~.filterplan`)."""
     return sql.SQL(
-        "SELECT count(*) FROM {src} AS s WHERE s.{id} = ANY(%(probe_ids)s::bigint[])"
+        "SELECT s.{id} FROM {src} AS s WHERE s.{id} = ANY(%(probe_ids)s::bigint[])"
         " AND {eligible} AND ({where})"
     ).format(where=where, **_base(source))
 

@@ -84,6 +84,13 @@ class _Request:
         return self.limit + self.offset
 
 
+def _seq_scan(node: dict[str, Any]) -> bool:
+    """Whether an EXPLAIN plan reads its table with a sequential scan anywhere."""
+    if node.get("Node Type") == "Seq Scan":
+        return True
+    return any(_seq_scan(child) for child in node.get("Plans", []))
+
+
 def fusion_weights(settings: Settings) -> FusionWeights:
     """Hybrid fusion as configured (:mod:`prodsearch.search.fusion`)."""
     return FusionWeights(
@@ -131,7 +138,7 @@ class Searcher:
             synonyms if synonyms is not None else load_synonyms(settings.synonyms),
         )
         self.exact_distance = exact_expression(encoder.dim)
-        self.estimates: LRUCache[tuple[float, float]] = LRUCache(1024)
+        self.estimates: LRUCache[tuple[tuple[float, bool], float]] = LRUCache(1024)
         self.set_index_type(index_type)
         keys = allowed_keys(source)
         self.filter_keys = list(keys)
@@ -174,17 +181,18 @@ class Searcher:
             return self.exact_distance, "exact", None
         if not fparams:
             return self.index_distance, "index", None
-        matches = await self._matches(conn, where, fparams)
+        matches, seq_scan = await self._matches(conn, where, fparams)
         decided = filterplan.by_selectivity(matches, self.settings.exact_filter_rows)
-        plan = FilterPlan(decided or "pending", matches)
+        plan = FilterPlan(decided or "pending", matches, seq_scan)
         if decided == "exact":
             return self.exact_distance, "exact", plan
         return self.index_distance, "index", plan
 
     async def _matches(
         self, conn: psycopg.AsyncConnection[Any], where: sql.Composable, fparams: dict[str, Any]
-    ) -> float:
-        """The planner's estimate of the products a filter matches (cached a few minutes)."""
+    ) -> tuple[float, bool]:
+        """The planner's estimate of the products a filter matches, and whether it finds
+        them with a sequential scan (no index serves the filter); cached a few minutes."""
         key = where.as_string() + repr(sorted(fparams.items()))
         cached = self.estimates.get(key)
         if cached is not None and time.monotonic() - cached[1] < ESTIMATE_TTL_S:
@@ -193,9 +201,10 @@ class Searcher:
         found = await cur.fetchone()
         if not conn.autocommit:
             await conn.commit()
-        rows = float(found[0][0]["Plan"]["Plan Rows"]) if found else float("inf")
-        self.estimates.put(key, (rows, time.monotonic()))
-        return rows
+        top = found[0][0]["Plan"] if found else {}
+        estimate = (float(top.get("Plan Rows", float("inf"))), _seq_scan(top))
+        self.estimates.put(key, (estimate, time.monotonic()))
+        return estimate
 
     async def _plan_neighbourhood(
         self,
@@ -217,12 +226,14 @@ class Searcher:
             "neighbourhood", req, lambda: queries.neighbourhood_passes(self.source, req.where)
         )
         cur = await conn.execute(statement, {**req.fparams, "probe_ids": ids}, prepare=False)
-        found = await cur.fetchone()
+        passed = {int(r[0]) for r in await cur.fetchall()}
         if not conn.autocommit:
             await conn.commit()
-        passed = int(found[0]) if found else 0
         ef = req.opts.ef_search or self.settings.ef_search
-        req.plan = filterplan.by_neighbourhood(req.plan.matches, k, ef, passed, len(ids))
+        catalog = max(self.understanding.stats.docs, len(probes))
+        req.plan = filterplan.by_neighbourhood(
+            req.plan, k, ef, [i in passed for i in ids], catalog, len(probes)
+        )
         if req.plan.strategy == "exact":
             req.order, req.strategy = self.exact_distance, "exact"
 
