@@ -158,7 +158,7 @@ def test_stale_manifest_rebuilds_and_concurrent_start_builds_once(tmp_path: Path
     models = tmp_path / "models"
     code = (
         "import sys; from prodsearch.embedding import load_encoder; "
-        "e = load_encoder('exact', models_dir=__import__('pathlib').Path(sys.argv[1])); "
+        "e = load_encoder('bf16', models_dir=__import__('pathlib').Path(sys.argv[1])); "
         "print(e.encode(['brake pads'])[0][:3].tolist())"
     )
     procs = [
@@ -174,14 +174,14 @@ def test_stale_manifest_rebuilds_and_concurrent_start_builds_once(tmp_path: Path
     assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
     assert outs[0][0] == outs[1][0]
     folder = next(models.iterdir())
-    assert sorted(p.name for p in folder.glob("*.onnx")) == ["exact.onnx"]  # no temp leftovers
-    manifest_path = folder / "exact.manifest.json"
+    assert sorted(p.name for p in folder.glob("*.onnx")) == ["bf16.onnx"]  # no temp leftovers
+    manifest_path = folder / "bf16.manifest.json"
     manifest = json.loads(manifest_path.read_text())
     manifest["versions"]["onnxruntime"] = "0.0.1"
     manifest_path.write_text(json.dumps(manifest))
-    stamp = (folder / "exact.onnx").stat().st_mtime_ns
-    load_encoder("exact", models_dir=models)
-    assert (folder / "exact.onnx").stat().st_mtime_ns != stamp
+    stamp = (folder / "bf16.onnx").stat().st_mtime_ns
+    load_encoder("bf16", models_dir=models)
+    assert (folder / "bf16.onnx").stat().st_mtime_ns != stamp
     assert json.loads(manifest_path.read_text())["versions"]["onnxruntime"] != "0.0.1"
 
 
