@@ -12,5 +12,5 @@ def sentence_transformer() -> Any:
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    hf_logging.disable_progress_bar()
     return SentenceTransformer(str(resolve_model().path), device="cpu")

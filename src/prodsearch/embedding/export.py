@@ -167,7 +167,7 @@ def _export_fp32(source: ModelSource, target: Path, fuse: bool) -> bool:
     model = AutoModel.from_pretrained(str(source.path), attn_implementation="eager").eval()
     pooling = source.pooling
 
-    class Pooled(torch.nn.Module):
+    class Pooled(torch.nn.Module):  # type: ignore[misc]  # torch is not analysed (pyproject)
         def __init__(self, inner: Any) -> None:
             super().__init__()
             self.inner = inner
