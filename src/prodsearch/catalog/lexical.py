@@ -90,8 +90,8 @@ _EN = snowballstemmer.stemmer("english")
 class _Folding(dict[int, str]):
     """``str.translate`` table: ASCII kept, any other character folded by ``anyascii``
     once, on first sight. anyascii maps each character on its own, so this equals
-    ``anyascii(text)`` at a third of its cost over a catalog (it dominated the writer's
-    analysis of every product's text during a bulk load)."""
+    ``anyascii(text)`` (checked on the 20k catalog's texts), ~20 % faster over them
+    (0.28 against 0.34 s per 20,000 products' four text fields)."""
 
     def __missing__(self, code: int) -> str:
         folded = anyascii(chr(code))

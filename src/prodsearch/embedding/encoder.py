@@ -111,7 +111,6 @@ class Encoder:
     max_batch: int = 64
     token_budget: int = 2048
     hash_cap: int | None = None  # the token cap when below the model's limit (in hashes)
-    width_multiple: int = 1  # batches padded to a multiple of this many tokens (shapes)
     stats: dict[str, int] = field(default_factory=lambda: {"texts": 0, "tokens": 0, "padded": 0})
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
@@ -141,17 +140,15 @@ class Encoder:
         out = np.empty((len(ids), self.dim), dtype=np.float32)
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
         order = np.argsort(lengths, kind="stable")
-        step = max(1, self.width_multiple)
-        widths = np.minimum(-(-lengths // step) * step, max(int(lengths.max()), self.max_tokens))
         start = 0
         while start < len(order):
             end = start + 1
             while end < len(order) and end - start < self.max_batch:
-                if (end - start + 1) * widths[order[end]] > self.token_budget:
+                if (end - start + 1) * lengths[order[end]] > self.token_budget:
                     break
                 end += 1
             batch = order[start:end]
-            width = int(widths[batch[-1]])
+            width = int(lengths[batch[-1]])
             input_ids = np.zeros((len(batch), width), dtype=np.int64)
             mask = np.zeros((len(batch), width), dtype=np.int64)
             for row, idx in enumerate(batch):

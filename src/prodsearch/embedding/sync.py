@@ -310,11 +310,12 @@ def _embed_step(
     """Encode and write ``work``; a large rewrite drops the index first (the bulk path)."""
     assert result.run_id is not None
     stored = store.count_embeddings(conn)
-    if work and hnsw.status(conn).exists and _bulk(result.to_embed, stored, opts.full_refresh):
-        hnsw.drop(conn)  # bulk load: build once at the end instead of per row
-        result.index = "rebuilt"
     if work and _bulk(result.to_embed, stored, opts.full_refresh):
-        text_indexes.drop(conn)  # the same for the full-text and code indexes
+        # bulk load: the indexes are built once at the end instead of per row
+        if hnsw.status(conn).exists:
+            hnsw.drop(conn)
+            result.index = "rebuilt"
+        text_indexes.drop(conn)
     store.update_run(conn, result.run_id, eligible=result.eligible, scanned=result.scanned)
     if not work:
         return

@@ -52,7 +52,6 @@ class FilterPlan:
     matches: float  # the planner's estimate of products the filter matches
     seq_scan: bool = False  # the planner finds them with a sequential scan (no index)
     neighbourhood_pass: float | None = None  # share of the nearest probes that pass
-    depth: float | None = None  # predicted products the index walk visits
 
 
 def by_selectivity(matches: float, exact_max_rows: int) -> str | None:
@@ -101,5 +100,4 @@ def by_neighbourhood(
         plan.matches,
         plan.seq_scan,
         round(rate, 4),
-        round(depth),
     )

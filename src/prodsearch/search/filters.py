@@ -15,8 +15,7 @@ from psycopg import sql
 
 from prodsearch.catalog.source import Source
 
-_NUMERIC = {"numeric", "integer", "bigint", "smallint", "real", "double precision"}
-# the type a bound is compared in, per column type: one the column's index serves
+# numeric column types, and the type a bound is compared in: one the column's index serves
 _BOUND_TYPE = {
     "numeric": "numeric",
     "integer": "bigint",
@@ -49,7 +48,7 @@ def allowed_keys(source: Source) -> dict[str, tuple[str, str]]:
         dtype = source.columns.get(col, "text")
         if dtype == "boolean":
             keys[col] = (col, "bool")
-        elif dtype in _NUMERIC:
+        elif dtype in _BOUND_TYPE:
             keys[f"{col}_min"] = (col, "min")
             keys[f"{col}_max"] = (col, "max")
         else:
@@ -95,13 +94,13 @@ def condition(
                 raise FilterError(f"filter {key} takes a number")
             if not math.isfinite(value):
                 raise FilterError(f"filter {key} takes a finite number")
-            dtype = source.columns.get(col, "numeric")
+            dtype = source.columns[col]  # numeric: allowed_keys made it a range key
             op = sql.SQL(">=" if kind == "min" else "<=")
             # the bound in the column's own type: compared as float8, the column would be
             # cast for every row — no index, and no statistics for the planner's estimate
             parts.append(
                 sql.SQL("{} {} {}::{}").format(
-                    ident, op, sql.Placeholder(name), sql.SQL(_BOUND_TYPE.get(dtype, "numeric"))
+                    ident, op, sql.Placeholder(name), sql.SQL(_BOUND_TYPE[dtype])
                 )
             )
             params[name] = _bound(value, kind, dtype)

@@ -7,6 +7,7 @@ worker thread (inference releases the GIL).
 
 from __future__ import annotations
 
+import math
 import time
 import weakref
 from collections.abc import Callable
@@ -82,6 +83,18 @@ class _Request:
     @property
     def k(self) -> int:
         return self.limit + self.offset
+
+
+async def _fetch(
+    conn: psycopg.AsyncConnection[Any], statement: sql.Composed | bytes, params: dict[str, Any]
+) -> list[tuple[Any, ...]]:
+    """Every row of one statement planned for these values (unprepared: a filter's
+    values decide its plan), the transaction ended unless the connection autocommits."""
+    cur = await conn.execute(statement, params, prepare=False)
+    rows = await cur.fetchall()
+    if not conn.autocommit:
+        await conn.commit()
+    return rows
 
 
 def _seq_scan(node: dict[str, Any]) -> bool:
@@ -197,11 +210,8 @@ class Searcher:
         cached = self.estimates.get(key)
         if cached is not None and time.monotonic() - cached[1] < ESTIMATE_TTL_S:
             return cached[0]
-        cur = await conn.execute(queries.match_estimate(self.source, where), fparams, prepare=False)
-        found = await cur.fetchone()
-        if not conn.autocommit:
-            await conn.commit()
-        top = found[0][0]["Plan"] if found else {}
+        found = await _fetch(conn, queries.match_estimate(self.source, where), fparams)
+        top = found[0][0][0]["Plan"] if found else {}  # one row: the JSON plan list
         estimate = (float(top.get("Plan Rows", float("inf"))), _seq_scan(top))
         self.estimates.put(key, (estimate, time.monotonic()))
         return estimate
@@ -225,10 +235,8 @@ class Searcher:
         statement = self._statement(
             "neighbourhood", req, lambda: queries.neighbourhood_passes(self.source, req.where)
         )
-        cur = await conn.execute(statement, {**req.fparams, "probe_ids": ids}, prepare=False)
-        passed = {int(r[0]) for r in await cur.fetchall()}
-        if not conn.autocommit:
-            await conn.commit()
+        rows = await _fetch(conn, statement, {**req.fparams, "probe_ids": ids})
+        passed = {int(r[0]) for r in rows}
         ef = req.opts.ef_search or self.settings.ef_search
         catalog = max(self.understanding.stats.docs, len(probes))
         req.plan = filterplan.by_neighbourhood(
@@ -331,7 +339,7 @@ class Searcher:
             strategy=req.strategy,
             cached_embedding=req.cached,
             widened=req.widened,
-            filter_matches=round(plan.matches) if plan and plan.matches < 1e18 else None,
+            filter_matches=round(plan.matches) if plan and math.isfinite(plan.matches) else None,
             neighbourhood_pass=plan.neighbourhood_pass if plan else None,
         )
         resp = SearchResponse(page, round((time.perf_counter() - req.started) * 1000, 3), timings)
@@ -484,13 +492,8 @@ class Searcher:
         statement = self._statement(
             "matches", req, lambda: queries.count_matches(self.source, req.where)
         )
-        cur = await conn.execute(
-            statement, {**req.fparams, "k": k, "exclude": exclude}, prepare=False
-        )
-        counted = await cur.fetchone()
-        if not conn.autocommit:
-            await conn.commit()
-        return counted is not None and int(counted[0]) > found
+        counted = await _fetch(conn, statement, {**req.fparams, "k": k, "exclude": exclude})
+        return bool(counted) and int(counted[0][0]) > found
 
     async def _facets_of_matches(
         self, conn: psycopg.AsyncConnection[Any], req: _Request
@@ -500,11 +503,7 @@ class Searcher:
         statement = self._statement(
             "facets", req, lambda: queries.facet_totals(self.source, req.where, self.facet_keys)
         )
-        async with conn.cursor() as cur:
-            await cur.execute(statement, req.fparams, prepare=False)
-            rows = await cur.fetchall()
-        if not conn.autocommit:
-            await conn.commit()
+        rows = await _fetch(conn, statement, req.fparams)
         counts: dict[str, list[FacetCount]] = {key: [] for key in self.facet_keys}
         total = 0
         for key, value, count in rows:
