@@ -15,6 +15,7 @@ from prodsearch.bench.workload import CATALOG_QUERIES, wands_queries
 from prodsearch.catalog.generate import COLUMNS, rows
 from prodsearch.catalog.text import prepare_text
 from prodsearch.embedding import load_encoder
+from prodsearch.embedding.encoder import cpu_threads
 from prodsearch.embedding.export import onnx_model
 from prodsearch.embedding.model import resolve_model
 from tests.conftest import DEFAULT_MAX_TOKENS as DEFAULT_CAP
@@ -92,6 +93,19 @@ def test_bf16_fidelity(encoders: dict[str, Any], texts: list[str], reference: np
     """OpenVINO at bf16 precision: measured mean 0.99998, min 0.99997 on catalog texts."""
     cos = _cos(encoders["bf16"].encode(texts), reference)
     assert cos.mean() >= 0.9999 and cos.min() >= 0.999, (cos.mean(), cos.min())
+
+
+def test_bf16_streams_give_the_one_stream_vectors(
+    encoders: dict[str, Any], texts: list[str], models_dir: Path
+) -> None:
+    """Bulk bf16 runs whole batches on one single-threaded stream per core, concurrently;
+    queries run one stream on all cores. Same vectors, in the same order."""
+    bulk = encoders["bf16"]
+    one = load_encoder("bf16", models_dir=models_dir, max_tokens=DEFAULT_CAP, for_queries=True)
+    assert (bulk.backend.streams, one.backend.streams) == (cpu_threads(), 1)
+    out = bulk.encode(texts)
+    np.testing.assert_allclose(bulk.encode(texts[::-1])[::-1], out, atol=2e-3)  # same rows
+    np.testing.assert_allclose(one.encode(texts), out, atol=2e-3)
 
 
 def test_int8_fidelity(encoders: dict[str, Any], texts: list[str], reference: np.ndarray) -> None:

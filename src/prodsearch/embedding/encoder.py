@@ -12,7 +12,9 @@ mode         backend                                    fidelity to sentence-tra
 Identical texts are encoded once. Texts are tokenised (truncated at ``max_tokens``: the
 model's limit, 256 for all-MiniLM-L6-v2, or the configured cap when lower), sorted by
 token length and batched under a token budget, so batches carry almost no padding.
-Inference runs on all cores and releases the GIL, so I/O threads keep working meanwhile.
+Inference runs on all cores and releases the GIL, so I/O threads keep working meanwhile;
+bulk bf16 runs one single-threaded stream per core, each on whole batches
+(:class:`OpenVinoBackend`).
 An empty text is an error (text preparation never produces one).
 """
 
@@ -47,9 +49,17 @@ def cpu_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+Batch = tuple[np.ndarray, np.ndarray]  # (input_ids, attention_mask), padded
+
+
 class Backend(Protocol):
     def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         """Pooled, un-normalised embeddings for one padded batch."""
+        ...
+
+    def run_many(self, batches: Sequence[Batch]) -> list[np.ndarray]:
+        """:meth:`run` over many batches, results in order (concurrently where the
+        backend has several inference streams)."""
         ...
 
 
@@ -71,21 +81,35 @@ class OnnxBackend:
         out = self.session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})
         return np.asarray(out[0], dtype=np.float32)
 
+    def run_many(self, batches: Sequence[Batch]) -> list[np.ndarray]:
+        return [self.run(ids, mask) for ids, mask in batches]
+
 
 class OpenVinoBackend:
     """OpenVINO on the CPU at a given inference precision (``bf16``: AMX or AVX-512 BF16
     matrix units where the CPU has them, f32 otherwise). One inference request per
-    calling thread: a request is not safe to share, the compiled model is."""
+    calling thread: a request is not safe to share, the compiled model is.
 
-    def __init__(self, path: Path, threads: int, precision: str = "bf16") -> None:
+    ``streams`` > 1 (bulk encoding): that many single-threaded inference streams, each
+    running whole batches, instead of every batch split across all threads. On 2 cores
+    that is 1.14x faster alone and 1.4x faster beside another busy thread (the pipeline's
+    writer and tokeniser, the database backend): a split batch waits at every layer for
+    its slowest thread, and a thread preempted by other work stalls them all; a stream
+    preempted stalls only itself. One text at a time (queries) keeps one stream on all
+    threads, the lowest latency."""
+
+    def __init__(self, path: Path, threads: int, precision: str = "bf16", streams: int = 1) -> None:
         import openvino as ov
 
         core = ov.Core()
-        config = {
+        config: dict[str, Any] = {
             "INFERENCE_NUM_THREADS": threads,
             "INFERENCE_PRECISION_HINT": precision,
             "PERFORMANCE_HINT": "LATENCY",
         }
+        if streams > 1:
+            config.update(PERFORMANCE_HINT="THROUGHPUT", NUM_STREAMS=streams)
+        self.streams = streams
         self.compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
         self.output = self.compiled.output(0)
         self.local = threading.local()
@@ -96,6 +120,28 @@ class OpenVinoBackend:
             request = self.local.request = self.compiled.create_infer_request()
         out = request.infer({"input_ids": input_ids, "attention_mask": attention_mask})
         return np.array(out[self.output], dtype=np.float32)
+
+    def run_many(self, batches: Sequence[Batch]) -> list[np.ndarray]:
+        if self.streams == 1 or len(batches) < 2:
+            return [self.run(ids, mask) for ids, mask in batches]
+        import openvino as ov
+
+        pool = getattr(self.local, "pool", None)
+        if pool is None:
+            pool = self.local.pool = ov.AsyncInferQueue(self.compiled, self.streams)
+        results: list[np.ndarray | None] = [None] * len(batches)
+
+        def done(request: Any, index: int) -> None:  # copied: the request's buffer is reused
+            results[index] = np.array(request.get_output_tensor(0).data, dtype=np.float32)
+
+        pool.set_callback(done)
+        for index, (ids, mask) in enumerate(batches):
+            pool.start_async({"input_ids": ids, "attention_mask": mask}, index)
+        pool.wait_all()
+        missing = [i for i, r in enumerate(results) if r is None]
+        if missing:
+            raise RuntimeError(f"inference returned no result for batches {missing}")
+        return [r for r in results if r is not None]
 
 
 @dataclass
@@ -140,6 +186,8 @@ class Encoder:
         out = np.empty((len(ids), self.dim), dtype=np.float32)
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
         order = np.argsort(lengths, kind="stable")
+        rows: list[np.ndarray] = []
+        padded: list[Batch] = []
         start = 0
         while start < len(order):
             end = start + 1
@@ -155,11 +203,14 @@ class Encoder:
                 seq = ids[idx]
                 input_ids[row, : len(seq)] = seq
                 mask[row, : len(seq)] = 1
-            out[batch] = self.backend.run(input_ids, mask)
+            rows.append(batch)
+            padded.append((input_ids, mask))
             self.stats["texts"] += len(batch)
             self.stats["tokens"] += int(lengths[batch].sum())
             self.stats["padded"] += len(batch) * width
             start = end
+        for batch, vectors in zip(rows, self.backend.run_many(padded), strict=True):
+            out[batch] = vectors
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.maximum(norms, 1e-12, out=norms)
         out /= norms
@@ -234,8 +285,8 @@ def load_encoder(
     from prodsearch.embedding.export import discard, onnx_model
 
     def backend_for(path: Path) -> Backend:
-        if mode == "bf16":
-            return OpenVinoBackend(path, threads, "bf16")
+        if mode == "bf16":  # bulk work: a single-threaded stream per thread
+            return OpenVinoBackend(path, threads, "bf16", streams=1 if for_queries else threads)
         return OnnxBackend(path, threads, spin=spin)
 
     path = onnx_model(source, mode, models_dir)
