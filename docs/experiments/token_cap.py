@@ -1,11 +1,11 @@
-"""Encode rate at the model's 256-token limit against a 128-token cap (issue #23).
+"""Encode rate of the same texts cut at several token caps (issue #23).
 
-    python docs/experiments/token_cap.py [TEXTS]
+    python docs/experiments/token_cap.py [TEXTS] [CAPS]
 
 ``TEXTS`` distinct catalog-generator texts (the ``bench encode`` sample), tokenised once
-at 256; the capped run keeps the first 127 tokens and the final [SEP], which is what
-``PRODSEARCH_MAX_TOKENS=128`` gives. Both encoded twice, alternately, in the configured
-mode (``PRODSEARCH_MODE``).
+at 256; a cap ``c`` keeps the first ``c - 1`` tokens and the final [SEP], which is what
+``PRODSEARCH_MAX_TOKENS=c`` gives. ``CAPS``: comma-separated, default ``256,128,96``.
+Each cap encoded three times, alternately, in the configured mode (``PRODSEARCH_MODE``).
 """
 
 from __future__ import annotations
@@ -22,22 +22,26 @@ from prodsearch.embedding.encoder import load_encoder
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 4096
+    caps = [int(c) for c in (sys.argv[2] if len(sys.argv) > 2 else "256,128,96").split(",")]
     settings = Settings()
     models = settings.models_dir
     enc = load_encoder(settings.mode, settings.model, models_dir=models, max_tokens=256)
     ids = enc.tokenize(product_texts(n))
     lengths = np.array([len(x) for x in ids])
+    over = ", ".join(f"over {c}: {(lengths > c).mean():.1%}" for c in caps)
     print(
-        f"{len(ids)} texts: tokens mean {lengths.mean():.1f}, p50 {np.median(lengths):.0f}, "
-        f"p90 {np.percentile(lengths, 90):.0f}; over 128: {(lengths > 128).mean():.1%}, "
-        f"at 256: {(lengths >= 256).mean():.1%}"
+        f"{len(ids)} texts: tokens mean {lengths.mean():.1f}, p50 {np.median(lengths):.0f}; {over}"
     )
-    capped = [x if len(x) <= 128 else x[:127] + x[-1:] for x in ids]
+    cut = {c: [x if len(x) <= c else x[: c - 1] + x[-1:] for x in ids] for c in caps}
     enc.encode_ids(ids[:256])  # warm-up
-    for name, data in (("256", ids), ("128", capped), ("256", ids), ("128", capped)):
-        t0 = time.perf_counter()
-        enc.encode_ids(data)
-        print(f"cap {name}: {len(data) / (time.perf_counter() - t0):.0f} texts/s", flush=True)
+    rates: dict[int, list[int]] = {c: [] for c in caps}
+    for _ in range(3):
+        for c in caps:
+            t0 = time.perf_counter()
+            enc.encode_ids(cut[c])
+            rates[c].append(round(len(ids) / (time.perf_counter() - t0)))
+    for c in caps:
+        print(f"cap {c}: {rates[c]} texts/s (median {sorted(rates[c])[1]})")
 
 
 if __name__ == "__main__":

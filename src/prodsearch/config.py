@@ -261,12 +261,13 @@ class Settings(BaseSettings):
     )
     max_chars: int = Field(default=2000, ge=16, description="Character cap on prepared text.")
     max_tokens: int = Field(
-        default=128,
+        default=96,
         ge=8,
         le=8192,
         description="Token cap on the text an embedding is computed from (the model's own "
-        "limit when lower). The name comes first, so a cut shortens the description: 128 "
-        "embeds 1.24x faster than 256 at no measured nDCG cost (docs/BENCHMARKS.md).",
+        "limit when lower). The name comes first, so a cut shortens the description (the "
+        "full-text index keeps all of it): 96 embeds 1.1x faster than 128 and 1.4x faster "
+        "than 256, at the same judged nDCG@10 at 278,697 products (docs/BENCHMARKS.md).",
     )
     source_table: str = Field(
         default="staging_marts.dim_product", description="Catalog table, schema-qualified."
