@@ -50,22 +50,13 @@ class OvBackend:
         out = self.request.infer({"input_ids": input_ids, "attention_mask": attention_mask})
         return np.asarray(next(iter(out.values())), dtype=np.float32)
 
+    def run_many(self, batches: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+        return [self.run(ids, mask) for ids, mask in batches]
+
 
 def batches(enc: Any, ids: list[list[int]]) -> list[tuple[np.ndarray, np.ndarray]]:
     """The padded batches ``encode_ids`` would form (for calibration)."""
-    out: list[tuple[np.ndarray, np.ndarray]] = []
-
-    class Grab:
-        def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-            out.append((input_ids.copy(), attention_mask.copy()))
-            return np.zeros((len(input_ids), enc.dim), dtype=np.float32)
-
-    saved, enc.backend = enc.backend, Grab()
-    try:
-        enc.encode_ids(ids)
-    finally:
-        enc.backend = saved
-    return out
+    return [padded for _, padded in enc.padded_batches(ids)]
 
 
 def nncf_int8(plain: Path, calib: list[tuple[np.ndarray, np.ndarray]], smooth: bool) -> Any:

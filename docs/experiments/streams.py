@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Callable
 
-import numpy as np
 import openvino as ov
 
 from prodsearch.bench.encode import product_texts
@@ -26,37 +25,12 @@ from prodsearch.embedding.encoder import load_encoder
 from prodsearch.embedding.export import onnx_model
 from prodsearch.embedding.model import resolve_model
 
-Batch = tuple[np.ndarray, np.ndarray]
-
-
-def batches(ids: list[list[int]], size: int = 64, budget: int = 4096) -> list[Batch]:
-    lengths = np.array([len(x) for x in ids])
-    order = np.argsort(lengths, kind="stable")
-    out: list[Batch] = []
-    start = 0
-    while start < len(order):
-        end = start + 1
-        while end < len(order) and end - start < size:
-            if (end - start + 1) * lengths[order[end]] > budget:
-                break
-            end += 1
-        rows = order[start:end]
-        width = int(lengths[rows[-1]])
-        input_ids = np.zeros((len(rows), width), np.int64)
-        mask = np.zeros((len(rows), width), np.int64)
-        for r, i in enumerate(rows):
-            input_ids[r, : len(ids[i])] = ids[i]
-            mask[r, : len(ids[i])] = 1
-        out.append((input_ids, mask))
-        start = end
-    return out
-
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 4096
     settings = Settings()
     enc = load_encoder("bf16", settings.model, models_dir=settings.models_dir, max_tokens=128)
-    work = batches(enc.tokenize(product_texts(n)))
+    work = [padded for _, padded in enc.padded_batches(enc.tokenize(product_texts(n)))]
     core = ov.Core()
     path = onnx_model(resolve_model(settings.model), "bf16", settings.models_dir)
     model = core.read_model(str(path))

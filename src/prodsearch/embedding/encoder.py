@@ -181,13 +181,12 @@ class Encoder:
         vectors = self.encode_ids(self.tokenize(unique))
         return vectors if len(unique) == len(texts) else vectors[inverse]
 
-    def encode_ids(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
-        """Encode pre-tokenised texts (length-sorted, token-budget batches)."""
-        out = np.empty((len(ids), self.dim), dtype=np.float32)
+    def padded_batches(self, ids: Sequence[Sequence[int]]) -> list[tuple[np.ndarray, Batch]]:
+        """The batches :meth:`encode_ids` runs: (row indices into ``ids``, padded batch),
+        length-sorted, at most ``max_batch`` texts and ``token_budget`` padded tokens."""
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
         order = np.argsort(lengths, kind="stable")
-        rows: list[np.ndarray] = []
-        padded: list[Batch] = []
+        out: list[tuple[np.ndarray, Batch]] = []
         start = 0
         while start < len(order):
             end = start + 1
@@ -203,14 +202,20 @@ class Encoder:
                 seq = ids[idx]
                 input_ids[row, : len(seq)] = seq
                 mask[row, : len(seq)] = 1
-            rows.append(batch)
-            padded.append((input_ids, mask))
-            self.stats["texts"] += len(batch)
-            self.stats["tokens"] += int(lengths[batch].sum())
-            self.stats["padded"] += len(batch) * width
+            out.append((batch, (input_ids, mask)))
             start = end
-        for batch, vectors in zip(rows, self.backend.run_many(padded), strict=True):
-            out[batch] = vectors
+        return out
+
+    def encode_ids(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
+        """Encode pre-tokenised texts (length-sorted, token-budget batches)."""
+        out = np.empty((len(ids), self.dim), dtype=np.float32)
+        batches = self.padded_batches(ids)
+        results = self.backend.run_many([padded for _, padded in batches])
+        for (rows, (_, mask)), vectors in zip(batches, results, strict=True):
+            out[rows] = vectors
+            self.stats["texts"] += len(rows)
+            self.stats["tokens"] += int(mask.sum())
+            self.stats["padded"] += mask.size
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.maximum(norms, 1e-12, out=norms)
         out /= norms
