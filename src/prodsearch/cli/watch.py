@@ -61,7 +61,8 @@ def watch(
     totals = worker.run()
     out.print(
         f"stopped: {totals.batches:,} batches, {totals.written:,} rows written, "
-        f"{totals.deleted:,} embeddings removed, {totals.reconciliations} reconciliations",
+        f"{totals.deleted:,} embeddings removed, {totals.without_text:,} without text (not "
+        f"embedded), {totals.reconciliations} reconciliations",
         highlight=False,
     )
 

@@ -61,10 +61,14 @@ def _candidates(
 
 
 def vehicle_match(source: Source, column: str) -> sql.Composable:
-    """1 when the product fits one of the query's vehicles (param ``vehicles``), else 0."""
+    """1 when the product fits one of the query's vehicles (param ``vehicles``), else 0 —
+    a product without a vehicle (NULL: a universal part) included, which ``=`` alone would
+    turn into a NULL match and so a NULL score."""
     if column not in source.columns:
         return sql.SQL("0")
-    return sql.SQL("(s.{} = ANY(%(vehicles)s::text[]))::int").format(sql.Identifier(column))
+    return sql.SQL("coalesce((s.{} = ANY(%(vehicles)s::text[]))::int, 0)").format(
+        sql.Identifier(column)
+    )
 
 
 def nearest(

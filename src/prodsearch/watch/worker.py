@@ -71,6 +71,7 @@ class BatchResult:
     written: int = 0  # rows with a new vector
     refreshed: int = 0  # rows whose prepared text was unchanged: hashes refreshed
     deleted: int = 0
+    without_text: int = 0  # rows with no text after preparation: not embedded (logged)
     lags: list[float] = field(default_factory=list)
     seconds: float = 0.0
     encode_s: float = 0.0  # of which encoding
@@ -84,6 +85,7 @@ class WatchTotals:
     written: int = 0
     refreshed: int = 0
     deleted: int = 0
+    without_text: int = 0  # rows with no text after preparation: not embedded (logged)
     reconciliations: int = 0
     errors: int = 0
 
@@ -331,6 +333,7 @@ class Worker:
             max_tokens=enc.hash_cap,
         )
         store.refresh_source_hashes(conn, source, plan.refresh_ids, plan.refresh_hashes)
+        out.without_text = plan.failed
         return self._encode_and_write(plan.work, writer, out), len(plan.refresh_ids)
 
     def _encode_and_write(self, work: list[Work], writer: store.Writer, out: BatchResult) -> int:
@@ -367,6 +370,7 @@ class Worker:
         t.written += out.written
         t.refreshed += out.refreshed
         t.deleted += out.deleted
+        t.without_text += out.without_text
         if out.written or out.deleted or out.refreshed:
             self._changed_since_support = True
         log.info(
