@@ -152,6 +152,36 @@ class Settings(BaseSettings):
         description="Source column naming the vehicle a product fits (vehicle-aware ranking); "
         "ignored when the table has no such column.",
     )
+    brand_column: str = Field(
+        default="brand",
+        description="Source column of the product's brand: a brand named in a query "
+        "(folded: lemforder is Lemförder) becomes a constraint; ignored when absent.",
+    )
+    engine_column: str = Field(
+        default="engine",
+        description="Source column of the engine a product fits (e.g. 2.0 TDI): an engine "
+        "named in a query becomes a constraint; ignored when absent.",
+    )
+    position_column: str = Field(
+        default="position",
+        description="Source column of the side a product fits (e.g. Front Left): side words "
+        "in a query (przedni, rear, lewy, …) become a constraint; ignored when absent.",
+    )
+    price_column: str = Field(
+        default="price",
+        description="Source column of the price: a price in a query (under 40, do 100 zł, "
+        "40-80 zł) becomes a bound on it; ignored when absent.",
+    )
+    currency_column: str = Field(
+        default="currency",
+        description="Source column of the price's currency (reported with an understood "
+        "price); ignored when absent.",
+    )
+    position_words: str | None = Field(
+        default=None,
+        description="File of the words shoppers type for each side (format in "
+        "search/data/positions.txt); unset = the shipped English and Polish words.",
+    )
     vehicle_boost: float = Field(
         default=0.05,
         ge=0,
@@ -295,6 +325,7 @@ class Settings(BaseSettings):
         "read_database_url",
         "api_key",
         "synonyms",
+        "position_words",
         "model_cache",
         "cors_origins",
         mode="before",

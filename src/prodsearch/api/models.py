@@ -80,6 +80,14 @@ class SemanticRequest(BaseModel):
         "matching product, or the top candidates ranked.",
     )
 
+    understand: bool = Field(
+        default=True,
+        description="Find the constraints the query states (a price, a side, an engine, a "
+        "brand, a vehicle), take them out of its text and apply them; the response's "
+        "understood field lists them, relaxed those the page could not keep. Explicit "
+        "filters win over understood ones.",
+    )
+
     def options(self) -> SearchOptions:
         return SearchOptions(
             limit=self.limit,
@@ -89,6 +97,7 @@ class SemanticRequest(BaseModel):
             exact=self.exact,
             explain=self.explain,
             facets=self.facets,
+            understand=self.understand,
         )
 
 
@@ -134,6 +143,9 @@ class SearchBody(BaseModel):
     explain: dict[str, Any] | None = None
     query_language: str | None = None
     facets_over: dict[str, Any] | None = None
+    understood: dict[str, Any] | None = None
+    relaxed: list[str] | None = None
+    strict_matches: int | None = None
 
 
 class FiltersBody(BaseModel):

@@ -59,20 +59,26 @@ class JudgedQuery:
     position: tuple[str, ...] = ()
     brand: str = ""
     product_id: int | None = None  # part-number queries: the product itself
+    engine: str = ""
+    price_min: float | None = None
+    price_max: float | None = None
+
+    @property
+    def constrained(self) -> bool:
+        """A constraint query: graded 1 + the constraints met (not on a 1–3 scale)."""
+        return self.kind == "constraint"
+
+    @property
+    def has_price(self) -> bool:
+        return self.price_min is not None or self.price_max is not None
 
     @property
     def attributes(self) -> int:
-        return bool(self.vehicles) + bool(self.position) + bool(self.brand)
+        named = bool(self.vehicles) + bool(self.position) + bool(self.brand)
+        return named + bool(self.engine) + self.has_price
 
-    def grade(self, product: dict[str, Any]) -> float:
-        if self.product_id is not None and product["product_id"] == self.product_id:
-            return 3.0
-        if product.get("category") not in self.categories:
-            return 0.0
-        if self.product_id is not None:
-            return 1.0 if product.get("brand") == self.brand else 0.0
-        if not self.attributes:
-            return 3.0
+    def met(self, product: dict[str, Any]) -> int:
+        """How many of the named constraints the product meets."""
         matched = 0
         if self.vehicles and product.get("vehicle") in self.vehicles:
             matched += 1
@@ -81,11 +87,40 @@ class JudgedQuery:
             matched += all(w in words for w in self.position)
         if self.brand and product.get("brand") == self.brand:
             matched += 1
-        return 1.0 + 2.0 * matched / self.attributes
+        if self.engine and product.get("engine") == self.engine:
+            matched += 1
+        if self.has_price:
+            price = product.get("price")
+            matched += price is not None and (
+                (self.price_min is None or float(price) >= self.price_min)
+                and (self.price_max is None or float(price) <= self.price_max)
+            )
+        return matched
+
+    def meets_all(self, product: dict[str, Any]) -> bool:
+        """Constraint precision's test: the product meets every named constraint."""
+        return self.met(product) == self.attributes
+
+    def grade(self, product: dict[str, Any]) -> float:
+        if self.product_id is not None and product["product_id"] == self.product_id:
+            return 3.0
+        if product.get("category") not in self.categories:
+            return 0.0
+        if self.product_id is not None:
+            return 1.0 if product.get("brand") == self.brand else 0.0
+        if self.constrained:
+            return 1.0 + self.met(product)
+        if not self.attributes:
+            return 3.0
+        return 1.0 + 2.0 * self.met(product) / self.attributes
 
 
 def _split(value: str | None) -> tuple[str, ...]:
     return tuple(p.strip() for p in (value or "").split("|") if p.strip())
+
+
+def _number(value: str | None) -> float | None:
+    return float(value) if value and value.strip() else None
 
 
 def load_queries(path: str | Path | None = None) -> list[JudgedQuery]:
@@ -118,6 +153,9 @@ def load_queries(path: str | Path | None = None) -> list[JudgedQuery]:
                 vehicles=_split(row.get("vehicle")),
                 position=tuple((row.get("position") or "").lower().split()),
                 brand=(row.get("brand") or "").strip(),
+                engine=(row.get("engine") or "").strip(),
+                price_min=_number(row.get("price_min")),
+                price_max=_number(row.get("price_max")),
             )
         )
     return out
@@ -155,7 +193,8 @@ def _attributes(
 ) -> list[dict[str, Any]]:
     """The judged fields of the products matching ``condition`` (``category`` or ``id``
     equal to any of ``values``), eligible ones only when selecting by category."""
-    cols = [c for c in ("category", "brand", "vehicle", "position") if c in source.columns]
+    judged = ("category", "brand", "vehicle", "position", "engine", "price")
+    cols = [c for c in judged if c in source.columns]
     by = "category" if condition == "category" else source.id_column
     rows = catalog_sql.attributes(conn, source, cols, by, values)
     conn.commit()
@@ -182,12 +221,15 @@ class QueryScore:
     precision: float
     mrr: float
     top: list[int] = field(default_factory=list)
+    # constraint queries: the share of the top 10 that meets every named constraint
+    constraint_precision: float | None = None
 
 
 def score(
     q: JudgedQuery, mode: str, ids: list[int], attrs: dict[int, dict[str, Any]], ideal: float
 ) -> QueryScore:
-    grades = [q.grade(attrs.get(pid, {"product_id": pid})) for pid in ids[:K]]
+    products = [attrs.get(pid, {"product_id": pid}) for pid in ids[:K]]
+    grades = [q.grade(p) for p in products]
     first = next((i for i, g in enumerate(grades) if g >= RELEVANT), None)
     return QueryScore(
         q.query,
@@ -198,6 +240,7 @@ def score(
         precision=sum(g >= RELEVANT for g in grades) / K,
         mrr=0.0 if first is None else 1.0 / (first + 1),
         top=ids[:K],
+        constraint_precision=sum(q.meets_all(p) for p in products) / K if q.constrained else None,
     )
 
 
@@ -276,14 +319,18 @@ class Figures:
     ndcg: float  # nDCG@10
     precision: float  # P@10
     mrr: float
+    constraint_precision: float | None = None  # over the constraint queries among them
 
     def as_dict(self) -> dict[str, float]:
-        return {
+        out = {
             "queries": self.queries,
             "ndcg@10": self.ndcg,
             "p@10": self.precision,
             "mrr": self.mrr,
         }
+        if self.constraint_precision is not None:
+            out["constraint_precision"] = self.constraint_precision
+        return out
 
 
 def summarise(scores: list[QueryScore], by: tuple[str, ...]) -> dict[tuple[str, ...], Figures]:
@@ -297,9 +344,15 @@ def summarise(scores: list[QueryScore], by: tuple[str, ...]) -> dict[tuple[str, 
             ndcg=round(sum(s.ndcg for s in items) / len(items), 4),
             precision=round(sum(s.precision for s in items) / len(items), 4),
             mrr=round(sum(s.mrr for s in items) / len(items), 4),
+            constraint_precision=_mean_precision(items),
         )
         for key, items in sorted(groups.items())
     }
+
+
+def _mean_precision(items: list[QueryScore]) -> float | None:
+    values = [s.constraint_precision for s in items if s.constraint_precision is not None]
+    return round(sum(values) / len(values), 4) if values else None
 
 
 def save(path: str | Path, scores: list[QueryScore], meta: dict[str, Any]) -> None:

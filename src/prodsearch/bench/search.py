@@ -232,7 +232,8 @@ def _recall(db: str, url: str, settings: Settings, n: int) -> Recall:
         register_vector(conn)
         for kind, q in sample:
             got = client.post(
-                "/search/semantic", json={"query": q, "limit": 10, "explain": True}
+                "/search/semantic",
+                json={"query": q, "limit": 10, "explain": True, "understand": False},
             ).json()
             ids = [r["product_id"] for r in got["results"]]
             vec = searcher.vectors.vector(got["explain"]["semantic_text"])

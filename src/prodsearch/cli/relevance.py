@@ -22,7 +22,8 @@ from prodsearch.config import JUDGED_MODES
 if TYPE_CHECKING:
     from prodsearch.bench.relevance import Figures
 
-SCORE_COLUMNS = ("queries", "nDCG@10", "P@10", "MRR")
+# constraint P@10: share of the top 10 meeting every constraint (constraint queries)
+SCORE_COLUMNS = ("queries", "nDCG@10", "P@10", "MRR", "cP@10")
 
 
 def relevance(
@@ -94,8 +95,13 @@ def _scores_table(
     from rich.table import Table
 
     table = Table(*keys, *SCORE_COLUMNS, title=title)
+    for column in table.columns[: len(keys)]:
+        column.no_wrap = True
     for group, m in summary.items():
-        table.add_row(*group, str(m.queries), f"{m.ndcg:.3f}", f"{m.precision:.3f}", f"{m.mrr:.3f}")
+        cp = "–" if m.constraint_precision is None else f"{m.constraint_precision:.3f}"
+        table.add_row(
+            *group, str(m.queries), f"{m.ndcg:.3f}", f"{m.precision:.3f}", f"{m.mrr:.3f}", cp
+        )
     console.print(table)
 
 

@@ -33,8 +33,14 @@ class TrapProbes:
     """Sample products' vectors; :meth:`missed` says when a search result cannot be the
     nearest."""
 
-    def __init__(self, ids: list[int] | None = None, vectors: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        ids: list[int] | None = None,
+        vectors: np.ndarray | None = None,
+        categories: list[str | None] | None = None,
+    ) -> None:
         self.ids = np.asarray(ids or [], dtype=np.int64)
+        self.categories = list(categories or [None] * len(self.ids))
         self.vectors = (
             np.asarray(vectors, dtype=np.float32)
             if vectors is not None and len(self.ids)
@@ -75,3 +81,14 @@ class TrapProbes:
         if best_distance is None or not len(self.ids):
             return False
         return self.nearest(vector, exclude) < best_distance - MARGIN
+
+    def lead_categories(self, vector: np.ndarray, n: int, share: int) -> set[str]:
+        """The categories of the ``n`` probes nearest to ``vector`` in meaning: the nearest
+        one's, and any other at least ``share`` of them hold — the product types a query
+        asks for, at the sample's resolution and whatever a full-text leg matched."""
+        nearest = self.neighbours(vector, n)
+        at = {int(pid): i for i, pid in enumerate(self.ids)}
+        cats = [c for pid in nearest if (c := self.categories[at[pid]]) is not None]
+        if not cats:
+            return set()
+        return {cats[0], *(c for c in set(cats) if cats.count(c) >= share)}

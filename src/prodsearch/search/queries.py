@@ -20,6 +20,7 @@ from prodsearch.db.names import EMBEDDINGS, TERMS
 from prodsearch.embedding.store import code_key_sql
 
 DISPLAY = ("name", "polish_name", "category", "brand", "price", "in_stock")
+NO_MASK = sql.SQL("NULL::int")  # no understood constraints to check
 
 
 def display_columns(source: Source) -> sql.Composable:
@@ -78,11 +79,13 @@ def nearest(
     exact: bool = False,
     vehicle_column: str = "vehicle",
     table: sql.Composable = EMBEDDINGS,
+    mask: sql.Composable = NO_MASK,
 ) -> sql.Composed:
     """Semantic / filtered / similar: params q, k, exclude, vehicles, w_vehicle (+ filter
     params). Returns the ``k`` nearest, best first: similarity plus the vehicle boost.
     ``exact``: see :func:`_candidates`; ``table``: another table of the embeddings' shape
-    (a benchmark's scratch copy)."""
+    (a benchmark's scratch copy); ``mask``: which understood constraints each product
+    meets (:func:`constraint_mask`)."""
     return sql.SQL(
         "WITH nn AS MATERIALIZED ("
         " SELECT e.product_id, {order} AS distance{candidates}"
@@ -91,13 +94,14 @@ def nearest(
         " SELECT nn.product_id, {display},"
         " 1 - nn.distance + %(w_vehicle)s::float8 * {vmatch} AS score,"
         " nn.distance, row_number() OVER (ORDER BY nn.distance, nn.product_id) AS semantic_rank,"
-        " {vmatch} AS vehicle_match"
+        " {vmatch} AS vehicle_match, {mask} AS constraint_mask"
         " FROM nn JOIN {src} AS s ON s.{id} = nn.product_id"
         " ORDER BY score DESC, nn.product_id"
     ).format(
         order=order,
         candidates=_candidates(source, where, exact, table),
         vmatch=vehicle_match(source, vehicle_column),
+        mask=mask,
         **_base(source),
     )
 
@@ -137,7 +141,7 @@ _HYBRID = (
     "  GROUP BY product_id)"
     " SELECT l.product_id, {display}, l.distance, l.sem_r AS semantic_rank,"
     " l.lex_r AS lexical_rank, l.lex_rank AS lexical_score, l.code AS code_match,"
-    " {vmatch} AS vehicle_match,"
+    " {vmatch} AS vehicle_match, {mask} AS constraint_mask,"
     " NOT EXISTS (SELECT 1 FROM strict_hits) AS lexical_loose"
     " FROM legs AS l JOIN {src} AS s ON s.{id} = l.product_id WHERE {eligible}"
 )
@@ -179,6 +183,7 @@ def hybrid(
     vehicle_column: str = "vehicle",
     filtered: bool = True,
     slots: int = 0,
+    mask: sql.Composable = NO_MASK,
 ) -> sql.Composed:
     """The candidates of hybrid search from its three legs, unranked: the ``k`` semantic
     nearest, the ``k`` best full-text matches by BM25 over ``slots`` query slots, and up to
@@ -201,6 +206,7 @@ def hybrid(
         slot_queries=slot_queries,
         slot_tf=slot_tf,
         bm25=bm25,
+        mask=mask,
         **_base(source),
     )
 
@@ -257,16 +263,20 @@ def known_terms() -> sql.Composed:
 
 def probe_vectors(source: Source) -> sql.Composed:
     """An even sample of the stored vectors of live products (every ``step``-th product id
-    by hash, at most ``n``): the probes of :mod:`prodsearch.search.probes`. The ids come
-    from the primary key's index alone; only the sample's rows are read. A deleted product
-    is no probe: the index never returns it, so it would prove a miss that is none."""
+    by hash, at most ``n``), with their categories: the probes of
+    :mod:`prodsearch.search.probes`. The ids come from the primary key's index alone; only
+    the sample's rows are read. A deleted product is no probe: the index never returns it,
+    so it would prove a miss that is none."""
     return sql.SQL(
         "WITH ids AS (SELECT product_id FROM {emb}"
         " WHERE abs(hashint8(product_id)) %% %(step)s = 0 LIMIT %(n)s)"
-        " SELECT e.product_id, e.embedding FROM {emb} AS e JOIN ids USING (product_id)"
-        " JOIN {src} AS s ON s.{id} = e.product_id WHERE {eligible}"
-        " ORDER BY e.product_id"
-    ).format(**_base(source))
+        " SELECT e.product_id, e.embedding, {category}::text FROM {emb} AS e"
+        " JOIN ids USING (product_id) JOIN {src} AS s ON s.{id} = e.product_id"
+        " WHERE {eligible} ORDER BY e.product_id"
+    ).format(
+        category=sql.SQL("s.category") if "category" in source.columns else sql.SQL("NULL"),
+        **_base(source),
+    )
 
 
 def corpus_size() -> sql.Composed:
@@ -290,6 +300,53 @@ def closest_terms() -> sql.Composed:
         " ORDER BY similarity(t.term, w) DESC, t.ndoc DESC, t.term LIMIT 1))"
         " FROM unnest(%(words)s::text[]) AS w"
     ).format(terms=TERMS)
+
+
+# ---------------------------------------------------------------- understood constraints
+
+
+def constraint_condition(
+    source: Source, kind: str, column: str, param: str
+) -> sql.Composable | None:
+    """A product meets an understood constraint (:mod:`~prodsearch.search.constraints`):
+    ``kind`` "one" (the column equals the param), "any" (one of a text[] param) or
+    "words" (the column holds every pattern of a text[] param, ``%front%``); None when
+    the table has no such column."""
+    if column not in source.columns:
+        return None
+    col = sql.Identifier(column)
+    text = {
+        "one": "s.{c} = %({p})s",
+        "any": "s.{c} = ANY(%({p})s::text[])",
+        "words": "s.{c} ILIKE ALL (%({p})s::text[])",
+    }[kind]
+    return sql.SQL(text).format(c=col, p=sql.SQL(param))
+
+
+def all_of(conditions: list[sql.Composable]) -> sql.Composable:
+    if not conditions:
+        return sql.SQL("TRUE")
+    return sql.SQL(" AND ").join(sql.SQL("({})").format(c) for c in conditions)
+
+
+def constraint_mask(conditions: list[sql.Composable]) -> sql.Composable:
+    """Bit ``i`` set when the product meets condition ``i`` (NULL columns meet none)."""
+    if not conditions:
+        return NO_MASK
+    return sql.SQL(" + ").join(
+        sql.SQL("coalesce(({}), false)::int * {}").format(c, sql.Literal(1 << i))
+        for i, c in enumerate(conditions)
+    )
+
+
+def value_counts(source: Source, column: str) -> sql.Composed | None:
+    """Live products per value of a column (brands, engines, positions, currencies)."""
+    if column not in source.columns:
+        return None
+    return sql.SQL(
+        "SELECT s.{c}::text, count(*) FROM {src} AS s"
+        " WHERE s.{c} IS NOT NULL AND btrim(s.{c}::text) <> '' AND {eligible} GROUP BY 1"
+    ).format(c=sql.Identifier(column), **_base(source))
 
 
 def vehicle_names(source: Source, column: str) -> sql.Composed | None:

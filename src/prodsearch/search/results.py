@@ -57,6 +57,7 @@ class SearchHit:
     score: float
     explain: ScoreParts | None = None
     title: str | None = None  # the name in the query's language (Polish when it has one)
+    constraints_met: tuple[str, ...] | None = None  # of the understood ones (None: none)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -70,6 +71,8 @@ class SearchHit:
             "in_stock": self.in_stock,
             "score": self.score,
         }
+        if self.constraints_met is not None:
+            out["constraints_met"] = list(self.constraints_met)
         if self.explain is not None:
             out["explain"] = self.explain.as_dict()
         return out
@@ -114,6 +117,8 @@ class QueryExplain:
     dropped: list[str] | None = None
     synonyms: list[str] | None = None
     lexical_weight: float | None = None  # hybrid: the full-text leg's weight in the fusion
+    decisions: list[dict[str, str]] | None = None  # words that were constraint or text
+    removed: list[str] | None = None  # words that left the text as understood constraints
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -123,7 +128,7 @@ class QueryExplain:
         }
         if self.lexical_query is not None:
             out["lexical_query"] = self.lexical_query
-        for key in ("corrected", "dropped", "synonyms", "lexical_weight"):
+        for key in ("corrected", "dropped", "synonyms", "lexical_weight", "decisions", "removed"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         return out
@@ -157,6 +162,11 @@ class SearchResponse:
     explain: QueryExplain | None = None
     query_language: str | None = None  # "pl", "en", or None when the query does not say
     facets_over: FacetScope | None = None
+    # the constraints understood in the query (search.constraints), and those the page
+    # had to relax because too few products meet them all
+    understood: dict[str, Any] | None = None
+    relaxed: list[str] | None = None
+    strict_matches: int | None = None  # results on the page that meet every constraint
 
     @property
     def count(self) -> int:
@@ -176,6 +186,10 @@ class SearchResponse:
         }
         if self.query_language is not None:
             out["query_language"] = self.query_language
+        if self.understood is not None:
+            out["understood"] = self.understood
+            out["relaxed"] = self.relaxed or []
+            out["strict_matches"] = self.strict_matches
         if self.facets is not None:
             out["facets"] = {
                 key: [{"value": f.value, "count": f.count} for f in values]
@@ -224,9 +238,18 @@ class SearchOptions:
     exact: bool = False  # brute force: score every (matching) product exactly
     explain: bool = False  # each result's score parts, and the query analysis
     facets: bool = False  # category / brand counts over the candidate set
+    understand: bool = True  # constraints in the query (price, side, …) applied
+    # internal: one of a constrained search's runs (search.constrained), which fetch a
+    # whole deep page at once: its limit may reach MAX_LIMIT + MAX_OFFSET
+    whole_page: bool = False
 
     def check(self) -> None:
-        check_page(self.limit, self.offset)
+        if self.whole_page:
+            check_page(1, 0)
+            if not 1 <= self.limit <= MAX_LIMIT + MAX_OFFSET or self.offset != 0:
+                raise SearchError("a whole page is fetched from offset 0")
+        else:
+            check_page(self.limit, self.offset)
         if self.filters is not None and not isinstance(self.filters, dict):
             raise SearchError("filters must be an object of filter keys")
         ef = self.ef_search
@@ -234,7 +257,7 @@ class SearchOptions:
             isinstance(ef, bool) or not isinstance(ef, int) or not MIN_EF <= ef <= MAX_EF
         ):
             raise SearchError(f"ef_search must be an integer from {MIN_EF} to {MAX_EF}")
-        for name in ("exact", "explain", "facets"):
+        for name in ("exact", "explain", "facets", "understand"):
             if not isinstance(getattr(self, name), bool):
                 raise SearchError(f"{name} must be true or false")
 
@@ -243,9 +266,19 @@ def _opt_float(value: Any) -> float | None:
     return None if value is None else round(float(value), 6)
 
 
-def shape_row(row: dict[str, Any], explain: bool, language: str | None = None) -> SearchHit:
+def shape_row(
+    row: dict[str, Any],
+    explain: bool,
+    language: str | None = None,
+    mask_names: tuple[str, ...] = (),
+) -> SearchHit:
     """A result row of the search SQL as a :class:`SearchHit`; its title in ``language``
-    when the product has a name in it."""
+    when the product has a name in it; ``mask_names``: the constraint of each bit of the
+    row's ``constraint_mask``."""
+    mask = row.get("constraint_mask")
+    met = None
+    if mask_names:
+        met = tuple(n for i, n in enumerate(mask_names) if int(mask or 0) >> i & 1)
     price = row.get("price")
     title = row.get("polish_name") if language == "pl" else None
     parts = None
@@ -269,6 +302,7 @@ def shape_row(row: dict[str, Any], explain: bool, language: str | None = None) -
         score=round(float(row["score"]), 6),
         explain=parts,
         title=title or row.get("name"),
+        constraints_met=met,
     )
 
 

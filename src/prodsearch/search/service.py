@@ -12,7 +12,7 @@ import time
 import weakref
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import psycopg
@@ -27,6 +27,13 @@ from prodsearch.embedding.querymap import QueryMap
 from prodsearch.search import filterplan, queries
 from prodsearch.search.bm25 import DESCRIPTION_TF, K1, B, head_weighted, slot_idfs
 from prodsearch.search.cache import LRUCache
+from prodsearch.search.constrained import (
+    LEAD,
+    LEAD_SHARE,
+    ConstraintSQL,
+    constrained,
+    plan_constraints,
+)
 from prodsearch.search.filterplan import FilterPlan
 from prodsearch.search.filters import FilterError, allowed_keys, condition
 from prodsearch.search.fusion import FusionWeights, LexicalEvidence, fuse
@@ -47,7 +54,7 @@ from prodsearch.search.results import (
 )
 from prodsearch.search.synonyms import Synonyms
 from prodsearch.search.synonyms import load as load_synonyms
-from prodsearch.search.understanding import QueryUnderstanding, QueryVectors
+from prodsearch.search.understanding import ConstraintColumns, QueryUnderstanding, QueryVectors
 
 __all__ = ["SearchError", "SearchOptions", "SearchResponse", "Searcher"]
 
@@ -79,6 +86,9 @@ class _Request:
     widened: bool = False  # the index missed (search.probes): searched again, wider
     language: str | None = None  # the query's language, when it says (search.language)
     plan: FilterPlan | None = None  # a filtered query's plan (search.filterplan)
+    mask: sql.Composable = field(default_factory=lambda: queries.NO_MASK)  # constraints met
+    mask_names: tuple[str, ...] = ()  # the constraint of each bit of the mask
+    mask_params: dict[str, Any] = field(default_factory=dict)
 
     @property
     def k(self) -> int:
@@ -149,6 +159,14 @@ class Searcher:
             source,
             settings.vehicle_column,
             synonyms if synonyms is not None else load_synonyms(settings.synonyms),
+            ConstraintColumns(
+                brand=settings.brand_column,
+                engine=settings.engine_column,
+                position=settings.position_column,
+                price=settings.price_column,
+                currency=settings.currency_column,
+                position_words=settings.position_words,
+            ),
         )
         self.exact_distance = exact_expression(encoder.dim)
         self.estimates: LRUCache[tuple[tuple[float, bool], float]] = LRUCache(1024)
@@ -259,8 +277,10 @@ class Searcher:
         conn: psycopg.AsyncConnection[Any],
         query: str | None,
         opts: SearchOptions | None,
+        extra: ConstraintSQL | None = None,
     ) -> _Request:
-        """The preamble every search shares: validate, plan the filter, embed the query."""
+        """The preamble every search shares: validate, plan the filter, embed the query.
+        ``extra``: understood constraints, as more filter conditions or as a mask."""
         started = time.perf_counter()
         opts = opts or SearchOptions()
         opts.check()
@@ -269,6 +289,9 @@ class Searcher:
             where, fparams = condition(self.source, opts.filters)
         except FilterError as exc:
             raise SearchError(str(exc)) from exc
+        if extra is not None and extra.where is not None:
+            where = queries.all_of([where, extra.where])
+            fparams = {**fparams, **extra.params}
         if conn not in self._configured:
             await self._configure(conn)
         await self.understanding.refresh(conn)
@@ -278,6 +301,8 @@ class Searcher:
             started, text, opts.limit, opts.offset, opts, where, fparams, order, strategy, vehicles
         )
         req.plan = plan
+        if extra is not None and extra.mask is not None:
+            req.mask, req.mask_names, req.mask_params = extra.mask, extra.names, extra.params
         if text:
             req.language = self.language.guess(text)
             req.lexical, req.vector, req.embed_s, req.cached = await self.understanding.understand(
@@ -330,7 +355,7 @@ class Searcher:
     ) -> SearchResponse:
         language, plan = req.language, req.plan
         page = [
-            shape_row(r, req.opts.explain, language)
+            shape_row(r, req.opts.explain, language, req.mask_names)
             for r in rows[req.offset : req.offset + req.limit]
         ]
         timings = SearchTimings(
@@ -378,6 +403,8 @@ class Searcher:
         """The SQL for ``kind`` and this request's shape (strategy, filter clause), composed
         once and kept as bytes; the values are parameters, never part of the text."""
         key = f"{kind}|{req.strategy}|{req.where.as_string() if req.fparams else ''}"
+        if req.mask_names:
+            key += "|" + req.mask.as_string()
         text = self.statements.get(key)
         if text is None:
             text = build().as_string().encode()
@@ -393,8 +420,17 @@ class Searcher:
         query: str,
         opts: SearchOptions | None = None,
     ) -> SearchResponse:
-        req = await self._prepare(conn, query, opts)
-        return await self._nearest(conn, req, req.vector, -1, self.settings.vehicle_boost)
+        plan = plan_constraints(self.understanding, self.source, query, opts)
+        if plan is None:
+            req = await self._prepare(conn, query, opts)
+            return await self._nearest(conn, req, req.vector, -1, self.settings.vehicle_boost)
+
+        async def run(text: str, o: SearchOptions, extra: ConstraintSQL) -> tuple[Any, Any]:
+            req = await self._prepare(conn, text, o, extra)
+            resp = await self._nearest(conn, req, req.vector, -1, self.settings.vehicle_boost)
+            return resp, req.vector
+
+        return await constrained(plan, run, self._meant)
 
     async def _nearest(
         self,
@@ -410,6 +446,7 @@ class Searcher:
             "k": self._pool(req),
             "exclude": exclude,
             **req.fparams,
+            **req.mask_params,
             **self._vehicle_params(req, vehicle_boost),
         }
         rows, search_s = await self._search(
@@ -418,7 +455,12 @@ class Searcher:
             req,
             params,
             lambda r: queries.nearest(
-                self.source, r.order, r.where, r.strategy == "exact", self.vehicle_column
+                self.source,
+                r.order,
+                r.where,
+                r.strategy == "exact",
+                self.vehicle_column,
+                mask=r.mask,
             ),
             vector,
             exclude,
@@ -515,6 +557,10 @@ class Searcher:
             values.sort(key=lambda f: (-f.count, f.value))
         return counts, FacetScope("all_matches", total)
 
+    def _meant(self, vector: Any) -> set[str]:
+        """The product types a query vector is nearest to in meaning (the probes)."""
+        return self.understanding.probes.lead_categories(vector, LEAD, LEAD_SHARE)
+
     async def hybrid(
         self,
         conn: psycopg.AsyncConnection[Any],
@@ -525,17 +571,27 @@ class Searcher:
         rrf = self.fusion.rrf_k if rrf_k is None else rrf_k
         if isinstance(rrf, bool) or not isinstance(rrf, int) or not 1 <= rrf <= 1000:
             raise SearchError("rrf_k must be an integer from 1 to 1000")
-        legs = await self.hybrid_legs(conn, query, opts)
-        return self.rank_hybrid(legs, replace(self.fusion, rrf_k=rrf))
+        weights = replace(self.fusion, rrf_k=rrf)
+        plan = plan_constraints(self.understanding, self.source, query, opts)
+        if plan is None:
+            legs = await self.hybrid_legs(conn, query, opts)
+            return self.rank_hybrid(legs, weights)
+
+        async def run(text: str, o: SearchOptions, extra: ConstraintSQL) -> tuple[Any, Any]:
+            legs = await self.hybrid_legs(conn, text, o, extra)
+            return self.rank_hybrid(legs, weights), legs.req.vector
+
+        return await constrained(plan, run, self._meant)
 
     async def hybrid_legs(
         self,
         conn: psycopg.AsyncConnection[Any],
         query: str,
         opts: SearchOptions | None = None,
+        extra: ConstraintSQL | None = None,
     ) -> HybridLegs:
         """Hybrid search up to the fusion: every leg's candidates, unranked."""
-        req = await self._prepare(conn, query, opts)
+        req = await self._prepare(conn, query, opts, extra)
         rows, search_s, evidence = await self.hybrid_candidates(conn, req)
         boost = self.settings.vehicle_boost_hybrid if req.vehicles else 0.0
         return HybridLegs(req, rows, search_s, evidence, boost)
@@ -577,6 +633,7 @@ class Searcher:
             "k": k,
             "lex_cap": LEX_CAP + 4 * k,
             **req.fparams,
+            **req.mask_params,
             **self._vehicle_params(req, self.settings.vehicle_boost_hybrid),
         }
         slots = len(lexq.slots)
@@ -593,6 +650,7 @@ class Searcher:
                 self.vehicle_column,
                 filtered=bool(r.fparams),
                 slots=slots,
+                mask=r.mask,
             ),
             req.vector,
         )

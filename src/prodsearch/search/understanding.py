@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from prodsearch.embedding.querymap import QueryMap
 from prodsearch.search import queries
 from prodsearch.search.bm25 import CorpusStats
 from prodsearch.search.cache import LRUCache
+from prodsearch.search.constraints import CatalogVocabulary, load_position_words
 from prodsearch.search.lexquery import LexicalQuery, analyze, unknown_words
 from prodsearch.search.probes import SAMPLE, TrapProbes, as_array
 from prodsearch.search.synonyms import Synonyms
@@ -63,14 +65,36 @@ class QueryVectors:
         return vec, elapsed, False
 
 
-class QueryUnderstanding:
-    """The catalog's vocabulary (indexed terms, vehicles), reloaded every few minutes as
-    the catalog changes, and what a query means against it."""
+@dataclass(frozen=True)
+class ConstraintColumns:
+    """The source columns that understood constraints refer to (settings), and the side
+    words file (None: the shipped one)."""
 
-    def __init__(self, source: Source, vehicle_column: str, synonyms: Synonyms) -> None:
+    brand: str = "brand"
+    engine: str = "engine"
+    position: str = "position"
+    price: str = "price"
+    currency: str = "currency"
+    position_words: str | None = None
+
+
+class QueryUnderstanding:
+    """The catalog's vocabulary (indexed terms, vehicles, constraint values), reloaded
+    every few minutes as the catalog changes, and what a query means against it."""
+
+    def __init__(
+        self,
+        source: Source,
+        vehicle_column: str,
+        synonyms: Synonyms,
+        columns: ConstraintColumns | None = None,
+    ) -> None:
         self.source = source
         self.vehicle_column = vehicle_column
         self.synonyms = synonyms
+        self.columns = columns or ConstraintColumns()
+        self.position_words = load_position_words(self.columns.position_words)
+        self.catalog = CatalogVocabulary(position_words=self.position_words)
         self.vehicles = VehicleIndex([])
         self.terms: frozenset[str] = frozenset()
         self.stats = CorpusStats()  # document counts for BM25
@@ -95,14 +119,39 @@ class QueryUnderstanding:
         self.probes = TrapProbes(
             [int(r[0]) for r in rows],
             np.stack([as_array(r[1]) for r in rows]) if rows else None,
+            [r[2] for r in rows],
         )
         names = queries.vehicle_names(self.source, self.vehicle_column)
         if names is not None:
             cur = await conn.execute(names)
             self.vehicles = VehicleIndex(r[0] for r in await cur.fetchall())
+        self.catalog = await self._catalog_vocabulary(conn, df)
         if not conn.autocommit:
             await conn.commit()
         self._loaded = time.monotonic()
+
+    async def _catalog_vocabulary(
+        self, conn: psycopg.AsyncConnection[Any], df: dict[str, int]
+    ) -> CatalogVocabulary:
+        """The brands, engines, sides and currency the catalog holds (per live product)."""
+        counts: dict[str, dict[str, int]] = {}
+        cols = self.columns
+        for column in (cols.brand, cols.engine, cols.position, cols.currency):
+            statement = queries.value_counts(self.source, column)
+            values: dict[str, int] = {}
+            if statement is not None:
+                cur = await conn.execute(statement)
+                values = {str(v): int(n) for v, n in await cur.fetchall()}
+            counts[column] = values
+        currencies = counts[cols.currency]
+        return CatalogVocabulary(
+            brands=counts[cols.brand],
+            engines=list(counts[cols.engine]),
+            position_values=list(counts[cols.position]),
+            currency=max(currencies, key=currencies.__getitem__) if currencies else None,
+            position_words=self.position_words,
+            word_products=lambda w: df.get(w, 0),
+        )
 
     async def refresh(self, conn: psycopg.AsyncConnection[Any]) -> None:
         if time.monotonic() - self._loaded > VOCABULARY_TTL_S:
