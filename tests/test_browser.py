@@ -188,3 +188,100 @@ def test_search_filter_and_similar_in_a_real_browser(server: str, browser: objec
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "li.result")) == 40)
     both = [e.get_attribute("data-product-id") for e in items(driver)]
     assert both[:20] == first_page and len(set(both)) == 40
+
+
+HOSTILE = 999_001
+HOSTILE_NAME = "<script>window.pwned=1</script> Zyxwheel & <b>brake</b> pads"
+
+
+@pytest.fixture()
+def hostile_product(search_db: str, pg_root: Path, encoders: dict[str, Any]) -> Iterator[None]:
+    """A product whose name is markup, embedded in the shared catalog, removed after."""
+    import psycopg
+
+    from prodsearch.config import Settings
+    from prodsearch.db.names import DEMO_CATALOG
+    from prodsearch.embedding.sync import SyncOptions, sync
+
+    settings = Settings(home=pg_root, database_url=search_db, mode="int8")
+    with psycopg.connect(search_db) as conn:
+        conn.execute(
+            f"INSERT INTO {DEMO_CATALOG} (product_id, name, category, price, in_stock)"
+            " VALUES (%s, %s, 'Brake Pads', 99, true)",
+            (HOSTILE, HOSTILE_NAME),
+        )
+        conn.commit()
+        sync(settings, SyncOptions(mode="int8"), encoder=encoders["int8"])
+        try:
+            yield
+        finally:
+            conn.execute(f"DELETE FROM {DEMO_CATALOG} WHERE product_id = %s", (HOSTILE,))
+            conn.commit()
+            sync(settings, SyncOptions(mode="int8"), encoder=encoders["int8"])
+
+
+def test_suggestions_chips_and_marked_words_by_keyboard(
+    server: str, browser: object, hostile_product: None
+) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver: Any = browser
+    wait = WebDriverWait(driver, 20, ignored_exceptions=[StaleElementReferenceException])
+    driver.get(server + "/")
+    box = wait.until(ec.element_to_be_clickable((By.ID, "q")))
+    for radio in driver.find_elements(By.CSS_SELECTOR, "input[value=hybrid]"):
+        radio.click()
+
+    # suggestions: typed without diacritics, chosen with the arrow keys and Enter
+    box.send_keys("sprezy")
+    wait.until(lambda d: d.find_element(By.ID, "q").get_attribute("aria-expanded") == "true")
+    options = driver.find_elements(By.CSS_SELECTOR, "#suggestions [role=option]")
+    assert options and options[0].text.startswith("sprężyna zawieszenia")
+    box.send_keys(Keys.ARROW_DOWN)
+    active = box.get_attribute("aria-activedescendant")
+    assert active == options[0].get_attribute("id")
+    assert options[0].get_attribute("aria-selected") == "true"
+    box.send_keys(Keys.ARROW_DOWN, Keys.ARROW_UP, Keys.ENTER)
+    wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "“sprężyna zawieszenia"))
+    assert box.get_attribute("aria-expanded") == "false"
+    # Esc closes the list without searching
+    box.clear()
+    box.send_keys("klocki ham")
+    wait.until(lambda d: d.find_element(By.ID, "q").get_attribute("aria-expanded") == "true")
+    box.send_keys(Keys.ESCAPE)
+    wait.until(lambda d: d.find_element(By.ID, "suggestions").get_attribute("hidden"))
+
+    # understood constraints are chips; one removed by keyboard searches again without it
+    box.clear()
+    box.send_keys("tylne klocki hamulcowe do 200 zł", Keys.ENTER)
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#chips .chip")) == 2)
+    chips = {
+        c.get_attribute("data-constraint"): c
+        for c in driver.find_elements(By.CSS_SELECTOR, "#chips .chip")
+    }
+    assert set(chips) == {"price", "position"} and "200" in chips["price"].text
+    prices = [
+        float(e.text.split()[0]) for e in driver.find_elements(By.CSS_SELECTOR, "li.result .price")
+    ]
+    assert prices and max(prices) <= 200
+    chips["price"].send_keys(Keys.ENTER)  # a button: Enter presses it
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#chips .chip")) == 1)
+    left = driver.find_element(By.CSS_SELECTOR, "#chips .chip").get_attribute("data-constraint")
+    assert left == "position"
+
+    # matched words are marked; a name that holds markup is shown as text, never run
+    box.clear()
+    box.send_keys("zyxwheel brake pads", Keys.ENTER)
+    wait.until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, f"li.result[data-product-id='{HOSTILE}']")
+    )
+    item = driver.find_element(By.CSS_SELECTOR, f"li.result[data-product-id='{HOSTILE}']")
+    assert item.find_element(By.CSS_SELECTOR, ".name").text == HOSTILE_NAME
+    marks = [m.text for m in item.find_elements(By.CSS_SELECTOR, ".name mark")]
+    assert "Zyxwheel" in marks and "pads" in marks
+    assert not item.find_elements(By.CSS_SELECTOR, ".name b, .name script")
+    assert driver.execute_script("return window.pwned") is None

@@ -197,3 +197,39 @@ def test_digits_of_other_scripts_and_fractions_are_text(query: str) -> None:
     """What fuzzing found: "½" folds to "1/2", which is no number of a price."""
     u = VOCABULARY.understand(query)
     assert u.price_max is None and u.price_min is None, u
+
+
+def test_matched_words_are_offsets_into_plain_text(search_db: str, pg_root: Path) -> None:
+    with make_client(search_db, pg_root) as client:
+        body = _post(client, "/search/hybrid", {"query": "tarcze hamulcowe", "limit": 5})
+        marked = 0
+        for hit in body["results"]:
+            title, marks = hit["title"], hit["highlight"]["title"]
+            words = [title[a:b].lower() for a, b in marks]
+            assert all(w.startswith(("tarcz", "hamulc")) for w in words), (title, words)
+            marked += bool(words)  # an English title without a Polish name has none
+            snippet = hit["highlight"].get("snippet")
+            if snippet:
+                assert len(snippet) <= 165
+                for a, b in hit["highlight"]["snippet_matches"]:
+                    assert snippet[a:b].lower().startswith(("tarcz", "hamulc")), snippet
+        assert marked >= 3
+        # a search its filters leave empty answers with completions of the query
+        empty = _post(
+            client,
+            "/search/filtered",
+            {"query": "klocki hamulcowe", "filters": {"brand": "No Such Brand"}},
+        )
+        assert empty["results"] == [] and empty["suggestions"]
+        assert empty["suggestions"][0]["text"].startswith("klocki hamulcowe")
+
+
+def test_a_removed_chip_is_a_constraint_not_applied(search_db: str, pg_root: Path) -> None:
+    with make_client(search_db, pg_root) as client:
+        body = {"query": "tylne klocki hamulcowe do 100 zł", "limit": 10}
+        both = _post(client, "/search/semantic", body)
+        assert set(both["understood"]) == {"price_max", "currency", "position"}
+        no_price = _post(client, "/search/semantic", {**body, "ignore": ["price"]})
+        assert set(no_price["understood"]) == {"position"}
+        bad = client.post("/search/semantic", json={**body, "ignore": ["colour"]})
+        assert bad.status_code == 422

@@ -23,7 +23,7 @@ INDEX_TYPES: tuple[str, ...] = get_args(IndexType)
 ENGINES: tuple[str, ...] = get_args(Engine)
 SearchMode = Literal["semantic", "filtered", "hybrid"]
 ImportFormat = Literal["csv", "tsv", "jsonl", "parquet"]
-SEARCH_ENDPOINTS = ("semantic", "filtered", "hybrid", "similar")
+SEARCH_ENDPOINTS = ("semantic", "filtered", "hybrid", "similar", "suggest")
 JUDGED_MODES = ("semantic", "hybrid", "lexical", "exact", "semantic_no_map")
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"

@@ -35,6 +35,7 @@ from prodsearch.api.models import (
     HybridRequest,
     SearchBody,
     SemanticRequest,
+    SuggestBody,
     errors,
 )
 from prodsearch.config import Settings, get_settings
@@ -186,6 +187,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ObserveMiddleware, metrics=state.metrics)
     _search_routes(app, state)
     _product_routes(app, state)
+    _suggest_routes(app, state)
     _service_routes(app, state)
     return app
 
@@ -267,6 +269,19 @@ def _json(resp: SearchResponse, metrics: Metrics) -> ORJSONResponse:
     return ORJSONResponse(resp.as_dict())
 
 
+async def _answer(state: State, resp: SearchResponse, query: str) -> ORJSONResponse:
+    """A text search's body; one that found nothing (its filters exclude every product)
+    carries completions of the query instead, so the shopper has somewhere to go."""
+    state.metrics.observe_search(resp.timings)
+    body = resp.as_dict()
+    if not resp.results:
+        from prodsearch.suggest.service import MAX_PREFIX_CHARS, suggest
+
+        found = await with_connection(state.pool, lambda c: suggest(c, query[:MAX_PREFIX_CHARS], 5))
+        body["suggestions"] = [c.as_dict() for c in found.completions]
+    return ORJSONResponse(body)
+
+
 def _search_routes(app: FastAPI, state: State) -> None:
     """Search by text: semantic, filtered, hybrid."""
     guarded = _key_check(state)
@@ -276,14 +291,14 @@ def _search_routes(app: FastAPI, state: State) -> None:
         resp = await with_connection(
             state.pool, lambda c: state.searcher.semantic(c, body.query, body.options())
         )
-        return _json(resp, state.metrics)
+        return await _answer(state, resp, body.query)
 
     @app.post("/search/filtered", dependencies=guarded, **_search_docs())
     async def filtered(body: FilteredRequest) -> ORJSONResponse:
         resp = await with_connection(
             state.pool, lambda c: state.searcher.semantic(c, body.query, body.options())
         )
-        return _json(resp, state.metrics)
+        return await _answer(state, resp, body.query)
 
     @app.post("/search/hybrid", dependencies=guarded, **_search_docs())
     async def hybrid(body: HybridRequest) -> ORJSONResponse:
@@ -291,7 +306,7 @@ def _search_routes(app: FastAPI, state: State) -> None:
             state.pool,
             lambda c: state.searcher.hybrid(c, body.query, body.options(), body.rrf_k),
         )
-        return _json(resp, state.metrics)
+        return await _answer(state, resp, body.query)
 
 
 def _product_routes(app: FastAPI, state: State) -> None:
@@ -332,6 +347,30 @@ def _product_routes(app: FastAPI, state: State) -> None:
         from prodsearch.search.facets import facet_values
 
         return await with_connection(state.pool, lambda c: facet_values(c, state.searcher.source))
+
+
+def _suggest_routes(app: FastAPI, state: State) -> None:
+    """Search-as-you-type."""
+    from prodsearch.suggest.service import MAX_PREFIX_CHARS, MAX_SUGGESTIONS, suggest
+
+    @app.get(
+        "/suggest",
+        dependencies=_key_check(state),
+        response_model=SuggestBody,
+        responses=errors(401, 422, 503),
+    )
+    async def suggestions(
+        q: str = Query(
+            min_length=1,
+            max_length=MAX_PREFIX_CHARS,
+            description="What the shopper has typed so far (diacritics optional, typos ok).",
+        ),
+        limit: int = Query(8, ge=1, le=MAX_SUGGESTIONS),
+    ) -> ORJSONResponse:
+        """Query completions from the catalog (product types in English and Polish,
+        brands, vehicles and their combinations), each with its product count."""
+        found = await with_connection(state.pool, lambda c: suggest(c, q, limit))
+        return ORJSONResponse(found.as_dict())
 
 
 async def _watch_figures(state: State) -> WatchFigures | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -88,6 +88,13 @@ class SemanticRequest(BaseModel):
         "filters win over understood ones.",
     )
 
+    ignore: list[Literal["price", "vehicle", "position", "engine", "brand"]] = Field(
+        default_factory=list,
+        max_length=5,
+        description="Understood constraints not to apply (a chip the shopper removed); "
+        "their words stay in the query's text.",
+    )
+
     def options(self) -> SearchOptions:
         return SearchOptions(
             limit=self.limit,
@@ -98,6 +105,7 @@ class SemanticRequest(BaseModel):
             explain=self.explain,
             facets=self.facets,
             understand=self.understand,
+            ignore=tuple(self.ignore),
         )
 
 
@@ -146,6 +154,21 @@ class SearchBody(BaseModel):
     understood: dict[str, Any] | None = None
     relaxed: list[str] | None = None
     strict_matches: int | None = None
+    suggestions: list[dict[str, Any]] | None = None  # only when nothing was found
+
+
+class SuggestionBody(BaseModel):
+    text: str
+    kind: str  # type | brand | vehicle | type_brand | type_vehicle
+    lang: str | None
+    products: int
+
+
+class SuggestBody(BaseModel):
+    query: str
+    suggestions: list[SuggestionBody]
+    corrected: bool
+    execution_time_ms: float
 
 
 class FiltersBody(BaseModel):

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import numpy as np
@@ -114,6 +115,16 @@ class SearchBench:
 Against = list[tuple[str, str, dict[str, Any]]]  # (query, kind, filters): bench.against
 
 
+def prefixes(queries: list[str]) -> list[str]:
+    """What a shopper has typed on the way to each query: a prefix of 1 to 12 characters
+    (the length cycling through them, so every length is measured)."""
+    out = []
+    for i, q in enumerate(queries):
+        cut = q[: 1 + i % 12].strip()
+        out.append(cut or q[:1])
+    return out
+
+
 def _requests(
     endpoint: str, queries: list[str], ids: list[int], against: Against | None = None
 ) -> list[tuple[str, str, Any]]:
@@ -121,6 +132,10 @@ def _requests(
     :data:`FILTERS` in turn, the others with a filter built against that query."""
     if endpoint == "similar":
         return [("GET", f"/search/similar/{pid}?limit=10", None) for pid in ids]
+    if endpoint == "suggest":
+        return [
+            ("GET", f"/suggest?{urlencode({'q': p, 'limit': 8})}", None) for p in prefixes(queries)
+        ]
     built = {q: f for q, _kind, f in against or []}
     reqs = []
     for i, q in enumerate(queries):
@@ -254,7 +269,7 @@ def run(
     settings: Settings,
     url: str | None = None,
     concurrencies: tuple[int, ...] = (1, 8),
-    endpoints: tuple[str, ...] = ("semantic", "filtered", "hybrid", "similar"),
+    endpoints: tuple[str, ...] = ("semantic", "filtered", "hybrid", "similar", "suggest"),
     recall_queries: int = 200,
     load_queries: int | None = None,
     baseline_queries: int = 30,

@@ -217,7 +217,7 @@ def search(
     ] = "1,8",
     endpoints: Annotated[
         str, typer.Option(callback=list_of(SEARCH_ENDPOINTS), help="Comma-separated.")
-    ] = "semantic,filtered,hybrid,similar",
+    ] = "semantic,filtered,hybrid,similar,suggest",
     recall_queries: Annotated[
         int, typer.Option(min=0, help="Queries for recall@10 (all catalog ones + WANDS; 0 = skip).")
     ] = 200,

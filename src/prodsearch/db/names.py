@@ -20,11 +20,13 @@ TERMS_NAME = f"{SCHEMA}.search_terms"
 QUERY_MAPS_NAME = f"{SCHEMA}.query_maps"
 QUEUE_NAME = f"{SCHEMA}.embedding_queue"
 WATCH_WORKERS_NAME = f"{SCHEMA}.watch_workers"
+SUGGESTIONS_NAME = f"{SCHEMA}.search_suggestions"
 
 EMBEDDINGS = sql.Identifier(SCHEMA, EMBEDDINGS_TABLE)
 RUNS = sql.Identifier(SCHEMA, "embedding_runs")
 TERMS = sql.Identifier(SCHEMA, "search_terms")
 QUERY_MAPS = sql.Identifier(SCHEMA, "query_maps")
+SUGGESTIONS = sql.Identifier(SCHEMA, "search_suggestions")
 # continuous sync: the queue of changed ids, the workers' counters, the capture functions
 QUEUE = sql.Identifier(SCHEMA, "embedding_queue")
 WATCH_WORKERS = sql.Identifier(SCHEMA, "watch_workers")

@@ -46,6 +46,7 @@ from prodsearch.embedding.runs import (
     SyncResult,
 )
 from prodsearch.errors import ProdsearchError
+from prodsearch.suggest import build as suggest_build
 
 if TYPE_CHECKING:
     from prodsearch.embedding.ray_engine import RayPipeline
@@ -109,14 +110,26 @@ def _refresh_search_support(
     opts: SyncOptions,
     result: SyncResult,
     refreshed: bool,
+    settings: Settings,
 ) -> None:
-    """The term vocabulary (typo correction) after any change to the full-text column, and
-    the Polish→English query map when none exists for this model and mode."""
+    """The term vocabulary (typo correction) and the completions (search-as-you-type)
+    after any change to the full-text column, and the Polish→English query map when none
+    exists for this model and mode."""
     t0 = time.perf_counter()
-    if result.written or result.deleted or refreshed or store.count_terms(conn) == 0:
+    if (
+        result.written
+        or result.deleted
+        or refreshed
+        or store.count_terms(conn) == 0
+        or suggest_build.count(conn) == 0
+    ):
         terms = store.rebuild_terms(conn)
+        suggestions = suggest_build.rebuild(
+            conn, source, suggest_build.SuggestColumns.from_settings(settings)
+        )
+        conn.commit()
         result.timings.terms_s = round(time.perf_counter() - t0, 3)
-        log.info("run %s: %d search terms", result.run_id, terms)
+        log.info("run %s: %d search terms, %d suggestions", result.run_id, terms, suggestions)
     t0 = time.perf_counter()
     qmap, fitted = querymap.refresh(conn, source, encoder, force=opts.refit_map)
     if fitted:
@@ -183,7 +196,7 @@ def sync(
         _stage(conn, result, "index")
         _index_step(conn, settings, result, progress)
         _stage(conn, result, "search support")
-        _refresh_search_support(conn, source, encoder, opts, result, refreshed)
+        _refresh_search_support(conn, source, encoder, opts, result, refreshed, settings)
         result.embeddings_after = store.count_embeddings(conn)
         _finish(conn, result, "succeeded", started)
         log.info("run %s succeeded: %s", result.run_id, result.as_dict())

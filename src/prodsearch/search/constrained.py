@@ -91,7 +91,9 @@ def plan_constraints(
     if opts.understand is not True or not isinstance(query, str):
         return None
     text = normalise_query(query)
-    understood = understanding.catalog.understand(text, understanding.vehicles.find(text))
+    understood = understanding.catalog.understand(
+        text, understanding.vehicles.find(text), ignore=frozenset(opts.ignore)
+    )
     explicit = dict(opts.filters) if isinstance(opts.filters, dict) else {}
     cols = understanding.columns
     allowed = allowed_keys(source)
@@ -198,6 +200,7 @@ async def constrained(plan: ConstraintPlan, run: Run, lead: Lead) -> SearchRespo
         filters=plan.filters or None,
         whole_page=True,
         explain=True,  # the semantic ranks say what product type is asked for
+        highlight_query=plan.understood.described,  # constraint words marked too
     )
     names, conds = plan.names, list(plan.conditions)
     strict_sql = ConstraintSQL(where=queries.all_of(conds), names=names, params=plan.params)
@@ -231,6 +234,10 @@ async def constrained(plan: ConstraintPlan, run: Run, lead: Lead) -> SearchRespo
     return replace(
         strict,
         results=shown,
+        # facets count what the shopper's own filters (and the price) match, so a
+        # constraint the page relaxed still leaves its values to refine by
+        facets=pool.facets,
+        facets_over=pool.facets_over,
         execution_time_ms=round((time.perf_counter() - started) * 1000, 3),
         explain=explain,
         understood=plan.applied,

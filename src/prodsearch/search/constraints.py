@@ -308,9 +308,17 @@ class CatalogVocabulary:
             )
         return Decision(word, "brand", f"the brand of {products} products")
 
-    def understand(self, text: str, vehicles: Iterable[str] = ()) -> Understood:
+    def understand(
+        self, text: str, vehicles: Iterable[str] = (), ignore: frozenset[str] = frozenset()
+    ) -> Understood:
         """The constraints of ``text``; ``vehicles``: the vehicles it names (found by
-        :class:`~prodsearch.search.vehicles.VehicleIndex`), kept in the text."""
+        :class:`~prodsearch.search.vehicles.VehicleIndex`), kept in the text; ``ignore``:
+        constraints not to look for (their words stay text)."""
+        if ignore:
+            return self._without(text, vehicles, ignore)
+        return self._understand(text, vehicles)
+
+    def _understand(self, text: str, vehicles: Iterable[str], prices: bool = True) -> Understood:
         toks = raw_tokens(text)
         taken = [False] * len(toks)
         engine = brand = None
@@ -351,7 +359,9 @@ class CatalogVocabulary:
             elif tok.text in _CHEAP:
                 taken[j] = cheap = True
         attribute = list(taken)  # before the price: engines, brands, sides, "cheap"
-        price_min, price_max, currency = _prices(text, toks, taken)
+        price_min = price_max = currency = None
+        if prices:
+            price_min, price_max, currency = _prices(text, toks, taken)
         gone = [t for t, out in zip(toks, taken, strict=True) if out]
         removed = tuple(text[t.start : t.end] for t in gone)
         residual = _cut(text, gone)
@@ -383,6 +393,21 @@ class CatalogVocabulary:
             cheap=cheap,
             removed=removed,
             decisions=tuple(decisions),
+        )
+
+    def _without(self, text: str, vehicles: Iterable[str], ignore: frozenset[str]) -> Understood:
+        """:meth:`understand` with some constraints not looked for: a vocabulary without
+        their values, and no price read when the price is ignored."""
+        rest = CatalogVocabulary(
+            brands={} if "brand" in ignore else self.brands,
+            engines=() if "engine" in ignore else self.engines,
+            position_values=() if "position" in ignore else self.position_values,
+            currency=self.currency,
+            position_words=self.position_words,
+            word_products=self.word_products,
+        )
+        return rest._understand(
+            text, () if "vehicle" in ignore else vehicles, prices="price" not in ignore
         )
 
 

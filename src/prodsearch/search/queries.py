@@ -23,9 +23,13 @@ DISPLAY = ("name", "polish_name", "category", "brand", "price", "in_stock")
 NO_MASK = sql.SQL("NULL::int")  # no understood constraints to check
 
 
+# read for each result's description snippet (search.highlight), not shown as they are
+SNIPPET_COLUMNS = ("description", "polish_description")
+
+
 def display_columns(source: Source) -> sql.Composable:
     cols = []
-    for col in DISPLAY:
+    for col in (*DISPLAY, *SNIPPET_COLUMNS):
         if col in source.columns:
             cols.append(sql.SQL("s.{} AS {}").format(sql.Identifier(col), sql.Identifier(col)))
         elif col == "name":

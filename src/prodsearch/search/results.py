@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from prodsearch.search.highlight import Highlight, highlight
+
 MAX_QUERY_CHARS = 512
 MAX_LIMIT = 100
 MAX_OFFSET = 10_000
@@ -58,6 +60,7 @@ class SearchHit:
     explain: ScoreParts | None = None
     title: str | None = None  # the name in the query's language (Polish when it has one)
     constraints_met: tuple[str, ...] | None = None  # of the understood ones (None: none)
+    highlight: Highlight | None = None  # the words that match the query
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -73,6 +76,8 @@ class SearchHit:
         }
         if self.constraints_met is not None:
             out["constraints_met"] = list(self.constraints_met)
+        if self.highlight is not None:
+            out["highlight"] = self.highlight.as_dict()
         if self.explain is not None:
             out["explain"] = self.explain.as_dict()
         return out
@@ -239,9 +244,11 @@ class SearchOptions:
     explain: bool = False  # each result's score parts, and the query analysis
     facets: bool = False  # category / brand counts over the candidate set
     understand: bool = True  # constraints in the query (price, side, …) applied
+    ignore: tuple[str, ...] = ()  # understood constraints not to apply
     # internal: one of a constrained search's runs (search.constrained), which fetch a
     # whole deep page at once: its limit may reach MAX_LIMIT + MAX_OFFSET
     whole_page: bool = False
+    highlight_query: str | None = None  # internal: the text results are marked against
 
     def check(self) -> None:
         if self.whole_page:
@@ -257,6 +264,9 @@ class SearchOptions:
             isinstance(ef, bool) or not isinstance(ef, int) or not MIN_EF <= ef <= MAX_EF
         ):
             raise SearchError(f"ef_search must be an integer from {MIN_EF} to {MAX_EF}")
+        known = ("price", "vehicle", "position", "engine", "brand")
+        if not isinstance(self.ignore, tuple) or any(i not in known for i in self.ignore):
+            raise SearchError(f"ignore takes constraint names: {', '.join(known)}")
         for name in ("exact", "explain", "facets", "understand"):
             if not isinstance(getattr(self, name), bool):
                 raise SearchError(f"{name} must be true or false")
@@ -271,6 +281,7 @@ def shape_row(
     explain: bool,
     language: str | None = None,
     mask_names: tuple[str, ...] = (),
+    wanted: frozenset[str] = frozenset(),
 ) -> SearchHit:
     """A result row of the search SQL as a :class:`SearchHit`; its title in ``language``
     when the product has a name in it; ``mask_names``: the constraint of each bit of the
@@ -303,6 +314,11 @@ def shape_row(
         explain=parts,
         title=title or row.get("name"),
         constraints_met=met,
+        highlight=highlight(
+            title or row.get("name"),
+            row.get("polish_description" if title else "description"),
+            wanted,
+        ),
     )
 
 

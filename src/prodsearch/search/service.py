@@ -37,6 +37,7 @@ from prodsearch.search.constrained import (
 from prodsearch.search.filterplan import FilterPlan
 from prodsearch.search.filters import FilterError, allowed_keys, condition
 from prodsearch.search.fusion import FusionWeights, LexicalEvidence, fuse
+from prodsearch.search.highlight import query_forms
 from prodsearch.search.language import LanguageGuess
 from prodsearch.search.lexquery import LexicalQuery
 from prodsearch.search.results import (
@@ -354,8 +355,9 @@ class Searcher:
         facets: tuple[dict[str, list[FacetCount]], FacetScope] | None = None,
     ) -> SearchResponse:
         language, plan = req.language, req.plan
+        wanted = query_forms(req.opts.highlight_query or req.text)
         page = [
-            shape_row(r, req.opts.explain, language, req.mask_names)
+            shape_row(r, req.opts.explain, language, req.mask_names, wanted)
             for r in rows[req.offset : req.offset + req.limit]
         ]
         timings = SearchTimings(

@@ -44,6 +44,7 @@ from prodsearch.embedding.encoder import Encoder, cpu_threads, encoder_for
 from prodsearch.embedding.plan import Work, flatten, plan_rows
 from prodsearch.embedding.sync import SyncOptions, prep_signature, sync
 from prodsearch.errors import ConfigError, DatabaseUnavailable
+from prodsearch.suggest import build as suggest_build
 from prodsearch.watch import sql as watch_sql
 
 log = logging.getLogger("prodsearch.watch")
@@ -121,6 +122,7 @@ class Worker:
         self._last_support = time.monotonic()
         self._last_reconcile = 0.0 if opts.reconcile_s > 0 else float("inf")
         self._periodic: threading.Thread | None = None
+        self._suggest_columns = suggest_build.SuggestColumns.from_settings(settings)
 
     # ------------------------------------------------------------ connections
 
@@ -282,6 +284,8 @@ class Worker:
                 out.written, out.refreshed = self._write(conn, writer, source, ids, out)
                 if out.written or out.refreshed:  # new words are searchable at once
                     store.add_terms_of(conn, ids)
+                    # and a new brand, product type or vehicle is suggested at once
+                    suggest_build.add_new(conn, source, self._suggest_columns, ids)
                 now = watch_sql.server_now(conn)
                 out.lags = [_seconds(now, at) for _pid, at in taken]
                 out.seconds = time.perf_counter() - started
@@ -405,8 +409,10 @@ class Worker:
         with connect(self.url) as conn:
             renice_backend(conn, self.opts.nice)
             terms = store.rebuild_terms(conn)
+            with conn.transaction():
+                suggest_build.rebuild(conn, load_source(conn, self.settings), self._suggest_columns)
         log.info(
-            "worker %s: %d search terms refreshed in %.2f s",
+            "worker %s: %d search terms and the suggestions refreshed in %.2f s",
             self.name,
             terms,
             time.perf_counter() - t0,

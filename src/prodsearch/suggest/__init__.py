@@ -1,0 +1,1 @@
+"""Search-as-you-type: query completions built from the catalog (``GET /suggest``)."""
