@@ -59,6 +59,7 @@ NOT_PRICES = [  # a number that is a size, a generation or a code stays text
     "bkr6ein-40",
     "p 40/743 do 7",
     "filtr 91 820 40",
+    "under 99999999999999999999",
 ]
 SIDES = [
     ("łożysko koła tylne prawe", ["rear", "right"]),

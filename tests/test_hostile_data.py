@@ -150,6 +150,17 @@ def queries_of(conn: psycopg.Connection[Any], rng: random.Random) -> list[str]:
     out += [rng.choice(codes) for _ in range(8)]
     out += [c.replace(" ", "").replace("-", "") for c in rng.sample(codes, 4)]
     out += [p.lower() for p in rng.sample(polish, 6)]
+    # constraints typed in the query (search.constraints), some that nothing meets
+    out += [
+        "klocki hamulcowe do 100 zł",
+        "tylne amortyzatory bosch 2.0 tdi",
+        "wahacz lemforder przód lewy under 50",
+        "alternator over 99999999999",
+        "brake pads under 0 zl",
+        "under 40",
+        "oil filter under " + "9" * 40,
+        "🔧 do 7 zł",
+    ]
     return out
 
 

@@ -151,6 +151,7 @@ _CHEAP = frozenset(
 # "do 7 zł" are
 _WEAK_CUES = frozenset(["do", "od", "from", "a", "i"])
 _WEAK_MIN_VALUE = 10.0
+MAX_PRICE_DIGITS = 12  # "under 99999999999999999999" is no price (nor a finite bound)
 AMBIGUOUS_RATIO = 1.5  # a brand word in more products' texts than this × the brand's: text
 
 
@@ -162,9 +163,9 @@ class _Token:
 
     @property
     def number(self) -> float | None:
-        if _NUMBER.fullmatch(self.text):
+        if _NUMBER.fullmatch(self.text) and len(self.text) <= MAX_PRICE_DIGITS:
             return float(self.text.replace(",", "."))
-        return None
+        return None  # a word, or a number too long to be a price (a code, a barcode)
 
 
 def raw_tokens(text: str) -> list[_Token]:
