@@ -24,7 +24,7 @@ except ImportError:  # pragma: no cover - older typer on click
         UsageError,
     )
 
-from prodsearch.cli import bench, catalog, db, demo, embed, ops, search, watch
+from prodsearch.cli import bench, catalog, db, demo, embed, model, ops, search, watch
 from prodsearch.cli.common import configure_logging, err
 from prodsearch.config import quiet_model_libraries
 from prodsearch.db.retry import one_line
@@ -62,6 +62,7 @@ app.add_typer(catalog.app, name="catalog")
 app.add_typer(embed.index_app, name="index")
 app.add_typer(bench.app, name="bench")
 app.add_typer(watch.app, name="watch")
+app.add_typer(model.app, name="model")
 
 
 def usage_line(exc: UsageError) -> str:

@@ -232,7 +232,8 @@ def _token_cap(max_tokens: int | None, limit: int) -> tuple[int, int | None]:
 def hash_cap(settings: Settings) -> int | None:
     """The token cap that encoders built from ``settings`` name in content hashes
     (:attr:`Encoder.hash_cap`)."""
-    return _token_cap(settings.max_tokens, resolve_model(settings.model).max_tokens)[1]
+    source = resolve_model(settings.model, settings.models_dir)
+    return _token_cap(settings.max_tokens, source.max_tokens)[1]
 
 
 def encoder_for(
@@ -281,7 +282,7 @@ def load_encoder(
     """
     if mode not in MODES:
         raise ValueError(f"unknown encoder mode {mode!r}: use one of {', '.join(MODES)}")
-    source = resolve_model(model)
+    source = resolve_model(model, models_dir)
     spin = not for_queries if spin is None else spin
     if not threads:
         query_threads = 1 if mode == "int8" else min(2, cpu_threads())

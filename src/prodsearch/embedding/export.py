@@ -32,9 +32,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from prodsearch.embedding.model import ModelSource
+from prodsearch.embedding.model import CACHED_FOLDER, CachedSource, ModelSource, keep_in_cache
 
 EXPORT_VERSION = 2  # 2: fused exact graph
+EXPORT_PACKAGES = ("torch", "transformers", "onnx")  # the `export` extra: building only
 FUSE_TOLERANCE = 1e-5
 ONNX_MODES = ("exact", "bf16", "int8")
 
@@ -55,6 +56,11 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[-80:]
 
 
+def model_folder(name: str, models_dir: Path) -> Path:
+    """Where a model's exports (and its source's copy) live in a model cache."""
+    return models_dir / _slug(name)
+
+
 def _fresh(manifest_path: Path, target: Path, source: ModelSource, mode: str) -> bool:
     if not (manifest_path.exists() and target.exists()):
         return False
@@ -66,24 +72,54 @@ def _fresh(manifest_path: Path, target: Path, source: ModelSource, mode: str) ->
         manifest.get("mode") == mode
         and manifest.get("size") == target.stat().st_size  # truncated or replaced: cheap
         and manifest.get("sha256") == _sha256(target)  # damaged in place (~0.1 s a load)
-        and manifest.get("versions") == _versions()
+        and _same_versions(manifest.get("versions") or {})
         and manifest.get("source") == source.fingerprint(manifest.get("source"))
     )
+
+
+def _same_versions(recorded: dict[str, str]) -> bool:
+    """Whether an export was built with the libraries installed here. One that builds
+    exports (PyTorch …) but is absent here is not compared: a runtime-only install uses a
+    cache prepared elsewhere, whose file the size and SHA-256 check already."""
+    here = _versions()
+    return all(
+        recorded.get(pkg) == version
+        for pkg, version in here.items()
+        if not (pkg in EXPORT_PACKAGES and version == "missing")
+    )
+
+
+def can_build() -> bool:
+    """Whether this install can build exports (the ``export`` extra is installed)."""
+    from importlib.util import find_spec
+
+    return all(find_spec(pkg) is not None for pkg in EXPORT_PACKAGES)
 
 
 def onnx_model(source: ModelSource, mode: str, models_dir: Path) -> Path:
     """Path of the ONNX model for ``mode``, exporting it when needed."""
     if mode not in ONNX_MODES:
         raise ValueError(f"no ONNX export for mode {mode!r}")
-    folder = models_dir / _slug(source.name)
+    folder = model_folder(source.name, models_dir)
     target = folder / f"{mode}.onnx"
     if _fresh(folder / f"{mode}.manifest.json", target, source, mode):
+        if not isinstance(source, CachedSource) and not (folder / CACHED_FOLDER).exists():
+            keep_in_cache(source, folder)  # a cache built before copies were kept
         return target
     import fasteners
 
     folder.mkdir(parents=True, exist_ok=True)
     with fasteners.InterProcessLock(str(folder / ".lock")):
         if not _fresh(folder / f"{mode}.manifest.json", target, source, mode):
+            if not can_build():
+                from prodsearch.errors import ConfigError
+
+                raise ConfigError(
+                    f"the model cache {folder} has no usable {mode} export, and building one "
+                    "needs PyTorch, which this install lacks: pip install 'prodsearch[export]' "
+                    "here, or run `prodsearch model export` where it is installed and point "
+                    "PRODSEARCH_MODEL_CACHE at that cache"
+                )
             _build_in_child(source, mode, folder)
     return target
 
@@ -147,6 +183,7 @@ def _build(source: ModelSource, mode: str, folder: Path) -> Path:
         "build_seconds": round(time.perf_counter() - started, 2),
     }
     manifest_path.write_text(json.dumps(manifest, indent=2))
+    keep_in_cache(source, folder)  # what a runtime-only install reads instead of the model
     return target
 
 

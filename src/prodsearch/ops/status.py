@@ -66,7 +66,7 @@ class StatusReport:
 
 def freshness(conn: psycopg.Connection[Any], source: Source, settings: Settings) -> Freshness:
     """Eligible rows without an embedding, with a stale one, and embeddings without a product."""
-    model = resolve_model(settings.model).name
+    model = resolve_model(settings.model, settings.models_dir).name
     missing, stale = store.count_missing_and_stale(
         conn, source, prep_signature(source, settings), model, settings.mode
     )
