@@ -340,3 +340,86 @@ def test_the_workers_database_session_is_reniced(db_url: str) -> None:
         conn.execute("SELECT 1")  # the session still answers
     with psycopg.connect(db_url) as other:  # other sessions keep their priority
         assert _niceness(other.info.backend_pid) == before
+
+
+REJECT_TRIGGER = """
+CREATE FUNCTION reject_one() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.product_id = %(pid)s THEN RAISE EXCEPTION 'rejected by a site rule'; END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER reject_one BEFORE INSERT OR UPDATE ON analytics_features.product_embeddings
+  FOR EACH ROW EXECUTE FUNCTION reject_one();
+"""
+
+
+def test_a_product_that_cannot_be_written_is_set_aside_and_the_queue_flows(
+    conn: psycopg.Connection[Any], settings: Settings, db_url: str, encoders: dict[str, Any]
+) -> None:
+    """Failed items: a trigger on the embeddings table rejects one product; the worker
+    retries it alone with backoff, sets it aside, keeps embedding the changes behind it,
+    never exits, and shows it in watch status, status, /metrics and /health; `watch
+    retry` embeds it once the cause is gone."""
+    enc = encoders["int8"]
+    _watched_catalog(conn, settings, enc, 200, seed=83)
+    ids = [
+        r[0]
+        for r in conn.execute(
+            f"SELECT product_id FROM {DEMO_CATALOG} WHERE NOT is_deleted ORDER BY 1 LIMIT 4"
+        )
+    ]
+    bad, *good = ids
+    conn.execute(REJECT_TRIGGER.replace("%(pid)s", str(int(bad))))
+    conn.execute(  # the rejected product first: the oldest change in the queue
+        f"UPDATE {DEMO_CATALOG} SET name = name || ' v2' WHERE product_id = %s", (bad,)
+    )
+    conn.commit()
+    conn.execute(
+        f"UPDATE {DEMO_CATALOG} SET name = name || ' v2' WHERE product_id = ANY(%s)", (good,)
+    )
+    conn.commit()
+    worker = Worker(
+        settings, WatchOptions(once=True, reconcile_s=0, max_tries=3, retry_s=0), encoder=enc
+    )
+    totals = worker.run()  # returns: it never exits on the product
+    assert totals.failed == 3 and totals.written == len(good), totals
+    assert _queued(conn) == 0
+    names = dict(
+        conn.execute(
+            f"SELECT product_id, s.name FROM {DEMO_CATALOG} AS s WHERE product_id = ANY(%s)",
+            (good,),
+        )
+    )
+    conn.commit()
+    assert all(n.endswith(" v2") for n in names.values())
+    assert_later = _embeddings(db_url)
+    assert (
+        assert_later
+        == 200 - conn.execute(f"SELECT count(*) FROM {DEMO_CATALOG} WHERE is_deleted").fetchone()[0]
+    )  # type: ignore[index]
+    conn.commit()
+
+    status = json.loads(run_cli("watch", "status", "--json", env=_env(db_url)).stdout)
+    (failed,) = status["failed"]
+    assert failed["product_id"] == bad and failed["tries"] == 3 and failed["set_aside"]
+    assert "rejected by a site rule" in failed["error"]
+    report = json.loads(run_cli("status", "--json", env=_env(db_url)).stdout)
+    assert [f["product_id"] for f in report["capture"]["failed"]] == [bad]
+    with make_client(db_url, settings.home) as client:
+        assert "prodsearch_watch_failed_items 1.0" in client.get("/metrics").text
+        fresh = client.get("/health").json()["freshness"]
+        assert fresh["failed_items"] == 1 and fresh["set_aside"] == 1
+
+    # the cause removed, a retry embeds it; a change would have requeued it too
+    conn.execute("DROP TRIGGER reject_one ON analytics_features.product_embeddings")
+    conn.commit()
+    res = run_cli("watch", "retry", "--all", env=_env(db_url))
+    assert res.returncode == 0 and "1 failed item(s) queued again" in res.stdout, res.stderr
+    again = Worker(settings, WatchOptions(once=True, reconcile_s=0), encoder=enc).run()
+    assert again.written == 1 and again.failed == 0
+    assert json.loads(run_cli("watch", "status", "--json", env=_env(db_url)).stdout)["failed"] == []
+    assert_batch_agrees(settings, enc)
+
+
+def _env(db_url: str) -> dict[str, str]:
+    return {"DATABASE_URL": db_url}

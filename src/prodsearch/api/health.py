@@ -74,4 +74,6 @@ def freshness(watch: WatchFigures, threshold_s: float) -> dict[str, Any]:
         "oldest_pending_s": None if watch.oldest_s is None else round(watch.oldest_s, 3),
         "threshold_s": threshold_s,
         "workers": watch.workers,
+        "failed_items": watch.failed,
+        "set_aside": watch.set_aside,
     }

@@ -118,6 +118,11 @@ class _WatchCollector(Collector):
         yield GaugeMetricFamily(
             "prodsearch_watch_workers", "Workers seen in the last minute.", f.workers
         )
+        yield GaugeMetricFamily(
+            "prodsearch_watch_failed_items",
+            "Products whose write failed: retried with backoff, or set aside (watch status).",
+            f.failed,
+        )
         for name, help_text, value in (
             ("batches", "Batches committed by the workers.", f.batches),
             ("embedded", "Rows written with a new vector (rate(): embeds per second).", f.embedded),

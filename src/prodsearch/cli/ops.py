@@ -83,7 +83,14 @@ def _capture(cap: CaptureStatus) -> str:
     if not cap.installed:
         return "not installed (`prodsearch watch install`, then `prodsearch watch`)"
     oldest = "" if cap.oldest_s is None else f", oldest pending {cap.oldest_s:.1f} s ago"
-    return f"capturing changes; {cap.queued:,} queued{oldest}"
+    failed = ""
+    if cap.failed:
+        aside = sum(f.set_aside for f in cap.failed)
+        failed = (
+            f"; {len(cap.failed):,} failed item(s), {aside:,} set aside"
+            " (`prodsearch watch status`, `prodsearch watch retry`)"
+        )
+    return f"capturing changes; {cap.queued:,} queued{oldest}{failed}"
 
 
 def _index(idx: IndexStatus) -> str:

@@ -103,9 +103,39 @@ def status(as_json: JsonFlag = False) -> None:
     oldest = "-" if st.oldest_s is None else f"{st.oldest_s:.1f} s"
     print_table(
         "prodsearch watch",
-        ("installed", "queued", "oldest pending"),
-        [("yes" if st.installed else "no", f"{st.queued:,}", oldest)],
+        ("installed", "queued", "oldest pending", "failed items"),
+        [("yes" if st.installed else "no", f"{st.queued:,}", oldest, f"{len(st.failed):,}")],
     )
+    if st.failed:
+        print_table(
+            "failed items (prodsearch watch retry queues them again)",
+            ("product", "tries", "state", "last failed", "error"),
+            [
+                (
+                    str(f.product_id),
+                    str(f.tries),
+                    "set aside" if f.set_aside else "retrying",
+                    f.last_failed_at.isoformat(timespec="seconds"),
+                    f.error[:80],
+                )
+                for f in st.failed
+            ],
+        )
+
+
+@app.command("retry")
+def retry(
+    ids: Annotated[list[int] | None, typer.Argument(help="Product ids of failed items.")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every failed item.")] = False,
+) -> None:
+    """Queue failed items again (a worker writes them with its next batch)."""
+    from prodsearch.watch import capture
+
+    if bool(ids) == every:
+        raise typer.BadParameter("give product ids or --all (not both)")
+    with open_db() as conn:
+        queued = capture.retry(conn, None if every else list(ids or []))
+    out.print(f"{queued:,} failed item(s) queued again", highlight=False)
 
 
 __all__ = ["app"]

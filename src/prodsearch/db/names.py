@@ -21,12 +21,14 @@ QUERY_MAPS_NAME = f"{SCHEMA}.query_maps"
 QUEUE_NAME = f"{SCHEMA}.embedding_queue"
 WATCH_WORKERS_NAME = f"{SCHEMA}.watch_workers"
 SUGGESTIONS_NAME = f"{SCHEMA}.search_suggestions"
+FAILED_ITEMS_NAME = f"{SCHEMA}.embedding_failed_items"
 
 EMBEDDINGS = sql.Identifier(SCHEMA, EMBEDDINGS_TABLE)
 RUNS = sql.Identifier(SCHEMA, "embedding_runs")
 TERMS = sql.Identifier(SCHEMA, "search_terms")
 QUERY_MAPS = sql.Identifier(SCHEMA, "query_maps")
 SUGGESTIONS = sql.Identifier(SCHEMA, "search_suggestions")
+FAILED_ITEMS = sql.Identifier(SCHEMA, "embedding_failed_items")
 # continuous sync: the queue of changed ids, the workers' counters, the capture functions
 QUEUE = sql.Identifier(SCHEMA, "embedding_queue")
 WATCH_WORKERS = sql.Identifier(SCHEMA, "watch_workers")

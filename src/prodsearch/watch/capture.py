@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -26,10 +27,35 @@ def watched_columns(source: Source, settings: Settings) -> list[str]:
 
 
 @dataclass(frozen=True)
+class FailedItem:
+    """A product whose write failed (watch worker): retried with backoff, then set aside."""
+
+    product_id: int
+    tries: int
+    error: str
+    first_failed_at: datetime
+    last_failed_at: datetime
+    retry_at: datetime | None
+    set_aside: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "product_id": self.product_id,
+            "tries": self.tries,
+            "error": self.error,
+            "first_failed_at": self.first_failed_at.isoformat(),
+            "last_failed_at": self.last_failed_at.isoformat(),
+            "retry_at": self.retry_at.isoformat() if self.retry_at else None,
+            "set_aside": self.set_aside,
+        }
+
+
+@dataclass(frozen=True)
 class CaptureStatus:
     triggers: list[tuple[str, str, bool]]  # (trigger, table, enabled)
     queued: int
     oldest_s: float | None
+    failed: list[FailedItem] = field(default_factory=list)  # latest 100
 
     @property
     def installed(self) -> bool:
@@ -41,6 +67,7 @@ class CaptureStatus:
             "triggers": [{"name": n, "table": t, "enabled": e} for n, t, e in self.triggers],
             "queued": self.queued,
             "oldest_pending_s": self.oldest_s,
+            "failed": [f.as_dict() for f in self.failed],
         }
 
 
@@ -60,9 +87,16 @@ def uninstall(conn: psycopg.Connection[Any]) -> None:
 
 def status(conn: psycopg.Connection[Any]) -> CaptureStatus:
     queued, oldest = watch_sql.depth(conn)
-    out = CaptureStatus(watch_sql.installed(conn), queued, oldest)
+    failed = [FailedItem(*row) for row in watch_sql.failed_items(conn)]
+    out = CaptureStatus(watch_sql.installed(conn), queued, oldest, failed)
     conn.commit()
     return out
+
+
+def retry(conn: psycopg.Connection[Any], ids: list[int] | None) -> int:
+    """Queue failed items again (``ids``, or all); how many."""
+    with conn.transaction():
+        return watch_sql.retry(conn, ids)
 
 
 @dataclass(frozen=True)
@@ -82,6 +116,8 @@ class WatchFigures:
     busy_s: float = 0.0
     lag_buckets: tuple[int, ...] = ()
     workers: int = 0  # seen in the last minute
+    failed: int = 0  # failed items (retried with backoff, or set aside)
+    set_aside: int = 0  # of which out of tries
 
 
 async def read_figures(conn: psycopg.AsyncConnection[Any]) -> WatchFigures:
@@ -95,6 +131,8 @@ async def read_figures(conn: psycopg.AsyncConnection[Any]) -> WatchFigures:
         row = await cur.fetchone()
         if row is not None:
             queued, oldest = int(row[0]), (float(row[1]) if row[1] is not None else None)
+    cur = await conn.execute(watch_sql.failed_count_sql())
+    failed = await cur.fetchone() or (0, 0)
     cur = await conn.execute(watch_sql.totals_sql())
     t = await cur.fetchone()
     assert t is not None
@@ -112,4 +150,6 @@ async def read_figures(conn: psycopg.AsyncConnection[Any]) -> WatchFigures:
         busy_s=float(t[7]),
         lag_buckets=tuple(int(b) for b in (t[8] or ())),
         workers=int(t[9]),
+        failed=int(failed[0]),
+        set_aside=int(failed[1]),
     )

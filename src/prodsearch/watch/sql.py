@@ -28,6 +28,7 @@ from prodsearch.db.names import (
     CAPTURE_TRIGGERS,
     CAPTURE_TRUNCATE_FUNCTION,
     EMBEDDINGS,
+    FAILED_ITEMS,
     QUEUE,
     QUEUE_CHANNEL,
     QUEUE_NAME,
@@ -323,3 +324,98 @@ def totals_sql() -> sql.Composed:
         " unnest(lag_buckets) WITH ORDINALITY AS u(b, i) GROUP BY i) AS x), "
         "count(*) FILTER (WHERE heartbeat_at > now() - interval '1 minute') FROM {w}"
     ).format(w=WATCH_WORKERS)
+
+
+# ---------------------------------------------------------------- failed items
+
+
+def take_one(conn: psycopg.Connection[Any], pid: int) -> datetime | None:
+    """Inside a transaction: remove one queued id (None when it is gone or another worker
+    holds it); its enqueued_at."""
+    row = conn.execute(
+        sql.SQL(
+            "WITH one AS MATERIALIZED (SELECT product_id FROM {q} WHERE product_id = %s"
+            " FOR UPDATE SKIP LOCKED) DELETE FROM {q} AS q USING one"
+            " WHERE q.product_id = one.product_id RETURNING q.enqueued_at"
+        ).format(q=QUEUE),
+        (pid,),
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+def record_failure(
+    conn: psycopg.Connection[Any], pid: int, error: str, max_tries: int, retry_s: float
+) -> int:
+    """Count a failed try of one product (its queue row is gone): retried after
+    ``retry_s`` × 2^(tries − 1) seconds, set aside after ``max_tries``; the tries so far."""
+    row = conn.execute(
+        sql.SQL(
+            "INSERT INTO {f} AS f (product_id, tries, error) VALUES (%(pid)s, 1, %(error)s)"
+            " ON CONFLICT (product_id) DO UPDATE SET tries = f.tries + 1, error = %(error)s,"
+            " last_failed_at = clock_timestamp() RETURNING tries"
+        ).format(f=FAILED_ITEMS),
+        {"pid": pid, "error": error[:2000]},
+    ).fetchone()
+    tries = int(row[0]) if row else 1
+    conn.execute(
+        sql.SQL(
+            "UPDATE {f} SET set_aside = %(aside)s, retry_at = CASE WHEN %(aside)s THEN NULL"
+            " ELSE clock_timestamp() + make_interval(secs => %(wait)s) END"
+            " WHERE product_id = %(pid)s"
+        ).format(f=FAILED_ITEMS),
+        {"pid": pid, "aside": tries >= max_tries, "wait": retry_s * 2 ** (tries - 1)},
+    )
+    return tries
+
+
+def clear_failures(conn: psycopg.Connection[Any], ids: Sequence[int]) -> None:
+    """Products written at last are no failed items any more."""
+    conn.execute(
+        sql.SQL("DELETE FROM {} WHERE product_id = ANY(%s)").format(FAILED_ITEMS), (list(ids),)
+    )
+
+
+def requeue_due(conn: psycopg.Connection[Any]) -> int:
+    """Queue the failed items whose retry time has come; how many."""
+    rows = conn.execute(
+        sql.SQL(
+            "WITH due AS (UPDATE {f} SET retry_at = NULL WHERE NOT set_aside"
+            " AND retry_at <= clock_timestamp() RETURNING product_id)"
+            " INSERT INTO {q} (product_id) SELECT product_id FROM due ON CONFLICT DO NOTHING"
+        ).format(f=FAILED_ITEMS, q=QUEUE)
+    )
+    return rows.rowcount
+
+
+def retry(conn: psycopg.Connection[Any], ids: Sequence[int] | None) -> int:
+    """Queue failed items again (``ids``, or every one), out of the set-aside state; how
+    many."""
+    rows = conn.execute(
+        sql.SQL(
+            "WITH again AS (UPDATE {f} SET set_aside = false, retry_at = NULL"
+            " WHERE %(all)s OR product_id = ANY(%(ids)s) RETURNING product_id)"
+            " INSERT INTO {q} (product_id) SELECT product_id FROM again"
+            " ON CONFLICT DO NOTHING"
+        ).format(f=FAILED_ITEMS, q=QUEUE),
+        {"all": ids is None, "ids": list(ids or [])},
+    )
+    conn.execute(sql.SQL("SELECT pg_notify({}, '')").format(sql.Literal(QUEUE_CHANNEL)))
+    return rows.rowcount
+
+
+def failed_items(conn: psycopg.Connection[Any], limit: int = 100) -> list[tuple[Any, ...]]:
+    """(product_id, tries, error, first, last, retry_at, set_aside), latest failure first."""
+    return conn.execute(
+        sql.SQL(
+            "SELECT product_id, tries, error, first_failed_at, last_failed_at, retry_at,"
+            " set_aside FROM {} ORDER BY last_failed_at DESC LIMIT %s"
+        ).format(FAILED_ITEMS),
+        (limit,),
+    ).fetchall()
+
+
+def failed_count_sql() -> sql.Composed:
+    """Failed items, and how many of them are set aside."""
+    return sql.SQL("SELECT count(*), count(*) FILTER (WHERE set_aside) FROM {}").format(
+        FAILED_ITEMS
+    )

@@ -64,6 +64,8 @@ class WatchOptions:
     once: bool = False  # drain the queue, then return (cron, tests)
     poll: bool = False  # no capture trigger: run the embed plan every poll_s instead
     nice: int = 0  # added to the process's CPU niceness when the worker starts
+    max_tries: int = 5  # a product whose write keeps failing is set aside after this many
+    retry_s: float = 5.0  # its first retry after this, doubling with each try
 
 
 @dataclass
@@ -89,6 +91,7 @@ class WatchTotals:
     without_text: int = 0  # rows with no text after preparation: not embedded (logged)
     reconciliations: int = 0
     errors: int = 0
+    failed: int = 0  # tries of single products that failed (see Worker._isolate)
 
 
 def lag_histogram(lags: list[float]) -> list[int]:
@@ -123,6 +126,7 @@ class Worker:
         self._last_reconcile = 0.0 if opts.reconcile_s > 0 else float("inf")
         self._periodic: threading.Thread | None = None
         self._suggest_columns = suggest_build.SuggestColumns.from_settings(settings)
+        self._last_retry_check = float("-inf")
 
     # ------------------------------------------------------------ connections
 
@@ -271,6 +275,10 @@ class Worker:
         conn, writer, source = self._open()
         started = time.perf_counter()
         out = BatchResult()
+        taken: list[tuple[int, datetime]] = []
+        if self._retries_due():  # committed on its own: a failing batch must not undo it
+            with conn.transaction():
+                watch_sql.requeue_due(conn)
         try:
             with conn.transaction():
                 if not watch_sql.try_run_lock_shared(conn, store.SYNC_LOCK_KEY):
@@ -282,6 +290,7 @@ class Worker:
                 out.taken = len(ids)
                 out.deleted = store.delete_orphans(conn, source, ids)
                 out.written, out.refreshed = self._write(conn, writer, source, ids, out)
+                watch_sql.clear_failures(conn, ids)  # written (or gone) at last
                 if out.written or out.refreshed:  # new words are searchable at once
                     store.add_terms_of(conn, ids)
                     # and a new brand, product type or vehicle is suggested at once
@@ -310,9 +319,76 @@ class Worker:
                 conn.commit()
             except psycopg.Error:
                 conn.rollback()
-            raise
+            # the batch rolled back, its ids are queued again: each alone now, so one
+            # product that cannot be written never holds up the changes behind it
+            self._isolate([pid for pid, _at in taken])
+            return out
         self._count(out)
         return out
+
+    def _retries_due(self) -> bool:
+        """Whether to look for failed items due again (at most once a second)."""
+        now = time.monotonic()
+        if now - self._last_retry_check < min(1.0, self.opts.retry_s):
+            return False
+        self._last_retry_check = now
+        return True
+
+    def _isolate(self, ids: list[int]) -> None:
+        """Write each id of a failed batch in its own transaction. One that fails again
+        leaves the queue and is counted in the failed items: queued again after
+        ``retry_s`` × 2^(tries − 1), set aside after ``max_tries`` (until `prodsearch watch
+        retry` or a change to the product queues it)."""
+        conn, writer, source = self._open()
+        for pid in ids:
+            out = BatchResult()
+            started = time.perf_counter()
+            try:
+                with conn.transaction():
+                    at = watch_sql.take_one(conn, pid)
+                    if at is None:  # taken by another worker meanwhile
+                        continue
+                    out.taken = 1
+                    out.deleted = store.delete_orphans(conn, source, [pid])
+                    out.written, out.refreshed = self._write(conn, writer, source, [pid], out)
+                    if out.written or out.refreshed:
+                        store.add_terms_of(conn, [pid])
+                        suggest_build.add_new(conn, source, self._suggest_columns, [pid])
+                    watch_sql.clear_failures(conn, [pid])
+                    out.lags = [_seconds(watch_sql.server_now(conn), at)]
+                    out.seconds = time.perf_counter() - started
+                    watch_sql.record_batch(
+                        conn,
+                        self.name,
+                        out.written,
+                        out.refreshed,
+                        out.deleted,
+                        lag_histogram(out.lags),
+                        sum(out.lags),
+                        1,
+                        out.seconds,
+                    )
+            except psycopg.OperationalError:
+                raise
+            except Exception as exc:
+                error = one_line(exc)
+                with conn.transaction():
+                    watch_sql.take_one(conn, pid)  # out of the queue: the rest flows on
+                    tries = watch_sql.record_failure(
+                        conn, pid, error, self.opts.max_tries, self.opts.retry_s
+                    )
+                self.totals.failed += 1
+                log.warning(
+                    "worker %s: product %d failed (try %d of %d%s): %s",
+                    self.name,
+                    pid,
+                    tries,
+                    self.opts.max_tries,
+                    ", set aside" if tries >= self.opts.max_tries else "",
+                    error,
+                )
+                continue
+            self._count(out)
 
     def _write(
         self,
