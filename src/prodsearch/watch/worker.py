@@ -286,29 +286,7 @@ class Worker:
                 taken = watch_sql.take(conn, self.opts.batch_rows)
                 if not taken:
                     return out
-                ids = [pid for pid, _at in taken]
-                out.taken = len(ids)
-                out.deleted = store.delete_orphans(conn, source, ids)
-                out.written, out.refreshed = self._write(conn, writer, source, ids, out)
-                watch_sql.clear_failures(conn, ids)  # written (or gone) at last
-                if out.written or out.refreshed:  # new words are searchable at once
-                    store.add_terms_of(conn, ids)
-                    # and a new brand, product type or vehicle is suggested at once
-                    suggest_build.add_new(conn, source, self._suggest_columns, ids)
-                now = watch_sql.server_now(conn)
-                out.lags = [_seconds(now, at) for _pid, at in taken]
-                out.seconds = time.perf_counter() - started
-                watch_sql.record_batch(
-                    conn,
-                    self.name,
-                    out.written,
-                    out.refreshed,
-                    out.deleted,
-                    lag_histogram(out.lags),
-                    sum(out.lags),
-                    len(out.lags),
-                    out.seconds,
-                )
+                self._write_taken(conn, writer, source, taken, out, started)
         except psycopg.OperationalError:
             raise  # retried by the caller on a new connection
         except Exception as exc:
@@ -325,6 +303,42 @@ class Worker:
             return out
         self._count(out)
         return out
+
+    def _write_taken(
+        self,
+        conn: psycopg.Connection[Any],
+        writer: store.Writer,
+        source: Source,
+        taken: list[tuple[int, datetime]],
+        out: BatchResult,
+        started: float,
+    ) -> None:
+        """In the caller's transaction: the taken ids' embeddings written (or removed),
+        their failed entries cleared, the search support extended, the worker's counters
+        recorded."""
+        ids = [pid for pid, _at in taken]
+        out.taken = len(ids)
+        out.deleted = store.delete_orphans(conn, source, ids)
+        out.written, out.refreshed = self._write(conn, writer, source, ids, out)
+        watch_sql.clear_failures(conn, ids)  # written (or gone) at last
+        if out.written or out.refreshed:  # new words are searchable at once
+            store.add_terms_of(conn, ids)
+            # and a new brand, product type or vehicle is suggested at once
+            suggest_build.add_new(conn, source, self._suggest_columns, ids)
+        now = watch_sql.server_now(conn)
+        out.lags = [_seconds(now, at) for _pid, at in taken]
+        out.seconds = time.perf_counter() - started
+        watch_sql.record_batch(
+            conn,
+            self.name,
+            out.written,
+            out.refreshed,
+            out.deleted,
+            lag_histogram(out.lags),
+            sum(out.lags),
+            len(out.lags),
+            out.seconds,
+        )
 
     def _retries_due(self) -> bool:
         """Whether to look for failed items due again (at most once a second)."""
@@ -348,26 +362,7 @@ class Worker:
                     at = watch_sql.take_one(conn, pid)
                     if at is None:  # taken by another worker meanwhile
                         continue
-                    out.taken = 1
-                    out.deleted = store.delete_orphans(conn, source, [pid])
-                    out.written, out.refreshed = self._write(conn, writer, source, [pid], out)
-                    if out.written or out.refreshed:
-                        store.add_terms_of(conn, [pid])
-                        suggest_build.add_new(conn, source, self._suggest_columns, [pid])
-                    watch_sql.clear_failures(conn, [pid])
-                    out.lags = [_seconds(watch_sql.server_now(conn), at)]
-                    out.seconds = time.perf_counter() - started
-                    watch_sql.record_batch(
-                        conn,
-                        self.name,
-                        out.written,
-                        out.refreshed,
-                        out.deleted,
-                        lag_histogram(out.lags),
-                        sum(out.lags),
-                        1,
-                        out.seconds,
-                    )
+                    self._write_taken(conn, writer, source, [(pid, at)], out, started)
             except psycopg.OperationalError:
                 raise
             except Exception as exc:
