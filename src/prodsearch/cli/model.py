@@ -8,9 +8,9 @@ import typer
 
 from prodsearch.cli.common import JsonFlag, list_of, out, print_json, split_list
 from prodsearch.config import get_settings
+from prodsearch.embedding.export import ONNX_MODES as MODES
 
 app = typer.Typer(help="The model cache: ONNX exports of the model.", no_args_is_help=True)
-MODES = ("exact", "bf16", "int8")
 
 
 @app.command("export")

@@ -20,7 +20,6 @@ relaxed too. Explicit filters win over understood ones.
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -31,6 +30,7 @@ from prodsearch.catalog.source import Source
 from prodsearch.search import queries
 from prodsearch.search.constraints import RELAX_ORDER, Understood
 from prodsearch.search.filters import allowed_keys
+from prodsearch.search.probes import leading
 from prodsearch.search.results import SearchHit, SearchOptions, SearchResponse, normalise_query
 from prodsearch.search.understanding import QueryUnderstanding
 
@@ -69,10 +69,9 @@ class ConstraintPlan:
         if not self.price:
             for key in ("price_min", "price_max", "currency"):
                 out.pop(key, None)
-        keys = {"vehicle": "vehicle", "position": "position", "engine": "engine", "brand": "brand"}
-        for name, key in keys.items():
+        for name in ("vehicle", "position", "engine", "brand"):  # the keys are the names
             if name not in self.names:
-                out.pop(key, None)
+                out.pop(name, None)
         return out
 
 
@@ -150,11 +149,7 @@ def lead_categories(hits: Sequence[SearchHit]) -> set[str] | None:
         if h.explain is not None and h.explain.semantic_rank is not None
     ]
     ranked = [h for *_key, h in sorted(by_meaning)] or list(hits)
-    lead = [h.category for h in ranked[:LEAD] if h.category is not None]
-    if not lead:
-        return None
-    counts = Counter(lead)
-    return {lead[0], *(c for c, n in counts.items() if n >= LEAD_SHARE)}
+    return leading([h.category for h in ranked[:LEAD]], LEAD_SHARE) or None
 
 
 def merge(
@@ -212,7 +207,8 @@ async def constrained(plan: ConstraintPlan, run: Run, lead: Lead) -> SearchRespo
         meant = lead(vector) if vector is not None else None
         results = merge(strict.results, pool.results, names, meant)
     else:
-        strict, _ = pool, _ = await run(plan.text, wide, ConstraintSQL())
+        strict, _ = await run(plan.text, wide, ConstraintSQL())
+        pool = strict
         results = list(strict.results)
     if not results and plan.price:  # nothing at that price: the price relaxed
         relaxed.append("price")
@@ -242,7 +238,7 @@ async def constrained(plan: ConstraintPlan, run: Run, lead: Lead) -> SearchRespo
         explain=explain,
         understood=plan.applied,
         relaxed=relaxed,
-        strict_matches=_strict_matches(shown, names, bool(relaxed and not names)),
+        strict_matches=_strict_matches(shown, names, "price" in relaxed),
     )
 
 

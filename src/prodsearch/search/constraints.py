@@ -21,12 +21,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from prodsearch.catalog.lexical import fold
 
 Constraint = Literal["price", "vehicle", "position", "engine", "brand"]
 # relaxed first when the constraints together find nothing: the least certain first
+CONSTRAINTS: tuple[Constraint, ...] = get_args(Constraint)
 RELAX_ORDER: tuple[Constraint, ...] = ("position", "engine", "brand", "vehicle", "price")
 
 # raw tokens: a number (decimal point or comma kept), a run of letters, or a price symbol;
@@ -77,54 +78,55 @@ _UNITS = frozenset(
         "w40",
     ]
 )
-_MAX_CUES: tuple[tuple[str, ...], ...] = tuple(
-    tuple(c.split())
-    for c in (
-        "under",
-        "below",
-        "less than",
-        "cheaper than",
-        "up to",
-        "upto",
-        "max",
-        "maks",
-        "maksymalnie",
-        "najwyzej",
-        "do",
-        "ponizej",
-        "mniej niz",
-        "taniej niz",
-        "nie drozej niz",
-        "nie wiecej niz",
-        "< =",
-        "<",
-        "≤",
-        "within",
-    )
+
+
+def _cues(*phrases: str) -> tuple[tuple[str, ...], ...]:
+    """Cue phrases as the folded token sequences a query holds."""
+    return tuple(tuple(p.split()) for p in phrases)
+
+
+_MAX_CUES = _cues(
+    "under",
+    "below",
+    "less than",
+    "cheaper than",
+    "up to",
+    "upto",
+    "max",
+    "maks",
+    "maksymalnie",
+    "najwyzej",
+    "do",
+    "ponizej",
+    "mniej niz",
+    "taniej niz",
+    "nie drozej niz",
+    "nie wiecej niz",
+    "< =",
+    "<",
+    "≤",
+    "within",
 )
-_MIN_CUES: tuple[tuple[str, ...], ...] = tuple(
-    tuple(c.split())
-    for c in (
-        "over",
-        "above",
-        "more than",
-        "at least",
-        "from",
-        "min",
-        "minimum",
-        "od",
-        "powyzej",
-        "ponad",
-        "wiecej niz",
-        "drozej niz",
-        "co najmniej",
-        "> =",
-        ">",
-        "≥",
-    )
+_MIN_CUES = _cues(
+    "over",
+    "above",
+    "more than",
+    "at least",
+    "from",
+    "min",
+    "minimum",
+    "od",
+    "powyzej",
+    "ponad",
+    "wiecej niz",
+    "drozej niz",
+    "co najmniej",
+    "> =",
+    ">",
+    "≥",
 )
 _RANGE_JOIN = frozenset(["-", "–", "do", "to", "and", "a", "i"])
-_RANGE_START = frozenset(["od", "from", "between", "miedzy", "pomiedzy"])
+_RANGE_START = _cues("od", "from", "between", "miedzy", "pomiedzy")
 # a preference, not a bound: the word leaves the query (no product says "cheap")
 _CHEAP = frozenset(
     [
@@ -463,7 +465,7 @@ def _prices(
         ):
             end = j + 1
             after = toks[end + 1].text if end + 1 < len(toks) else ""
-            start_cue = _match(toks, i, tuple((s,) for s in _RANGE_START))
+            start_cue = _match(toks, i, _RANGE_START)
             has_currency = cur_at is not None or after in _CURRENCY
             if after not in _UNITS and (has_currency or start_cue or toks[j].text in "-–"):
                 second = toks[end].number

@@ -17,6 +17,8 @@ A search that was right is never changed: the check only ever widens.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 SAMPLE = 2048  # products kept as probes
@@ -27,6 +29,16 @@ def as_array(value: object) -> np.ndarray:
     """A vector as float32 numpy, whether pgvector returned a ``Vector`` or an array."""
     to_numpy = getattr(value, "to_numpy", None)
     return np.asarray(to_numpy() if to_numpy else value, dtype=np.float32)
+
+
+def leading(categories: list[str | None], share: int) -> set[str]:
+    """The product types a ranking leads with: its first category, and any other that
+    ``share`` of its entries hold (empty when none has a category)."""
+    cats = [c for c in categories if c is not None]
+    if not cats:
+        return set()
+    counts = Counter(cats)
+    return {cats[0], *(c for c, k in counts.items() if k >= share)}
 
 
 class TrapProbes:
@@ -88,7 +100,4 @@ class TrapProbes:
         asks for, at the sample's resolution and whatever a full-text leg matched."""
         nearest = self.neighbours(vector, n)
         at = {int(pid): i for i, pid in enumerate(self.ids)}
-        cats = [c for pid in nearest if (c := self.categories[at[pid]]) is not None]
-        if not cats:
-            return set()
-        return {cats[0], *(c for c in set(cats) if cats.count(c) >= share)}
+        return leading([self.categories[at[pid]] for pid in nearest], share)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from prodsearch.search.constraints import CONSTRAINTS
 from prodsearch.search.highlight import Highlight, highlight
 
 MAX_QUERY_CHARS = 512
@@ -210,11 +211,16 @@ class SearchResponse:
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
+def clean_text(text: str) -> str:
+    """Typed text with control characters (NUL included, which PostgreSQL text cannot
+    hold) as word separators and runs of whitespace as one space."""
+    return " ".join(_CONTROL.sub(" ", text).split())
+
+
 def normalise_query(query: Any) -> str:
     if not isinstance(query, str):
         raise SearchError("query must be a string")
-    # control characters (NUL included, which PostgreSQL text cannot hold) separate words
-    text = " ".join(_CONTROL.sub(" ", query).split())
+    text = clean_text(query)
     if not text:
         raise SearchError("query is empty")
     if len(text) > MAX_QUERY_CHARS:
@@ -264,9 +270,8 @@ class SearchOptions:
             isinstance(ef, bool) or not isinstance(ef, int) or not MIN_EF <= ef <= MAX_EF
         ):
             raise SearchError(f"ef_search must be an integer from {MIN_EF} to {MAX_EF}")
-        known = ("price", "vehicle", "position", "engine", "brand")
-        if not isinstance(self.ignore, tuple) or any(i not in known for i in self.ignore):
-            raise SearchError(f"ignore takes constraint names: {', '.join(known)}")
+        if not isinstance(self.ignore, tuple) or any(i not in CONSTRAINTS for i in self.ignore):
+            raise SearchError(f"ignore takes constraint names: {', '.join(CONSTRAINTS)}")
         for name in ("exact", "explain", "facets", "understand"):
             if not isinstance(getattr(self, name), bool):
                 raise SearchError(f"{name} must be true or false")

@@ -160,14 +160,7 @@ class Searcher:
             source,
             settings.vehicle_column,
             synonyms if synonyms is not None else load_synonyms(settings.synonyms),
-            ConstraintColumns(
-                brand=settings.brand_column,
-                engine=settings.engine_column,
-                position=settings.position_column,
-                price=settings.price_column,
-                currency=settings.currency_column,
-                position_words=settings.position_words,
-            ),
+            ConstraintColumns.from_settings(settings),
         )
         self.exact_distance = exact_expression(encoder.dim)
         self.estimates: LRUCache[tuple[tuple[float, bool], float]] = LRUCache(1024)

@@ -13,6 +13,7 @@ import numpy as np
 import psycopg
 
 from prodsearch.catalog.source import Source
+from prodsearch.config import Settings
 from prodsearch.embedding.encoder import Encoder
 from prodsearch.embedding.querymap import QueryMap
 from prodsearch.search import queries
@@ -76,6 +77,17 @@ class ConstraintColumns:
     price: str = "price"
     currency: str = "currency"
     position_words: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ConstraintColumns:
+        return cls(
+            brand=settings.brand_column,
+            engine=settings.engine_column,
+            position=settings.position_column,
+            price=settings.price_column,
+            currency=settings.currency_column,
+            position_words=settings.position_words,
+        )
 
 
 class QueryUnderstanding:

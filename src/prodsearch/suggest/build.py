@@ -11,7 +11,6 @@ from typing import Any
 
 import psycopg
 
-from prodsearch.catalog.lexical import fold
 from prodsearch.catalog.source import Source
 from prodsearch.config import Settings
 from prodsearch.suggest import phrases
@@ -74,8 +73,8 @@ def add_new(
     """When these products hold a category, brand or vehicle no completion names yet, the
     completions that are missing are added (existing ones keep their counts); how many."""
     values = suggest_sql.values_of(conn, source, [cols.category, cols.brand, cols.vehicle], ids)
-    folded = {" ".join(fold(v).split()).lower() for v in values}
-    if not folded or folded <= suggest_sql.known(conn, sorted(folded)):
+    named = {phrases.folded(v) for v in values}
+    if not named or named <= suggest_sql.known(conn, sorted(named)):
         return 0
     found = _derive(conn, source, cols)
     before = suggest_sql.known(conn, [s.folded for s in found])

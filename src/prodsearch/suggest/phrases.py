@@ -29,7 +29,12 @@ class Suggestion:
 
     @property
     def folded(self) -> str:
-        return " ".join(fold(self.phrase).split())
+        return folded(self.phrase)
+
+
+def folded(text: str) -> str:
+    """What a completion (and a typed prefix) is matched as: folded, single-spaced."""
+    return " ".join(fold(text).split())
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from typing import Any
 
 import psycopg
 
-from prodsearch.catalog.lexical import fold
-from prodsearch.search.results import SearchError
+from prodsearch.search.results import SearchError, clean_text
+from prodsearch.suggest import phrases
 from prodsearch.suggest import sql as suggest_sql
 
 MAX_PREFIX_CHARS = 100
@@ -52,7 +52,7 @@ def _like(text: str) -> str:
 def check(prefix: Any, limit: Any) -> str:
     if not isinstance(prefix, str):
         raise SearchError("q must be a string")
-    text = " ".join("".join(" " if ord(c) < 32 else c for c in prefix).split())
+    text = clean_text(prefix)
     if len(text) > MAX_PREFIX_CHARS:
         raise SearchError(f"q is longer than {MAX_PREFIX_CHARS} characters")
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_SUGGESTIONS:
@@ -63,7 +63,7 @@ def check(prefix: Any, limit: Any) -> str:
 async def suggest(conn: psycopg.AsyncConnection[Any], prefix: str, limit: int = 8) -> Suggestions:
     started = time.perf_counter()
     text = check(prefix, limit)
-    folded = " ".join(fold(text).split())
+    folded = phrases.folded(text)
     if not folded:  # only spaces so far: nothing to complete
         return Suggestions(text, [], False, round((time.perf_counter() - started) * 1000, 3))
     like = _like(folded)
