@@ -32,8 +32,8 @@ LOCK_FLAGS := -q --generate-hashes --allow-unsafe --strip-extras --no-emit-index
 lock:
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/pip install -q --upgrade pip pip-tools
-	.venv-lock/bin/pip-compile $(LOCK_FLAGS) --extra dev -o $(LOCK) pyproject.toml
-	.venv-lock/bin/pip-compile $(LOCK_FLAGS) -o $(RUNTIME_LOCK) pyproject.toml
+	CUSTOM_COMPILE_COMMAND="make lock" .venv-lock/bin/pip-compile $(LOCK_FLAGS) --extra dev -o $(LOCK) pyproject.toml
+	CUSTOM_COMPILE_COMMAND="make lock" .venv-lock/bin/pip-compile $(LOCK_FLAGS) -o $(RUNTIME_LOCK) pyproject.toml
 	# the dev extra names the project itself: it comes from the work tree, not the lock
 	$(PYTHON) scripts/strip_self.py $(LOCK) $(RUNTIME_LOCK)
 	rm -rf .venv-lock
@@ -48,7 +48,7 @@ $(RT_VENV)/.installed: $(RUNTIME_LOCK)
 # embeds a small catalog, serves /search/hybrid and runs watch --once (scripts/runtime_check.py)
 runtime-check: $(STAMP) $(RT_VENV)/.installed
 	$(RT_VENV)/bin/python -m pip install --quiet --no-deps --force-reinstall .
-	PRODSEARCH_MODEL_CACHE=$(MODEL_CACHE) $(BIN)/prodsearch model export --modes bf16,int8
+	PRODSEARCH_MODEL_CACHE=$(MODEL_CACHE) $(BIN)/prodsearch model export --modes bf16,int8,int8-static
 	PRODSEARCH_MODEL_CACHE=$(MODEL_CACHE) $(RT_VENV)/bin/python scripts/runtime_check.py
 
 install: $(STAMP)

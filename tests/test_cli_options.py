@@ -14,13 +14,13 @@ NO_URL = {"DATABASE_URL": "", "PRODSEARCH_DATABASE_URL": ""}
 
 # (arguments, the option named in the error, values the error must list)
 BAD_OPTIONS: list[tuple[tuple[str, ...], str, tuple[str, ...]]] = [
-    (("embed", "--mode", "foo"), "--mode", ("exact", "bf16", "int8")),
+    (("embed", "--mode", "foo"), "--mode", ("auto", "exact", "bf16", "int8", "int8-static")),
     (("embed", "--engine", "spark"), "--engine", ("local", "ray")),
     (("embed", "--batch-size", "0"), "--batch-size", ("1",)),
     (("search", "brake pads", "--mode", "fuzzy"), "--mode", ("semantic", "filtered", "hybrid")),
     (("catalog", "import", "{file}", "--format", "xml"), "--format", ("csv", "jsonl", "parquet")),
-    (("bench", "encode", "--modes", "exact,fp64"), "--modes", ("exact", "bf16", "int8")),
-    (("bench", "embed", "--modes", "fp64"), "--modes", ("exact", "bf16", "int8")),
+    (("bench", "encode", "--modes", "exact,fp64"), "--modes", ("auto", "int8-static")),
+    (("bench", "embed", "--modes", "fp64"), "--modes", ("exact", "bf16", "int8-static")),
     (("bench", "embed", "--engines", "local,spark"), "--engine", ("local", "ray")),
     (("bench", "search", "--endpoints", "semantic,x"), "--endpoints", ("similar", "hybrid")),
     (("bench", "search", "--concurrency", "1,a"), "--concurrency", ("integers",)),
@@ -30,7 +30,7 @@ BAD_OPTIONS: list[tuple[tuple[str, ...], str, tuple[str, ...]]] = [
     (("bench", "relevance", "--modes", "semantic,vibes"), "--modes", ("hybrid", "lexical")),
 ]
 BAD_SETTINGS: list[tuple[dict[str, str], str, tuple[str, ...]]] = [
-    ({"PRODSEARCH_MODE": "foo"}, "PRODSEARCH_MODE", ("exact", "bf16", "int8")),
+    ({"PRODSEARCH_MODE": "foo"}, "PRODSEARCH_MODE", ("auto", "bf16", "int8-static")),
     ({"PRODSEARCH_INDEX_TYPE": "ivf"}, "PRODSEARCH_INDEX_TYPE", ("vector", "halfvec")),
     ({"PRODSEARCH_EF_SEARCH": "0"}, "PRODSEARCH_EF_SEARCH", ("1",)),
 ]

@@ -114,7 +114,20 @@ def test_int8_fidelity(encoders: dict[str, Any], texts: list[str], reference: np
     assert cos.min() >= 0.95, cos.min()
 
 
-@pytest.mark.parametrize("mode", ["exact", "bf16", "int8"])
+def test_int8_static_fidelity(
+    encoders: dict[str, Any], texts: list[str], reference: np.ndarray
+) -> None:
+    """OpenVINO + NNCF int8 (activation scales calibrated once, at export, on catalog
+    texts): measured mean 0.997, min 0.993 on 2,048 catalog texts (docs/BENCHMARKS.md).
+    Text made of punctuation alone ("!!!", "???...") falls outside the calibrated
+    activation ranges and is clipped: ~0.82, the one known weak spot."""
+    cos = _cos(encoders["int8-static"].encode(texts), reference)
+    words = np.array([any(c.isalnum() for c in t) for t in texts])
+    assert cos[words].mean() >= 0.995 and cos[words].min() >= 0.95, (cos.mean(), cos.min())
+    assert cos.min() >= 0.8, cos.min()
+
+
+@pytest.mark.parametrize("mode", ["exact", "bf16", "int8", "int8-static"])
 def test_contract(encoders: dict[str, Any], mode: str) -> None:
     enc = encoders[mode]
     assert (enc.dim, enc.max_tokens, enc.mode) == (384, DEFAULT_CAP, mode)
@@ -131,8 +144,9 @@ def test_contract(encoders: dict[str, Any], mode: str) -> None:
     if mode == "int8":
         assert _cos(rev, out).min() > 0.98 and float(single @ out[1]) > 0.98
     else:
-        np.testing.assert_allclose(rev, out, atol=2e-3 if mode == "bf16" else 1e-5)
-        np.testing.assert_allclose(single, out[1], atol=2e-3 if mode == "bf16" else 1e-5)
+        atol = 1e-5 if mode == "exact" else 2e-3  # reduced precision: kernels per shape
+        np.testing.assert_allclose(rev, out, atol=atol)
+        np.testing.assert_allclose(single, out[1], atol=atol)
     assert enc.encode([]).shape == (0, 384)
     with pytest.raises(ValueError, match="empty"):
         enc.encode(["ok", "   "])

@@ -22,6 +22,7 @@ from prodsearch.bench.encode import product_texts
 from prodsearch.catalog import generate
 from prodsearch.config import Settings
 from prodsearch.embedding.encoder import load_encoder
+from prodsearch.embedding.modes import without_record
 
 SIZES = (64, 128, 256)
 
@@ -34,7 +35,7 @@ def names(n: int) -> list[str]:
 
 def main() -> None:
     settings = Settings()
-    modes = sys.argv[1:] or [settings.mode]
+    modes = sys.argv[1:] or [without_record(settings).mode]
     sets = {"names": names(6000), "catalog": product_texts(4096)}
     for mode in modes:
         encoders = {

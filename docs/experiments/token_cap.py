@@ -18,6 +18,7 @@ import numpy as np
 from prodsearch.bench.encode import product_texts
 from prodsearch.config import Settings
 from prodsearch.embedding.encoder import load_encoder
+from prodsearch.embedding.modes import without_record
 
 
 def main() -> None:
@@ -25,7 +26,8 @@ def main() -> None:
     caps = [int(c) for c in (sys.argv[2] if len(sys.argv) > 2 else "256,128,96").split(",")]
     settings = Settings()
     models = settings.models_dir
-    enc = load_encoder(settings.mode, settings.model, models_dir=models, max_tokens=256)
+    mode = without_record(settings).mode
+    enc = load_encoder(mode, settings.model, models_dir=models, max_tokens=256)
     ids = enc.tokenize(product_texts(n))
     lengths = np.array([len(x) for x in ids])
     over = ", ".join(f"over {c}: {(lengths > c).mean():.1%}" for c in caps)

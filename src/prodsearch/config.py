@@ -13,7 +13,8 @@ from typing import Any, Literal, get_args
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-EncoderMode = Literal["exact", "bf16", "int8"]
+EncoderMode = Literal["exact", "bf16", "int8", "int8-static"]
+ModeSetting = Literal["auto", "exact", "bf16", "int8", "int8-static"]  # auto: see embedding/modes
 IndexType = Literal["vector", "halfvec"]
 Engine = Literal["local", "ray"]
 
@@ -57,10 +58,13 @@ class Settings(BaseSettings):
         default=DEFAULT_MODEL,
         description="Bundled model name, or a local sentence-transformers model directory.",
     )
-    mode: EncoderMode = Field(
-        default="bf16",
-        description="Encoder precision: exact|bf16|int8. bf16 (OpenVINO) is 3.5x faster than "
-        "exact at cosine 0.99998 to it, and scores the same nDCG (docs/BENCHMARKS.md).",
+    mode: ModeSetting = Field(
+        default="auto",
+        description="Encoder precision of the documents: auto|exact|bf16|int8|int8-static. "
+        "auto: the mode the catalog was first embedded in, recorded in the database; a first "
+        "embed chooses for its CPU: bf16 (OpenVINO) with AMX, int8-static (OpenVINO, NNCF "
+        "int8) without. Both score the nDCG of exact (docs/BENCHMARKS.md). An explicit "
+        "mode other than the recorded one makes `embed` re-embed the catalog in it.",
     )
     query_mode: EncoderMode = Field(
         default="int8",
@@ -72,16 +76,16 @@ class Settings(BaseSettings):
         default=16,
         ge=2,
         le=100,
-        description="HNSW links per node (16 with ef_construction 512 gives the most recall "
-        "per millisecond at 278k products; see BENCHMARKS.md).",
+        description="HNSW links per node (16 gives the most recall per millisecond at 278k "
+        "products; see BENCHMARKS.md).",
     )
     hnsw_ef_construction: int = Field(
         default=0,
         ge=0,
         le=1000,
         description="HNSW build candidate list; 0 = sized to the number of vectors at build "
-        "time: the cheapest measured to keep ε-recall@10 ≥ 0.99 (128 up to 50,000 vectors, "
-        "512 above; the original platform used 64; see BENCHMARKS.md).",
+        "time: the cheapest measured to keep ε-recall@10 ≥ 0.99 (64 up to 25,000 vectors, "
+        "128 up to 50,000, 384 above; the original platform used 64; see BENCHMARKS.md).",
     )
     index_type: IndexType = Field(
         default="halfvec",
@@ -91,7 +95,7 @@ class Settings(BaseSettings):
         default=300,
         ge=1,
         le=1000,
-        description="hnsw.ef_search at query time (300 with m 16 / ef_construction 512: "
+        description="hnsw.ef_search at query time (300 with m 16 / ef_construction 384: "
         "ε-recall@10 ≥ 0.99 on every index build measured at 278k products, and the nDCG of "
         "exact search; see BENCHMARKS.md).",
     )

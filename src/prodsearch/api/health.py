@@ -21,7 +21,8 @@ async def health_report(state: Any) -> dict[str, Any]:
         "status": "ok",
         "database": "ok",
         "model": searcher.encoder.model_name,
-        "mode": searcher.settings.mode,
+        "mode": searcher.mode.mode,
+        "mode_reason": searcher.mode.reason,
         "query_mode": searcher.encoder.mode,
         "index_type": searcher.index_type,
     }

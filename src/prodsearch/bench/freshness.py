@@ -45,6 +45,7 @@ from prodsearch.catalog import sql as catalog_sql
 from prodsearch.catalog.source import Source, load_source
 from prodsearch.config import Settings
 from prodsearch.db import connect, database_url, migrate
+from prodsearch.embedding import modes
 from prodsearch.embedding.sync import SyncOptions, sync
 from prodsearch.watch import capture
 from prodsearch.watch import sql as watch_sql
@@ -345,7 +346,8 @@ def run(
         if not capture.status(conn).installed:
             capture.install(conn, source, settings)
             progress("change capture installed on the catalog")
-    result = FreshnessBench(products, settings.mode)
+        mode = modes.in_force(conn, settings).mode
+    result = FreshnessBench(products, mode)
     env = {"PRODSEARCH_MODE": settings.mode, "PRODSEARCH_HOME": str(settings.home_dir)}
     with LocalServer(env) as server:
         result.phases.append(idle := _idle(server.url, idle_s))

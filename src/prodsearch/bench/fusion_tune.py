@@ -194,7 +194,7 @@ def judge_and_tune(
     meta = {
         "queries": len(queries),
         "products_embedded": products,
-        "mode": settings.mode,
+        "mode": searcher.mode.mode,
         "folds": FOLDS,
         "grid": {k: list(v) for k, v in GRID.items()},
     }

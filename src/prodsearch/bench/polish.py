@@ -31,8 +31,8 @@ from prodsearch.bench import relevance as rel
 from prodsearch.catalog.source import Source, load_source
 from prodsearch.catalog.text import prepare_text
 from prodsearch.config import Settings
-from prodsearch.db import connect, database_url
-from prodsearch.embedding import querymap, store
+from prodsearch.db import connect, database_url, migrate
+from prodsearch.embedding import modes, querymap, store
 from prodsearch.embedding.encoder import encoder_for
 from prodsearch.errors import ProdsearchError
 from prodsearch.search.lexquery import analyze
@@ -90,9 +90,10 @@ class PolishBench:
 
 
 def run(settings: Settings, progress: Callable[[str], None] = lambda _m: None) -> PolishBench:
-    enc = encoder_for(settings)
     synonyms = load_synonyms(settings.synonyms)
     with connect(database_url(settings)) as conn:
+        migrate(conn)
+        enc = encoder_for(settings, modes.in_force(conn, settings).mode)
         qmap = querymap.load(conn, enc.model_name, enc.mode)
         if qmap is None:
             raise ProdsearchError("no query map stored: run `prodsearch embed` first")

@@ -429,7 +429,7 @@ def judge(
     meta = {
         "queries": len(queries),
         "products_embedded": found,
-        "mode": settings.mode,
+        "mode": searcher.mode.mode,
         "query_mode": encoder.mode,
         "model": encoder.model_name,
         "ef_search": settings.ef_search,

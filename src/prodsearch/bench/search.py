@@ -33,8 +33,8 @@ from prodsearch.bench.server import LocalServer
 from prodsearch.bench.workload import benchmark_queries, recall_sample
 from prodsearch.catalog.source import load_source
 from prodsearch.config import Settings
-from prodsearch.db import connect, database_url
-from prodsearch.embedding import store
+from prodsearch.db import connect, database_url, migrate
+from prodsearch.embedding import modes, store
 from prodsearch.search import recall
 from prodsearch.search.setup import build_searcher
 
@@ -278,10 +278,13 @@ def run(
     queries = benchmark_queries()[:load_queries]
     db = database_url(settings)
     products, ids = _products(db, len(queries))
+    with connect(db) as conn:
+        migrate(conn)
+        mode = modes.in_force(conn, settings).mode
     result = SearchBench(
         embeddings=products,
         queries=len(queries),
-        mode=settings.mode,
+        mode=mode,
         query_mode=settings.query_mode,
         client="one keep-alive HTTP/1.1 connection per concurrent client (bench.http)",
     )

@@ -71,12 +71,25 @@ def polish(as_json: JsonFlag = False) -> None:
         )
 
 
+BENCH_MODES = ("auto", *ENCODER_MODES)
+
+
+def _modes(value: str) -> list[str]:
+    """A --modes list with ``auto`` read as this CPU's choice (embedding/modes.py)."""
+    from prodsearch.embedding.modes import cpu_choice
+
+    return list(dict.fromkeys(cpu_choice().mode if m == "auto" else m for m in split_list(value)))
+
+
 @app.command("encode")
 def encode(
     texts: Annotated[int, typer.Option("--texts", min=64, help="Product texts to encode.")] = 2048,
     modes: Annotated[
-        str, typer.Option(callback=list_of(ENCODER_MODES), help="Comma-separated modes.")
-    ] = "exact,bf16,int8",
+        str,
+        typer.Option(
+            callback=list_of(BENCH_MODES), help="Comma-separated modes (auto: this CPU's)."
+        ),
+    ] = ",".join(ENCODER_MODES),
     rounds: Annotated[int, typer.Option(min=1, help="Timed rounds; medians reported.")] = 3,
     recall_products: Annotated[
         int, typer.Option(help="Also measure recall@10 vs exact on N products (0 = skip).")
@@ -91,7 +104,7 @@ def encode(
     from prodsearch.bench import encode as bench
 
     settings = get_settings()
-    mode_list = split_list(modes)
+    mode_list = _modes(modes)
     log = progress_log(as_json)
     result = bench.run(settings, texts, mode_list, rounds, queries or 200, progress=log)
     if recall_products:
@@ -129,8 +142,12 @@ def encode(
 def embed(
     products: Annotated[int, typer.Option(min=100, help="Catalog size.")] = 20_000,
     modes: Annotated[
-        str, typer.Option(callback=list_of(ENCODER_MODES), help="Comma-separated modes.")
-    ] = "exact,bf16,int8",
+        str,
+        typer.Option(
+            callback=list_of(BENCH_MODES),
+            help="Comma-separated modes (auto: the mode a first embed chooses on this CPU).",
+        ),
+    ] = "auto",
     baseline: Annotated[bool, typer.Option(help="Run the original method too.")] = True,
     engines: Annotated[
         str,
@@ -153,7 +170,7 @@ def embed(
     result = bench.run(
         ready_settings(),
         products,
-        split_list(modes),
+        _modes(modes),
         baseline,
         progress=progress_log(as_json),
         engines=split_list(engines),
@@ -163,7 +180,7 @@ def embed(
         print_json(result.as_dict())
         return
 
-    _print_embed(result, get_settings().mode)
+    _print_embed(result, _modes("auto")[0])
 
 
 def _print_embed(result: EmbedBench, default_mode: str) -> None:

@@ -18,7 +18,7 @@ from prodsearch.cli.common import (
     print_table,
     ready_settings,
 )
-from prodsearch.config import EncoderMode, Engine, Settings, get_settings
+from prodsearch.config import Engine, ModeSetting, Settings, get_settings
 from prodsearch.db.names import INDEX_NAME
 
 if TYPE_CHECKING:
@@ -30,7 +30,13 @@ index_app = typer.Typer(help=f"The HNSW index {INDEX_NAME}.", no_args_is_help=Tr
 
 
 def embed(
-    mode: Annotated[EncoderMode | None, typer.Option(help="Default: PRODSEARCH_MODE.")] = None,
+    mode: Annotated[
+        ModeSetting | None,
+        typer.Option(
+            help="Default: PRODSEARCH_MODE (auto: the catalog's recorded mode, or the CPU's "
+            "choice for a first embed). Another mode than the recorded one re-embeds all."
+        ),
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Texts per encoder batch.")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Embed at most N products.")] = None,
     full_refresh: Annotated[

@@ -16,8 +16,13 @@ if TYPE_CHECKING:
 
 
 def config(as_json: JsonFlag = False) -> None:
-    """Print the effective settings (secrets masked)."""
+    """Print the effective settings (secrets masked), and the encoder mode this CPU would
+    choose (the catalog's recorded mode wins: `prodsearch status` shows it)."""
+    from prodsearch.embedding.modes import cpu_choice
+
     values = get_settings().masked()
+    choice = cpu_choice()
+    values["mode_for_this_cpu"] = f"{choice.mode}: {choice.reason}"
     if as_json:
         print_json(values)
         return
@@ -58,8 +63,9 @@ def status(as_json: JsonFlag = False) -> None:
         (
             "missing / stale / orphaned",
             f"{fresh.missing:,} / {fresh.stale:,} / {fresh.orphans:,} "
-            f"(stale = text, model or mode changed; configured mode {rep.configured_mode})",
+            f"(stale = text, model or mode changed)",
         ),
+        ("encoder mode", f"{rep.mode}: {rep.mode_reason} (PRODSEARCH_MODE={rep.configured_mode})"),
         ("last run", _last_run(rep.last_run)),
         ("index", _index(rep.index)),
         ("database size", rep.database_size),

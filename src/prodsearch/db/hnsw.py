@@ -22,15 +22,13 @@ from prodsearch.db.names import EMBEDDINGS, INDEX, INDEX_NAME, SCHEMA
 IndexType = Literal["vector", "halfvec"]
 
 # ef_construction sized to the table when the setting is 0 (the default): the cheapest
-# build measured to keep ε-recall@10 ≥ 0.99 at the default ef_search (300), per number of
-# vectors — (at most this many vectors, ef_construction), the last for any larger table.
-# Measured with `prodsearch bench index` (docs/BENCHMARKS.md, #23): at 19,701 vectors 64
-# already gives ε-recall 1.000; at 49,238 vectors 64 and 128 give 0.9995 (recall@10 0.986
-# and 0.992); at ~264,000 only 512 reaches 0.99 (128: 0.958, 256: 0.974). 64 up to
-# 25,000 (1.000 at 19,701, a 1.5x faster build than 128), 128 keeps a margin up to
-# 50,000; between that and 264,000 nothing was measured, so 512.
+# build measured to keep ε-recall@10 ≥ 0.99 at the default ef_search (300) on two builds,
+# per number of vectors — (at most this many vectors, ef_construction), then
+# LARGE_EF_CONSTRUCTION for any larger table. Measured with `prodsearch bench index`:
+# docs/BENCHMARKS.md, "The index build sized to the catalog" and "The index build at
+# 278,697 products without AMX".
 AUTO_EF_CONSTRUCTION: tuple[tuple[int, int], ...] = ((25_000, 64), (50_000, 128))
-LARGE_EF_CONSTRUCTION = 512
+LARGE_EF_CONSTRUCTION = 384
 
 # the index's catalog row; parameters: SCHEMA, INDEX_NAME
 _INDEX_ROW = (

@@ -22,6 +22,7 @@ QUEUE_NAME = f"{SCHEMA}.embedding_queue"
 WATCH_WORKERS_NAME = f"{SCHEMA}.watch_workers"
 SUGGESTIONS_NAME = f"{SCHEMA}.search_suggestions"
 FAILED_ITEMS_NAME = f"{SCHEMA}.embedding_failed_items"
+ENCODER_MODE_NAME = f"{SCHEMA}.encoder_mode"
 
 EMBEDDINGS = sql.Identifier(SCHEMA, EMBEDDINGS_TABLE)
 RUNS = sql.Identifier(SCHEMA, "embedding_runs")
@@ -29,6 +30,7 @@ TERMS = sql.Identifier(SCHEMA, "search_terms")
 QUERY_MAPS = sql.Identifier(SCHEMA, "query_maps")
 SUGGESTIONS = sql.Identifier(SCHEMA, "search_suggestions")
 FAILED_ITEMS = sql.Identifier(SCHEMA, "embedding_failed_items")
+ENCODER_MODE = sql.Identifier(SCHEMA, "encoder_mode")  # the catalog's recorded mode (0012)
 # continuous sync: the queue of changed ids, the workers' counters, the capture functions
 QUEUE = sql.Identifier(SCHEMA, "embedding_queue")
 WATCH_WORKERS = sql.Identifier(SCHEMA, "watch_workers")

@@ -6,6 +6,7 @@ mode         backend                                    fidelity to sentence-tra
 ``exact``    ONNX Runtime, fp32                         identical (cosine ≥ 0.9999)
 ``bf16``     OpenVINO, bfloat16 inference precision     cosine ≥ 0.9999
 ``int8``     ONNX Runtime, dynamic per-channel int8     mean cosine ≥ 0.985
+``int8-static`` OpenVINO, NNCF int8 (calibrated scales) mean cosine ≥ 0.995
 ===========  =========================================  ===============================
 
 ``encode(texts)`` returns float32 ``(n, dim)`` rows, L2-normalised, in input order.
@@ -31,6 +32,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from prodsearch.config import DEFAULT_MODEL, ENCODER_MODES, EncoderMode, Settings
+from prodsearch.embedding.cpu import cpu_flags
 from prodsearch.embedding.model import resolve_model
 from prodsearch.errors import ConfigError
 
@@ -39,7 +41,21 @@ log = logging.getLogger("prodsearch.encoder")
 MODES = ENCODER_MODES
 DEFAULT_BATCH = 64  # texts per encoder batch unless a caller says otherwise
 # Tokens per batch (batch size x padded length), measured best per backend on 2 cores.
-TOKEN_BUDGET = {"exact": 2048, "bf16": 4096, "int8": 1024}
+TOKEN_BUDGET = {"exact": 2048, "bf16": 4096, "int8": 1024, "int8-static": 4096}
+
+
+def openvino_precision(mode: str) -> str:
+    """The precision OpenVINO runs a mode's graph at. int8-static's quantized layers run
+    int8 whatever this says; its other layers (attention's softmax, layer norms, GELU) run
+    at bf16 on a CPU with bf16 units (4 % faster on AVX-512 BF16, same cosine to exact:
+    docs/BENCHMARKS.md), f32 elsewhere."""
+    if mode == "bf16":
+        return "bf16"
+    flags = cpu_flags()
+    return "bf16" if {"avx512_bf16", "amx_bf16"} & flags else "f32"
+
+
+OPENVINO_MODES = ("bf16", "int8-static")
 
 
 def cpu_threads() -> int:
@@ -238,7 +254,7 @@ def hash_cap(settings: Settings) -> int | None:
 
 def encoder_for(
     settings: Settings,
-    mode: str | None = None,
+    mode: str,
     *,
     max_batch: int | None = None,
     threads: int | None = None,
@@ -246,10 +262,10 @@ def encoder_for(
     spin: bool | None = None,
 ) -> Encoder:
     """:func:`load_encoder` with what ``settings`` say: the model, the export cache, the
-    batch size (``max_batch`` overrides it) and the token cap; ``mode`` defaults to the
-    documents' mode."""
+    batch size (``max_batch`` overrides it) and the token cap. ``mode``: a concrete mode
+    (the documents' mode in force comes from :mod:`prodsearch.embedding.modes`)."""
     return load_encoder(
-        mode or settings.mode,
+        mode,
         settings.model,
         models_dir=settings.models_dir,
         max_batch=max_batch or settings.batch_size,
@@ -291,8 +307,9 @@ def load_encoder(
     from prodsearch.embedding.export import discard, onnx_model
 
     def backend_for(path: Path) -> Backend:
-        if mode == "bf16":  # bulk work: a single-threaded stream per thread
-            return OpenVinoBackend(path, threads, "bf16", streams=1 if for_queries else threads)
+        if mode in OPENVINO_MODES:  # bulk work: a single-threaded stream per thread
+            streams = 1 if for_queries else threads
+            return OpenVinoBackend(path, threads, openvino_precision(mode), streams=streams)
         return OnnxBackend(path, threads, spin=spin)
 
     path = onnx_model(source, mode, models_dir)

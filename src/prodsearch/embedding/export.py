@@ -19,6 +19,11 @@ bf16: the plain fp32 graph, which OpenVINO compiles at bfloat16 inference precis
 int8: dynamic quantization, per-channel int8 weights with uint8 activations and no
 reduced range (the configuration that suits AVX-512 VNNI). Per-tensor int8 loses too
 much fidelity (mean cosine ~0.95) and is not offered.
+
+int8-static: the plain graph quantized by NNCF for OpenVINO (weights and activations
+int8, activation scales calibrated once on catalog-like texts, SmoothQuant on), saved as
+OpenVINO IR (``int8-static.xml`` + ``.bin``). On a CPU without AMX it is the fastest
+faithful mode (VNNI int8 kernels; docs/BENCHMARKS.md, "Encoders without AMX").
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -35,16 +41,19 @@ from typing import Any
 from prodsearch.embedding.model import CACHED_FOLDER, CachedSource, ModelSource, keep_in_cache
 
 EXPORT_VERSION = 2  # 2: fused exact graph
-EXPORT_PACKAGES = ("torch", "transformers", "onnx")  # the `export` extra: building only
+EXPORT_PACKAGES = ("torch", "transformers", "onnx", "nncf")  # the `export` extra: building only
 FUSE_TOLERANCE = 1e-5
-ONNX_MODES = ("exact", "bf16", "int8")
+ONNX_MODES = ("exact", "bf16", "int8", "int8-static")
+IR_MODES = ("int8-static",)  # saved as OpenVINO IR (.xml beside its .bin), not ONNX
+CALIBRATION_TEXTS = 300  # int8-static: texts whose activations set the scales
+CALIBRATION_SEED = 777  # the generator's seed for them (not the demo catalog's 42)
 
 
 def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"export_version": str(EXPORT_VERSION)}
-    for pkg in ("torch", "transformers", "onnx", "onnxruntime"):
+    for pkg in ("torch", "transformers", "onnx", "onnxruntime", "nncf", "openvino"):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -68,9 +77,11 @@ def _fresh(manifest_path: Path, target: Path, source: ModelSource, mode: str) ->
         manifest = json.loads(manifest_path.read_text())
     except ValueError:
         return False
+    if not all(f.exists() for f in export_files(target)):
+        return False
     return bool(
         manifest.get("mode") == mode
-        and manifest.get("size") == target.stat().st_size  # truncated or replaced: cheap
+        and manifest.get("size") == _size(target)  # truncated or replaced: cheap
         and manifest.get("sha256") == _sha256(target)  # damaged in place (~0.1 s a load)
         and _same_versions(manifest.get("versions") or {})
         and manifest.get("source") == source.fingerprint(manifest.get("source"))
@@ -101,7 +112,7 @@ def onnx_model(source: ModelSource, mode: str, models_dir: Path) -> Path:
     if mode not in ONNX_MODES:
         raise ValueError(f"no ONNX export for mode {mode!r}")
     folder = model_folder(source.name, models_dir)
-    target = folder / f"{mode}.onnx"
+    target = export_target(folder, mode)
     if _fresh(folder / f"{mode}.manifest.json", target, source, mode):
         if not isinstance(source, CachedSource) and not (folder / CACHED_FOLDER).exists():
             keep_in_cache(source, folder)  # a cache built before copies were kept
@@ -142,20 +153,43 @@ def _build_in_child(source: ModelSource, mode: str, folder: Path) -> None:
         raise ConfigError(f"exporting the {mode} model to {folder} failed: {tail}")
 
 
-def _sha256(path: Path) -> str:
+def export_target(folder: Path, mode: str) -> Path:
+    """The file an encoder loads for ``mode`` (an IR's .xml names its .bin beside it)."""
+    return folder / f"{mode}.{'xml' if mode in IR_MODES else 'onnx'}"
+
+
+def export_files(target: Path) -> list[Path]:
+    """The files of one export: the model file, and an IR's weights."""
+    return [target, target.with_suffix(".bin")] if target.suffix == ".xml" else [target]
+
+
+def _size(target: Path) -> int:
+    return sum(f.stat().st_size for f in export_files(target))
+
+
+def _file_sha256(path: Path) -> bytes:
     with path.open("rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+        return hashlib.file_digest(fh, "sha256").digest()
+
+
+def _sha256(target: Path) -> str:
+    """One file's SHA-256; for an IR, the SHA-256 of its two files' digests."""
+    files = export_files(target)
+    if len(files) == 1:
+        return _file_sha256(target).hex()
+    return hashlib.sha256(b"".join(_file_sha256(f) for f in files)).hexdigest()
 
 
 def discard(target: Path) -> None:
     """Forget an export (its manifest first), so that the next use builds it again."""
     target.with_name(target.stem + ".manifest.json").unlink(missing_ok=True)
-    target.unlink(missing_ok=True)
+    for path in export_files(target):
+        path.unlink(missing_ok=True)
 
 
 def _build(source: ModelSource, mode: str, folder: Path) -> Path:
     """Export (exact) or quantize (int8) unless fresh; the caller holds the folder lock."""
-    target = folder / f"{mode}.onnx"
+    target = export_target(folder, mode)
     manifest_path = folder / f"{mode}.manifest.json"
     if _fresh(manifest_path, target, source, mode):  # built by another process meanwhile
         return target
@@ -165,11 +199,14 @@ def _build(source: ModelSource, mode: str, folder: Path) -> Path:
         fused = _export_fp32(source, target, fuse=True)
     elif mode == "bf16":  # the plain graph: OpenVINO fuses it for its own kernels
         _export_fp32(source, target, fuse=False)
-    else:  # quantized from the plain graph (int8 weights were calibrated on it)
+    else:  # quantized from the plain graph
         plain = _atomic_target(folder / "plain.onnx")
         try:
             _export_fp32(source, plain, fuse=False)
-            _quantize_int8(plain, target)
+            if mode == "int8":
+                _quantize_int8(plain, target)
+            else:
+                _quantize_static_int8(plain, target, source)
         finally:
             plain.unlink(missing_ok=True)
     manifest = {
@@ -177,7 +214,7 @@ def _build(source: ModelSource, mode: str, folder: Path) -> Path:
         "model": source.name,
         "source": source.fingerprint(),
         "fused": fused,
-        "size": target.stat().st_size,
+        "size": _size(target),
         "sha256": _sha256(target),
         "versions": _versions(),
         "build_seconds": round(time.perf_counter() - started, 2),
@@ -323,6 +360,67 @@ def _quantize_int8(fp32: Path, target: Path) -> None:
     finally:
         root.setLevel(level)
         tmp.unlink(missing_ok=True)
+
+
+def calibration_batches(source: ModelSource) -> list[dict[str, Any]]:
+    """Padded, length-sorted batches of catalog-like texts (the demo generator's, another
+    seed than the demo's) for int8-static's activation scales: the shapes bulk encoding
+    runs, up to the model's token limit."""
+    import numpy as np
+    from tokenizers import Tokenizer
+
+    from prodsearch.catalog.generate import COLUMNS, rows
+    from prodsearch.catalog.text import prepare_text
+
+    texts = list(
+        dict.fromkeys(
+            prepare_text(dict(zip(COLUMNS, r, strict=True)))
+            for r in rows(CALIBRATION_TEXTS * 2, CALIBRATION_SEED)
+        )
+    )[:CALIBRATION_TEXTS]
+    tokenizer = Tokenizer.from_file(str(source.path / "tokenizer.json"))
+    tokenizer.enable_truncation(source.max_tokens)
+    tokenizer.no_padding()
+    ids = sorted((e.ids for e in tokenizer.encode_batch(texts)), key=len)
+    batches = []
+    for start in range(0, len(ids), 32):
+        chunk = ids[start : start + 32]
+        width = len(chunk[-1])
+        input_ids = np.zeros((len(chunk), width), dtype=np.int64)
+        for row, seq in enumerate(chunk):
+            input_ids[row, : len(seq)] = seq
+        batches.append(
+            {"input_ids": input_ids, "attention_mask": (input_ids != 0).astype(np.int64)}
+        )
+    return batches
+
+
+def _quantize_static_int8(fp32: Path, target: Path, source: ModelSource) -> None:
+    """NNCF post-training quantization for OpenVINO, saved as IR at ``target`` (.xml)."""
+    import logging
+
+    import nncf
+    import openvino as ov
+
+    logging.getLogger("nncf").setLevel(logging.ERROR)
+    model = ov.Core().read_model(str(fp32))
+    batches = calibration_batches(source)
+    quantized = nncf.quantize(
+        model,
+        nncf.Dataset(batches),
+        model_type=nncf.ModelType.TRANSFORMER,
+        subset_size=len(batches),
+        advanced_parameters=nncf.AdvancedQuantizationParameters(
+            smooth_quant_alphas=nncf.AdvancedSmoothQuantParameters(matmul=0.95)
+        ),
+    )
+    staging = Path(tempfile.mkdtemp(prefix=target.stem + ".", dir=target.parent))
+    try:  # the weights first: the .xml appearing is what makes the export whole
+        ov.save_model(quantized, str(staging / target.name), compress_to_fp16=False)
+        os.replace(staging / target.with_suffix(".bin").name, target.with_suffix(".bin"))
+        os.replace(staging / target.name, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 if __name__ == "__main__":  # the child of _build_in_child: MODEL MODE FOLDER

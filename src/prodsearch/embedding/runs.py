@@ -13,7 +13,7 @@ Engine = Literal["local", "ray"]
 
 @dataclass
 class SyncOptions:
-    mode: str = "exact"
+    mode: str = "auto"  # auto: the catalog's recorded mode (embedding/modes.py)
     batch_size: int | None = None
     limit: int | None = None
     full_refresh: bool = False
@@ -54,6 +54,7 @@ class SyncResult:
     run_id: int | None = None
     status: RunStatus = "running"
     mode: str = ""
+    mode_reason: str = ""  # why this mode (embedding/modes.py)
     model: str = ""
     eligible: int = 0
     scanned: int = 0  # rows examined in Python (raw text, model or mode changed)

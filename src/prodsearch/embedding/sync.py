@@ -34,8 +34,9 @@ from prodsearch.config import Settings
 from prodsearch.db import connect, database_url, hnsw, introspect, migrate, text_indexes
 from prodsearch.db.names import INDEX_NAME
 from prodsearch.db.retry import one_line
-from prodsearch.embedding import querymap, store
+from prodsearch.embedding import modes, querymap, store
 from prodsearch.embedding.encoder import Encoder, cpu_threads, encoder_for
+from prodsearch.embedding.model import resolve_model
 from prodsearch.embedding.pipeline import Pipeline, Progress
 from prodsearch.embedding.plan import Plan, Work, plan_rows
 from prodsearch.embedding.runlock import alive, take_lock
@@ -175,7 +176,8 @@ def sync(
         migrate(conn)
         source = load_source(conn, settings)
         take_lock(conn, settings.lock_wait_s)
-        encoder = encoder or _load_encoder(settings, opts, result)
+        mode = _settle_mode(conn, settings, opts, encoder, result)
+        encoder = encoder or _load_encoder(settings, mode, opts, result)
         result.model = encoder.model_name
         _check_dimension(conn, encoder, opts)
         if not opts.dry_run:
@@ -226,9 +228,28 @@ def _stage(conn: psycopg.Connection[Any], result: SyncResult, stage: RunStage) -
     store.update_run(conn, result.run_id, stage=stage)
 
 
-def _load_encoder(settings: Settings, opts: SyncOptions, result: SyncResult) -> Encoder:
+def _settle_mode(
+    conn: psycopg.Connection[Any],
+    settings: Settings,
+    opts: SyncOptions,
+    encoder: Encoder | None,
+    result: SyncResult,
+) -> str:
+    """The catalog's encoder mode for this run (:mod:`prodsearch.embedding.modes`): the
+    recorded one, or a new one recorded — a first embed, or an explicit switch."""
+    if encoder is not None:
+        requested, model_name = encoder.mode, encoder.model_name
+    else:
+        requested, model_name = opts.mode, resolve_model(settings.model, settings.models_dir).name
+    choice = modes.settle(conn, requested, model_name, switch=True, write=not opts.dry_run)
+    conn.commit()
+    result.mode, result.mode_reason = choice.mode, choice.reason
+    return choice.mode
+
+
+def _load_encoder(settings: Settings, mode: str, opts: SyncOptions, result: SyncResult) -> Encoder:
     t0 = time.perf_counter()
-    encoder = encoder_for(settings, opts.mode, max_batch=opts.batch_size)
+    encoder = encoder_for(settings, mode, max_batch=opts.batch_size)
     result.timings.model_load_s = round(time.perf_counter() - t0, 3)
     return encoder
 

@@ -11,7 +11,7 @@ from prodsearch.catalog.source import Source
 from prodsearch.config import Settings
 from prodsearch.db import hnsw, introspect
 from prodsearch.db.hnsw import IndexStatus
-from prodsearch.embedding import store
+from prodsearch.embedding import modes, store
 from prodsearch.embedding.model import resolve_model
 from prodsearch.embedding.sync import prep_signature
 from prodsearch.watch import capture
@@ -49,7 +49,9 @@ class StatusReport:
     embeddings: int
     coverage_percent: float
     freshness: Freshness
-    configured_mode: str
+    configured_mode: str  # PRODSEARCH_MODE (auto: the recorded mode, or the CPU's choice)
+    mode: str  # the documents' mode in force (embedding/modes.py)
+    mode_reason: str  # why that mode
     last_run: LastRun | None
     index: IndexStatus
     database_size: str | None
@@ -67,8 +69,10 @@ class StatusReport:
 def freshness(conn: psycopg.Connection[Any], source: Source, settings: Settings) -> Freshness:
     """Eligible rows without an embedding, with a stale one, and embeddings without a product."""
     model = resolve_model(settings.model, settings.models_dir).name
+    # stale: what `embed` with these settings would rewrite (an explicit other mode: all)
+    mode = modes.settle(conn, settings.mode, model, switch=True, write=False).mode
     missing, stale = store.count_missing_and_stale(
-        conn, source, prep_signature(source, settings), model, settings.mode
+        conn, source, prep_signature(source, settings), model, mode
     )
     return Freshness(missing, stale, store.count_orphans(conn, source))
 
@@ -107,6 +111,8 @@ def report(conn: psycopg.Connection[Any], source: Source, settings: Settings) ->
         else 0.0,
         freshness=fresh,
         configured_mode=settings.mode,
+        mode=(in_force := modes.in_force(conn, settings)).mode,
+        mode_reason=in_force.reason,
         last_run=_last_run(conn),
         index=hnsw.status(conn),
         database_size=introspect.database_size(conn),

@@ -28,7 +28,7 @@ from prodsearch.embedding.encoder import encoder_for
 from prodsearch.ops.status import freshness
 from prodsearch.search import queries, recall
 
-COSINE_MIN = {"exact": 0.999, "bf16": 0.995, "int8": 0.98}
+COSINE_MIN = {"exact": 0.999, "bf16": 0.995, "int8": 0.98, "int8-static": 0.98}
 RECALL_MIN = 0.95
 
 

@@ -22,6 +22,7 @@ from psycopg.rows import dict_row
 from prodsearch.catalog.source import Source
 from prodsearch.config import Settings
 from prodsearch.db.hnsw import exact_expression, order_expression
+from prodsearch.embedding import modes
 from prodsearch.embedding.encoder import Encoder
 from prodsearch.embedding.querymap import QueryMap
 from prodsearch.search import filterplan, queries
@@ -149,8 +150,11 @@ class Searcher:
         query_map: QueryMap | None = None,
         synonyms: Synonyms | None = None,
         language: LanguageGuess | None = None,
+        mode: modes.ModeInForce | None = None,
     ) -> None:
         self.settings = settings
+        # the documents' encoder mode (what the query map was fitted on), for /health
+        self.mode = mode or modes.without_record(settings)
         self.language = language or LanguageGuess()  # the query's language: result titles
         self.encoder = encoder
         self.source = source

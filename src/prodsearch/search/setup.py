@@ -9,8 +9,8 @@ import psycopg
 
 from prodsearch.catalog.source import load_source
 from prodsearch.config import Settings
-from prodsearch.db import hnsw
-from prodsearch.embedding import querymap
+from prodsearch.db import hnsw, migrate
+from prodsearch.embedding import modes, querymap
 from prodsearch.embedding.encoder import Encoder, encoder_for
 from prodsearch.search.filters import FilterError, parse_pairs
 from prodsearch.search.language import LanguageGuess
@@ -36,15 +36,17 @@ def build_searcher(
 ) -> Searcher:
     """A searcher over the configured source, with the index shape and query map that the
     database holds. Call ``await searcher.load_vocabulary(aconn)`` before searching."""
+    migrate(conn)  # the schema this code reads (benches open databases embedded earlier)
     encoder = encoder or query_encoder(settings)
     source = load_source(conn, settings)
     index_type = hnsw.current_type(conn)
     # the map is fitted on the documents' vectors (``mode``), whatever encodes the queries
-    qmap = querymap.load(conn, encoder.model_name, settings.mode) if use_query_map else None
+    mode = modes.in_force(conn, settings)
+    qmap = querymap.load(conn, encoder.model_name, mode.mode) if use_query_map else None
     # the query's language, from the catalog's own English / Polish name pairs
     language = LanguageGuess(querymap.training_pairs(conn, source, LANGUAGE_PAIRS))
     conn.commit()
-    return Searcher(settings, encoder, source, index_type, qmap, language=language)
+    return Searcher(settings, encoder, source, index_type, qmap, language=language, mode=mode)
 
 
 def search_once(

@@ -39,8 +39,9 @@ from prodsearch.config import Settings
 from prodsearch.db import connect, database_url, migrate
 from prodsearch.db.nice import renice_backend
 from prodsearch.db.retry import one_line, retry_db
-from prodsearch.embedding import store
+from prodsearch.embedding import modes, store
 from prodsearch.embedding.encoder import Encoder, cpu_threads, encoder_for
+from prodsearch.embedding.model import resolve_model
 from prodsearch.embedding.plan import Work, flatten, plan_rows
 from prodsearch.embedding.sync import SyncOptions, prep_signature, sync
 from prodsearch.errors import ConfigError, DatabaseUnavailable
@@ -111,8 +112,11 @@ class Worker:
         # written while the next ones encode, so a burst keeps the database busy too.
         # Idle inference threads do not busy-wait.
         threads = settings.watch_threads or max(1, cpu_threads() // 2)
-        self.encoder = encoder or encoder_for(settings, settings.mode, threads=threads, spin=False)
         self.url = database_url(settings)
+        self.mode = self._settle_mode(encoder)
+        self.encoder_threads = threads
+        self._given_encoder = encoder is not None
+        self.encoder = encoder or encoder_for(settings, self.mode.mode, threads=threads, spin=False)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.stopping = threading.Event()
         self.totals = WatchTotals()
@@ -127,6 +131,40 @@ class Worker:
         self._periodic: threading.Thread | None = None
         self._suggest_columns = suggest_build.SuggestColumns.from_settings(settings)
         self._last_retry_check = float("-inf")
+
+    def _settle_mode(self, encoder: Encoder | None) -> modes.ModeInForce:
+        """The catalog's recorded mode (recorded now if none was): a worker never writes
+        vectors of another mode beside the catalog's (:class:`modes.ModeMismatch`)."""
+        settings = self.settings
+        if encoder is not None:
+            requested, model_name = encoder.mode, encoder.model_name
+        else:
+            model_name = resolve_model(settings.model, settings.models_dir).name
+            requested = settings.mode
+        with connect(self.url) as conn:
+            migrate(conn)
+            choice = modes.settle(conn, requested, model_name, switch=False)
+            conn.commit()
+        log.info("worker: encoder mode %s (%s)", choice.mode, choice.reason)
+        return choice
+
+    def _follow_mode(self, conn: psycopg.Connection[Any]) -> None:
+        """After an ``embed`` switched the catalog's mode: a worker that was not told a mode
+        loads the new one; one that was told another stops (:class:`modes.ModeMismatch`)."""
+        row = modes.recorded(conn)
+        if row is None or row.mode == self.encoder.mode:
+            return
+        if self.settings.mode != "auto" or self._given_encoder:
+            raise modes.ModeMismatch(
+                f"the catalog was switched to mode {row.mode}, but this worker is set to "
+                f"{self.encoder.mode}: restart it with PRODSEARCH_MODE unset (auto) or "
+                f"{row.mode}"
+            )
+        log.warning("worker %s: the catalog's mode is now %s: loading it", self.name, row.mode)
+        self.mode = modes.in_force(conn, self.settings)
+        self.encoder = encoder_for(
+            self.settings, self.mode.mode, threads=self.encoder_threads, spin=False
+        )
 
     # ------------------------------------------------------------ connections
 
@@ -283,12 +321,13 @@ class Worker:
             with conn.transaction():
                 if not watch_sql.try_run_lock_shared(conn, store.SYNC_LOCK_KEY):
                     return None
+                self._follow_mode(conn)  # an embed may have switched it (lock held: stable)
                 taken = watch_sql.take(conn, self.opts.batch_rows)
                 if not taken:
                     return out
                 self._write_taken(conn, writer, source, taken, out, started)
-        except psycopg.OperationalError:
-            raise  # retried by the caller on a new connection
+        except (psycopg.OperationalError, modes.ModeMismatch):
+            raise  # a lost connection: retried by the caller; a mode conflict: stops it
         except Exception as exc:
             self.totals.errors += 1
             log.error("worker %s: batch failed: %s", self.name, one_line(exc))
