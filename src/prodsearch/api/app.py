@@ -147,7 +147,13 @@ async def _startup(state: State) -> None:
         timeout=settings.request_timeout_s,
     )
     await state.pool.open(wait=True, timeout=30)
-    async with state.pool.connection() as aconn:
+    # the vocabulary, corpus statistics and probes are read once, on a connection of their
+    # own: without the per-request statement timeout, which a cold cache at 278k products
+    # (the first read after a database restart) outlasts
+    async with await psycopg.AsyncConnection.connect(
+        read.get_secret_value() if read is not None else state.database_url, autocommit=True
+    ) as aconn:
+        await register_vector_async(aconn)
         await searcher.load_vocabulary(aconn)
     state.searcher = searcher
 
