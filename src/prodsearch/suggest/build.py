@@ -68,14 +68,24 @@ def rebuild(conn: psycopg.Connection[Any], source: Source, cols: SuggestColumns)
 
 
 def add_new(
-    conn: psycopg.Connection[Any], source: Source, cols: SuggestColumns, ids: list[int]
+    conn: psycopg.Connection[Any],
+    source: Source,
+    cols: SuggestColumns,
+    ids: list[int],
+    checked: set[str] | None = None,
 ) -> int:
     """When these products hold a category, brand or vehicle no completion names yet, the
-    completions that are missing are added (existing ones keep their counts); how many."""
+    completions that are missing are added (existing ones keep their counts); how many.
+    ``checked``: values a caller has already derived completions for (updated here). A
+    value that yields no completion of its own (the catalog's derivation leaves it out)
+    would otherwise derive the whole catalog's completions again on every call that
+    meets it: ~2 s a batch at 278,697 products (docs/BENCHMARKS.md, #32)."""
     values = suggest_sql.values_of(conn, source, [cols.category, cols.brand, cols.vehicle], ids)
-    named = {phrases.folded(v) for v in values}
+    named = {phrases.folded(v) for v in values} - (checked or set())
     if not named or named <= suggest_sql.known(conn, sorted(named)):
         return 0
+    if checked is not None:
+        checked |= named
     found = _derive(conn, source, cols)
     before = suggest_sql.known(conn, [s.folded for s in found])
     new = [s for s in found if s.folded not in before]

@@ -130,6 +130,7 @@ class Worker:
         self._last_reconcile = 0.0 if opts.reconcile_s > 0 else float("inf")
         self._periodic: threading.Thread | None = None
         self._suggest_columns = suggest_build.SuggestColumns.from_settings(settings)
+        self._completed: set[str] = set()  # values whose completions were derived
         self._last_retry_check = float("-inf")
 
     def _settle_mode(self, encoder: Encoder | None) -> modes.ModeInForce:
@@ -363,7 +364,7 @@ class Worker:
         if out.written or out.refreshed:  # new words are searchable at once
             store.add_terms_of(conn, ids)
             # and a new brand, product type or vehicle is suggested at once
-            suggest_build.add_new(conn, source, self._suggest_columns, ids)
+            suggest_build.add_new(conn, source, self._suggest_columns, ids, self._completed)
         now = watch_sql.server_now(conn)
         out.lags = [_seconds(now, at) for _pid, at in taken]
         out.seconds = time.perf_counter() - started
