@@ -43,6 +43,17 @@ def _live(conn: psycopg.Connection[Any]) -> int:
     return int(row[0])
 
 
+def _int8_catalog(
+    conn: psycopg.Connection[Any], settings: Settings, encoder: Any, products: int, seed: int
+) -> None:
+    """A generated catalog embedded in int8 (recorded), with change capture installed."""
+    generate.load(conn, products, seed=seed)
+    conn.commit()
+    sync(settings, SyncOptions(mode="int8"), encoder=encoder)
+    capture.install(conn, load_source(conn, settings), settings)
+    conn.commit()
+
+
 def test_the_cpu_decides_a_first_embeds_mode() -> None:
     amx = modes.choice_for(frozenset({"avx512f", "avx512_bf16", "amx_bf16", "amx_int8"}), "Xeon")
     assert (amx.mode, amx.origin) == ("bf16", "cpu") and "has AMX" in amx.reason
@@ -86,12 +97,8 @@ def test_a_worker_with_another_default_uses_the_recorded_mode(
 def test_a_worker_told_another_mode_refuses_in_one_line(
     conn: psycopg.Connection[Any], db_url: str, tmp_path: Any, encoders: dict[str, Any]
 ) -> None:
-    generate.load(conn, 40, seed=6)
-    conn.commit()
     settings = Settings(home=tmp_path / "home", database_url=db_url)
-    sync(settings, SyncOptions(mode="int8"), encoder=encoders["int8"])
-    capture.install(conn, load_source(conn, settings), settings)
-    conn.commit()
+    _int8_catalog(conn, settings, encoders["int8"], 40, seed=6)
     _rename(conn, 2, "A change no other mode may write")
 
     told = Settings(home=tmp_path / "home", database_url=db_url, mode="bf16")
@@ -109,12 +116,8 @@ def test_a_worker_told_another_mode_refuses_in_one_line(
 def test_an_explicit_embed_switches_the_catalog_and_a_running_worker_follows(
     conn: psycopg.Connection[Any], db_url: str, tmp_path: Any, encoders: dict[str, Any]
 ) -> None:
-    generate.load(conn, 40, seed=7)
-    conn.commit()
     settings = Settings(home=tmp_path / "home", database_url=db_url)
-    sync(settings, SyncOptions(mode="int8"), encoder=encoders["int8"])
-    capture.install(conn, load_source(conn, settings), settings)
-    conn.commit()
+    _int8_catalog(conn, settings, encoders["int8"], 40, seed=7)
     auto = Worker(settings, WatchOptions(once=True, reconcile_s=0))
     assert auto.encoder.mode == "int8"
 
