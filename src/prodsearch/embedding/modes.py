@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import psycopg
 
@@ -28,6 +28,9 @@ from prodsearch.config import EncoderMode, Settings
 from prodsearch.db.encoder_mode import RecordedMode, record, recorded
 from prodsearch.embedding.cpu import cpu_flags, cpu_name
 from prodsearch.errors import ConfigError
+
+if TYPE_CHECKING:
+    from prodsearch.embedding.encoder import Encoder
 
 __all__ = ["ModeInForce", "ModeMismatch", "RecordedMode", "in_force", "recorded", "settle"]
 
@@ -79,6 +82,16 @@ def in_force(conn: psycopg.Connection[Any], settings: Settings) -> ModeInForce:
     """The catalog's mode, read only: the recorded one, else :func:`without_record`."""
     row = recorded(conn)
     return _from_record(row) if row is not None else without_record(settings)
+
+
+def request_of(settings: Settings, encoder: Encoder | None) -> tuple[str, str]:
+    """(the mode asked for, the model) of a writing process: a given encoder's own, else
+    the settings' (``auto``: whatever the catalog records)."""
+    if encoder is not None:
+        return encoder.mode, encoder.model_name
+    from prodsearch.embedding.model import resolve_model
+
+    return settings.mode, resolve_model(settings.model, settings.models_dir).name
 
 
 def settle(

@@ -36,7 +36,6 @@ from prodsearch.db.names import INDEX_NAME
 from prodsearch.db.retry import one_line
 from prodsearch.embedding import modes, querymap, store
 from prodsearch.embedding.encoder import Encoder, cpu_threads, encoder_for
-from prodsearch.embedding.model import resolve_model
 from prodsearch.embedding.pipeline import Pipeline, Progress
 from prodsearch.embedding.plan import Plan, Work, plan_rows
 from prodsearch.embedding.runlock import alive, take_lock
@@ -237,10 +236,9 @@ def _settle_mode(
 ) -> str:
     """The catalog's encoder mode for this run (:mod:`prodsearch.embedding.modes`): the
     recorded one, or a new one recorded — a first embed, or an explicit switch."""
-    if encoder is not None:
-        requested, model_name = encoder.mode, encoder.model_name
-    else:
-        requested, model_name = opts.mode, resolve_model(settings.model, settings.models_dir).name
+    requested, model_name = modes.request_of(settings, encoder)
+    if encoder is None:
+        requested = opts.mode  # --mode, or the settings' mode the CLI passed on
     choice = modes.settle(conn, requested, model_name, switch=True, write=not opts.dry_run)
     conn.commit()
     result.mode, result.mode_reason = choice.mode, choice.reason

@@ -41,7 +41,6 @@ from prodsearch.db.nice import renice_backend
 from prodsearch.db.retry import one_line, retry_db
 from prodsearch.embedding import modes, store
 from prodsearch.embedding.encoder import Encoder, cpu_threads, encoder_for
-from prodsearch.embedding.model import resolve_model
 from prodsearch.embedding.plan import Work, flatten, plan_rows
 from prodsearch.embedding.sync import SyncOptions, prep_signature, sync
 from prodsearch.errors import ConfigError, DatabaseUnavailable
@@ -136,12 +135,7 @@ class Worker:
     def _settle_mode(self, encoder: Encoder | None) -> modes.ModeInForce:
         """The catalog's recorded mode (recorded now if none was): a worker never writes
         vectors of another mode beside the catalog's (:class:`modes.ModeMismatch`)."""
-        settings = self.settings
-        if encoder is not None:
-            requested, model_name = encoder.mode, encoder.model_name
-        else:
-            model_name = resolve_model(settings.model, settings.models_dir).name
-            requested = settings.mode
+        requested, model_name = modes.request_of(self.settings, encoder)
         with connect(self.url) as conn:
             migrate(conn)
             choice = modes.settle(conn, requested, model_name, switch=False)
