@@ -29,9 +29,13 @@ class SuggestColumns:
         return cls(brand=settings.brand_column, vehicle=settings.vehicle_column)
 
 
-def _derive(
-    conn: psycopg.Connection[Any], source: Source, cols: SuggestColumns
-) -> list[phrases.Suggestion]:
+@dataclass(frozen=True)
+class Derived:
+    suggestions: list[phrases.Suggestion]
+    values: frozenset[str]  # every category, brand and vehicle of the catalog, folded
+
+
+def _derive(conn: psycopg.Connection[Any], source: Source, cols: SuggestColumns) -> Derived:
     by_category: dict[str, list[tuple[str | None, str | None, str | None]]] = defaultdict(list)
     for category, name, polish, brand in suggest_sql.category_samples(
         conn, source, cols.category, cols.brand, cols.polish_name
@@ -46,14 +50,13 @@ def _derive(
         found = suggest_sql.counts(conn, source, [cols.category, column])
         return {(k[0], k[1]): n for k, n in found.items()}
 
-    return phrases.build(
-        samples,
-        single(cols.category),
-        single(cols.brand),
-        single(cols.vehicle),
-        pairs(cols.brand),
-        pairs(cols.vehicle),
+    categories, brands = single(cols.category), single(cols.brand)
+    vehicles = single(cols.vehicle)
+    found = phrases.build(
+        samples, categories, brands, vehicles, pairs(cols.brand), pairs(cols.vehicle)
     )
+    values = frozenset(phrases.folded(v) for v in [*categories, *brands, *vehicles])
+    return Derived(found, values)
 
 
 def _rows(found: list[phrases.Suggestion]) -> list[tuple[Any, ...]]:
@@ -62,35 +65,43 @@ def _rows(found: list[phrases.Suggestion]) -> list[tuple[Any, ...]]:
 
 def rebuild(conn: psycopg.Connection[Any], source: Source, cols: SuggestColumns) -> int:
     """Every completion anew, in the caller's transaction; how many."""
-    found = _derive(conn, source, cols)
+    found = _derive(conn, source, cols).suggestions
     suggest_sql.replace_all(conn, _rows(found))
     return len(found)
 
 
-def add_new(
+def unnamed(
     conn: psycopg.Connection[Any],
     source: Source,
     cols: SuggestColumns,
     ids: list[int],
-    checked: set[str] | None = None,
-) -> int:
-    """When these products hold a category, brand or vehicle no completion names yet, the
-    completions that are missing are added (existing ones keep their counts); how many.
-    ``checked``: values a caller has already derived completions for (updated here). A
-    value that yields no completion of its own (the catalog's derivation leaves it out)
-    would otherwise derive the whole catalog's completions again on every call that
-    meets it: ~2 s a batch at 278,697 products (docs/BENCHMARKS.md, #32)."""
+    checked: set[str],
+) -> set[str]:
+    """The categories, brands and vehicles (folded) of these products that no completion
+    names yet and that are not in ``checked`` (values the caller derived already): a
+    cheap read, so a batch can ask it and leave the derivation to :func:`add_missing`."""
     values = suggest_sql.values_of(conn, source, [cols.category, cols.brand, cols.vehicle], ids)
-    named = {phrases.folded(v) for v in values} - (checked or set())
-    if not named or named <= suggest_sql.known(conn, sorted(named)):
-        return 0
-    if checked is not None:
-        checked |= named
-    found = _derive(conn, source, cols)
-    before = suggest_sql.known(conn, [s.folded for s in found])
-    new = [s for s in found if s.folded not in before]
+    named = {phrases.folded(v) for v in values} - checked
+    if not named:
+        return set()
+    return named - suggest_sql.known(conn, sorted(named))
+
+
+@dataclass(frozen=True)
+class Added:
+    added: int  # completions new to the table
+    values: frozenset[str]  # the catalog's values they were derived from (folded)
+
+
+def add_missing(conn: psycopg.Connection[Any], source: Source, cols: SuggestColumns) -> Added:
+    """The whole catalog's completions derived, those not stored yet added (existing
+    ones keep their counts), in the caller's transaction. Seconds of work at 278,697
+    products, so the watch worker runs it beside its batches."""
+    derived = _derive(conn, source, cols)
+    before = suggest_sql.known(conn, [s.folded for s in derived.suggestions])
+    new = [s for s in derived.suggestions if s.folded not in before]
     suggest_sql.insert(conn, _rows(new))
-    return len(new)
+    return Added(len(new), derived.values)
 
 
 def count(conn: psycopg.Connection[Any]) -> int:

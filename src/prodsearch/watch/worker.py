@@ -129,7 +129,11 @@ class Worker:
         self._last_reconcile = 0.0 if opts.reconcile_s > 0 else float("inf")
         self._periodic: threading.Thread | None = None
         self._suggest_columns = suggest_build.SuggestColumns.from_settings(settings)
-        self._completed: set[str] = set()  # values whose completions were derived
+        # Completions: values (folded) derived already, and values a batch met that no
+        # completion names, waiting for the derivation beside the batches
+        self._completed: set[str] = set()
+        self._unnamed: set[str] = set()
+        self._completion_lock = threading.Lock()
         self._last_retry_check = float("-inf")
 
     def _settle_mode(self, encoder: Encoder | None) -> modes.ModeInForce:
@@ -251,6 +255,7 @@ class Worker:
                 if result is None:  # an embed run holds the lock: wait for it
                     self.stopping.wait(1.0)
                     continue
+                self._maybe_add_completions()
                 if result.taken:
                     continue  # drain: more may be queued
                 self._maybe_refresh_support()
@@ -357,8 +362,8 @@ class Worker:
         watch_sql.clear_failures(conn, ids)  # written (or gone) at last
         if out.written or out.refreshed:  # new words are searchable at once
             store.add_terms_of(conn, ids)
-            # and a new brand, product type or vehicle is suggested at once
-            suggest_build.add_new(conn, source, self._suggest_columns, ids, self._completed)
+            # and a new brand, product type or vehicle is suggested within seconds
+            self._note_unnamed(conn, source, ids)
         now = watch_sql.server_now(conn)
         out.lags = [_seconds(now, at) for _pid, at in taken]
         out.seconds = time.perf_counter() - started
@@ -495,6 +500,50 @@ class Worker:
             out.encode_s,
             out.write_s,
             max(out.lags, default=0.0),
+        )
+
+    # ------------------------------------------------------------ completions
+
+    def _note_unnamed(self, conn: psycopg.Connection[Any], source: Source, ids: list[int]) -> None:
+        """Remember the batch's categories, brands and vehicles that no completion names
+        (a cheap read). Deriving them takes the whole catalog (seconds at 278,697
+        products), so it runs beside the batches, not inside one."""
+        with self._completion_lock:
+            checked = self._completed | self._unnamed
+        found = suggest_build.unnamed(conn, source, self._suggest_columns, ids, checked)
+        if found:
+            with self._completion_lock:
+                self._unnamed |= found
+
+    def _maybe_add_completions(self) -> None:
+        if not self._unnamed:
+            return
+        if self.opts.once:  # a single pass ends with its completions in place
+            self._add_completions()
+        else:
+            self._aside(self._add_completions)
+
+    def _add_completions(self) -> None:
+        """The catalog's completions derived on a connection of its own, the missing ones
+        added; every value of the catalog is then checked, so a value the derivation
+        leaves out (too rare) is not derived again on each batch that meets it."""
+        with self._completion_lock:
+            waiting = set(self._unnamed)
+        t0 = time.perf_counter()
+        with connect(self.url) as conn:
+            renice_backend(conn, self.opts.nice)
+            with conn.transaction():
+                source = load_source(conn, self.settings)
+                added = suggest_build.add_missing(conn, source, self._suggest_columns)
+        with self._completion_lock:
+            self._completed |= added.values | waiting
+            self._unnamed -= waiting
+        log.info(
+            "worker %s: %d completions added for %d new values in %.2f s",
+            self.name,
+            added.added,
+            len(waiting),
+            time.perf_counter() - t0,
         )
 
     # ------------------------------------------------------------ periodic work
