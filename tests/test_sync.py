@@ -154,6 +154,37 @@ def test_full_then_incremental(
     assert f"run {first.run_id} batch 1: product ids" in log and "rows upserted" in log
 
 
+def test_live_inserts_search_a_narrower_list_than_the_build(
+    conn: psycopg.Connection[Any], settings: Settings, encoders: dict[str, Any]
+) -> None:
+    """The graph is built with the build's ef_construction; later writes search with the
+    configured inserts' one (pgvector reads it from the index options at each insert),
+    and status reports both."""
+    generate.load(conn, 300, seed=9)
+    conn.commit()
+    wide = settings.model_copy(
+        update={"hnsw_ef_construction": 200, "hnsw_insert_ef_construction": 48}
+    )
+    sync(wide, SyncOptions(mode="int8"), encoder=encoders["int8"])
+    st = hnsw.status(conn)
+    assert (st.ef_construction, st.insert_ef_construction) == (200, 48)
+    # an index built without it (an older one) is brought to the setting by the next embed
+    hnsw.build(conn, "halfvec", 16, 200)
+    st = hnsw.status(conn)
+    assert (st.ef_construction, st.insert_ef_construction) == (200, 200)
+    pid = conn.execute(f"SELECT min(product_id) FROM {DEMO_CATALOG}").fetchone()[0]
+    conn.execute(
+        f"UPDATE {DEMO_CATALOG} SET name = 'Zebra wiper blade' WHERE product_id = %s", (pid,)
+    )
+    conn.commit()
+    result = sync(wide, SyncOptions(mode="int8"), encoder=encoders["int8"])
+    assert result.written == 1
+    st = hnsw.status(conn)
+    assert (st.ef_construction, st.insert_ef_construction) == (200, 48)
+    # never wider than the build: a setting above it leaves inserts at the build's
+    assert hnsw.insert_ef_for(64, 128) == 64 and hnsw.insert_ef_for(384, 0) == 384
+
+
 def test_mode_change_dry_run_and_limit(
     conn: psycopg.Connection[Any], settings: Settings, encoders: dict[str, Any]
 ) -> None:

@@ -87,6 +87,14 @@ class Settings(BaseSettings):
         "time: the cheapest measured to keep ε-recall@10 ≥ 0.99 (64 up to 25,000 vectors, "
         "128 up to 50,000, 384 above; the original platform used 64; see BENCHMARKS.md).",
     )
+    hnsw_insert_ef_construction: int = Field(
+        default=128,
+        ge=0,
+        le=1000,
+        description="HNSW candidate list of every write into a built index (the watch "
+        "worker, small embeds) and of its graph repairs, when below the build's; 0 = the "
+        "build's. 128 costs a third of 384 per insert at the same recall (BENCHMARKS.md).",
+    )
     index_type: IndexType = Field(
         default="halfvec",
         description="HNSW over the stored vectors, or over a halfvec expression (half the size).",
@@ -270,9 +278,8 @@ class Settings(BaseSettings):
         default=0,
         ge=0,
         le=256,
-        description="watch: inference threads of the worker (0 = half the CPUs here, at "
-        "least one: with searches on the same cores, a worker on every core raised search "
-        "p95 under 100 changes/s to 1.7x idle, one thread to 1.24x; docs/BENCHMARKS.md).",
+        description="watch: inference threads of the worker, one stream each (0 = every "
+        "CPU here: at the worker's niceness searches keep their latency; docs/BENCHMARKS.md).",
     )
     watch_nice: int = Field(
         default=10,

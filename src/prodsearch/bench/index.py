@@ -36,7 +36,7 @@ from prodsearch.bench.workload import recall_sample
 from prodsearch.catalog.source import Source
 from prodsearch.config import Settings
 from prodsearch.db import connect, database_url, hnsw
-from prodsearch.db.names import BENCH_UNIQUE_VECTORS, EMBEDDINGS
+from prodsearch.db.names import BENCH_LIVE_VECTORS, BENCH_UNIQUE_VECTORS, EMBEDDINGS
 from prodsearch.embedding import store
 from prodsearch.errors import ProdsearchError
 from prodsearch.search import queries, recall
@@ -69,6 +69,8 @@ class IndexShape:
     by_ef: list[EfRow] = field(default_factory=list)
     rows: int | None = None  # vectors indexed, when not the embeddings table's
     insert_ms: float | None = None  # one live row written into the built index, median
+    live_share: float | None = None  # this share of the rows inserted after the build …
+    insert_ef_construction: int | None = None  # … with this ef_construction
 
 
 @dataclass
@@ -78,6 +80,7 @@ class IndexBench:
     query_map: bool = False
     shapes: list[IndexShape] = field(default_factory=list)
     unique: IndexShape | None = None
+    live: list[IndexShape] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,6 +108,8 @@ def run(
     progress: Callable[[str], None] = lambda _m: None,
     existing: bool = False,
     unique: bool = False,
+    live_share: float = 0.0,
+    insert_efs: Sequence[int] = (),
 ) -> IndexBench:
     """Build every (shape, m, ef_construction) in turn (``params`` defaults to the
     configured pair), or measure the existing index; see the module docstring."""
@@ -135,16 +140,26 @@ def run(
         for shape in () if existing else shapes:
             for m, efc in params:
                 progress(f"building {shape} index, m={m}, ef_construction={efc}")
-                build_s = hnsw.build(conn, shape, m, efc)
+                build_s = hnsw.build(
+                    conn, shape, m, efc, insert_ef_construction=settings.hnsw_insert_ef_construction
+                )
                 measured = _measure(conn, probe, shape, m, efc, build_s)
                 measured.insert_ms = _insert_ms(conn, inserts)
                 progress(f"{shape} m={m} efc={efc}: a live insert {measured.insert_ms} ms")
                 out.shapes.append(measured)
         if unique:
             out.unique = _measure_unique(conn, settings, probe)
+        for insert_ef in insert_efs if live_share > 0 else ():
+            out.live.append(_measure_live(conn, settings, probe, live_share, insert_ef))
         if not existing:
             progress(f"restoring the configured {settings.index_type} index")
-            hnsw.build(conn, settings.index_type, settings.hnsw_m, configured)
+            hnsw.build(
+                conn,
+                settings.index_type,
+                settings.hnsw_m,
+                configured,
+                insert_ef_construction=settings.hnsw_insert_ef_construction,
+            )
     return out
 
 
@@ -219,6 +234,52 @@ def _measure_unique(conn: Any, settings: Settings, probe: _Probe) -> IndexShape:
         return result
     finally:
         bench_sql.drop_unique_vectors(conn)
+
+
+def _measure_live(
+    conn: Any, settings: Settings, probe: _Probe, share: float, insert_ef: int
+) -> IndexShape:
+    """The configured index built over all rows but a fixed ``share``, which is then
+    inserted with ``insert_ef`` as ef_construction (as the watch worker's writes are),
+    in a scratch copy: its recall against the same exact answers (the copy holds every
+    vector once more) and the mean cost of one insert."""
+    progress = probe.progress
+    try:
+        built_rows = bench_sql.copy_vectors_but(conn, share)
+        efc = hnsw.ef_construction_for(conn, settings.hnsw_ef_construction)
+        progress(f"building over {built_rows:,} vectors (ef_construction {efc})")
+        build_s = hnsw.build(
+            conn,
+            settings.index_type,
+            settings.hnsw_m,
+            efc,
+            table=BENCH_LIVE_VECTORS,
+            name="bench_live_hnsw",
+        )
+        hnsw.set_insert_ef_construction(conn, insert_ef, name="bench_live_hnsw")
+        t0 = time.perf_counter()
+        inserted = bench_sql.insert_held(conn, share)
+        conn.commit()
+        insert_s = time.perf_counter() - t0
+        progress(
+            f"{inserted:,} vectors inserted with ef_construction {insert_ef}: "
+            f"{insert_s / max(1, inserted) * 1000:.2f} ms each"
+        )
+        result = _measure(
+            conn,
+            probe,
+            settings.index_type,
+            settings.hnsw_m,
+            efc,
+            build_s,
+            table=BENCH_LIVE_VECTORS,
+        )
+        result.rows = built_rows + inserted
+        result.live_share, result.insert_ef_construction = share, insert_ef
+        result.insert_ms = round(insert_s / max(1, inserted) * 1000, 2)
+        return result
+    finally:
+        bench_sql.drop_live_vectors(conn)
 
 
 def _measure(

@@ -12,7 +12,7 @@ import psycopg
 from psycopg import sql
 
 from prodsearch.catalog.source import Source
-from prodsearch.db.names import BENCH_UNIQUE_VECTORS, EMBEDDINGS, QUERY_MAPS
+from prodsearch.db.names import BENCH_LIVE_VECTORS, BENCH_UNIQUE_VECTORS, EMBEDDINGS, QUERY_MAPS
 
 # the original platform's statement: one row per call, executemany
 ORIGINAL_UPSERT = sql.SQL(
@@ -59,6 +59,42 @@ def copy_unique_vectors(conn: psycopg.Connection[Any]) -> int:
 
 def drop_unique_vectors(conn: psycopg.Connection[Any]) -> None:
     conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(BENCH_UNIQUE_VECTORS))
+    conn.commit()
+
+
+# a fixed pseudo-random share of the products (per mille), the same in every run
+_HELD = sql.SQL("mod(abs(hashtextextended(product_id::text, 0)), 1000) < %(per_mille)s")
+
+
+def copy_vectors_but(conn: psycopg.Connection[Any], share: float) -> int:
+    """A scratch copy of the embeddings without a fixed ``share`` of the products (held
+    back for :func:`insert_held`); its row count."""
+    drop_live_vectors(conn)
+    conn.execute(
+        sql.SQL("CREATE TABLE {} AS SELECT product_id, embedding FROM {} WHERE NOT ({})").format(
+            BENCH_LIVE_VECTORS, EMBEDDINGS, _HELD
+        ),
+        {"per_mille": round(share * 1000)},
+    )
+    conn.commit()
+    row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(BENCH_LIVE_VECTORS)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def insert_held(conn: psycopg.Connection[Any], share: float) -> int:
+    """The held-back products' vectors inserted into the scratch copy (its index inserts
+    each row as a live write would); rows inserted. The caller commits."""
+    cur = conn.execute(
+        sql.SQL("INSERT INTO {} SELECT product_id, embedding FROM {} WHERE {}").format(
+            BENCH_LIVE_VECTORS, EMBEDDINGS, _HELD
+        ),
+        {"per_mille": round(share * 1000)},
+    )
+    return cur.rowcount
+
+
+def drop_live_vectors(conn: psycopg.Connection[Any]) -> None:
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(BENCH_LIVE_VECTORS))
     conn.commit()
 
 

@@ -330,6 +330,22 @@ def index(
     unique: Annotated[
         bool, typer.Option("--unique", help="Also index one vector per distinct text.")
     ] = False,
+    live_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=0.5,
+            help="Also build over all rows but this share, then insert it live (as the "
+            "watch worker writes), once per --insert-ef (0 = not measured).",
+        ),
+    ] = 0.0,
+    insert_ef: Annotated[
+        str,
+        typer.Option(
+            callback=int_list(4, 1000),
+            help="Comma-separated ef_construction values the live inserts search with.",
+        ),
+    ] = "128",
     plot: Annotated[
         str | None, typer.Option(help="Write recall and latency vs ef_search as a PNG here.")
     ] = None,
@@ -349,6 +365,8 @@ def index(
         progress=progress_log(as_json),
         existing=existing,
         unique=unique,
+        live_share=live_share,
+        insert_efs=[int(x) for x in split_list(insert_ef)],
     )
     if plot:
         bench.plot(result, plot)
@@ -419,6 +437,9 @@ def _print_index(result: IndexBench) -> None:
     entries = [(s.shape, s) for s in result.shapes]
     if result.unique is not None:
         entries.append((f"unique ({result.unique.rows or 0:,})", result.unique))
+    for live in result.live:
+        share = f"{(live.live_share or 0):.0%}"
+        entries.append((f"{share} inserted at {live.insert_ef_construction}", live))
     print_table(
         f"HNSW over {result.rows:,} vectors, {result.queries} queries",
         INDEX_COLUMNS,

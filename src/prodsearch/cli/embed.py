@@ -180,12 +180,16 @@ def index_build() -> None:
     settings = get_settings()
     with open_db() as conn:
         seconds = hnsw.build(
-            conn, settings.index_type, settings.hnsw_m, settings.hnsw_ef_construction
+            conn,
+            settings.index_type,
+            settings.hnsw_m,
+            settings.hnsw_ef_construction,
+            insert_ef_construction=settings.hnsw_insert_ef_construction,
         )
         st = hnsw.status(conn)
     out.print(
-        f"built {st.name} ({st.type}, m={st.m}, ef_construction={st.ef_construction}) "
-        f"in {seconds:.1f} s — {st.size}"
+        f"built {st.name} ({st.type}, m={st.m}, ef_construction={st.ef_construction}, "
+        f"inserts at {st.insert_ef_construction}) in {seconds:.1f} s — {st.size}"
     )
 
 

@@ -104,7 +104,8 @@ def _index(idx: IndexStatus) -> str:
         return f"{idx.name}: not built"
     return (
         f"{idx.name} ({idx.type}) {idx.size}, m={idx.m}, "
-        f"ef_construction={idx.ef_construction}, valid={idx.valid}, ready={idx.ready}"
+        f"ef_construction={idx.ef_construction} (inserts {idx.insert_ef_construction}), "
+        f"valid={idx.valid}, ready={idx.ready}"
     )
 
 

@@ -9,6 +9,7 @@ the same expression to use the index: :func:`order_expression` gives it.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -29,6 +30,11 @@ IndexType = Literal["vector", "halfvec"]
 # 278,697 products without AMX".
 AUTO_EF_CONSTRUCTION: tuple[tuple[int, int], ...] = ((25_000, 64), (50_000, 128))
 LARGE_EF_CONSTRUCTION = 384
+
+# The index's comment records the ef_construction the graph was built with whenever later
+# inserts search with another one (its options hold that one, as pgvector reads it there)
+_BUILT_COMMENT = "built with ef_construction {}"
+_BUILT_PATTERN = re.compile(r"built with ef_construction (\d+)")
 
 # the index's catalog row; parameters: SCHEMA, INDEX_NAME
 _INDEX_ROW = (
@@ -51,7 +57,8 @@ class IndexStatus:
     size_bytes: int | None = None
     size: str | None = None
     m: int | None = None
-    ef_construction: int | None = None
+    ef_construction: int | None = None  # the build's
+    insert_ef_construction: int | None = None  # later inserts' (and VACUUM's repairs)
     valid: bool = False
     ready: bool = False
     rows: int | None = None
@@ -65,14 +72,17 @@ def status(conn: psycopg.Connection[Any]) -> IndexStatus:
     row = conn.execute(
         "SELECT pg_relation_size(i.indexrelid), pg_size_pretty(pg_relation_size(i.indexrelid)), "
         "c.reloptions, i.indisvalid, i.indisready, pg_get_indexdef(i.indexrelid), "
-        "(SELECT reltuples FROM pg_class WHERE oid = i.indrelid)" + _INDEX_ROW,
+        "(SELECT reltuples FROM pg_class WHERE oid = i.indrelid), "
+        "obj_description(i.indexrelid, 'pg_class')" + _INDEX_ROW,
         INDEX_ROW_PARAMS,
     ).fetchone()
     table_bytes = total_size(conn, EMBEDDINGS)
     if row is None:
         return IndexStatus(INDEX_NAME, False, table_bytes)
-    size, pretty, options, valid, ready, definition, reltuples = row
+    size, pretty, options, valid, ready, definition, reltuples, comment = row
     opts = dict(o.split("=", 1) for o in (options or []))
+    inserts = int(opts.get("ef_construction", 64))
+    built = _BUILT_PATTERN.search(comment or "")
     return IndexStatus(
         name=INDEX_NAME,
         exists=True,
@@ -81,7 +91,8 @@ def status(conn: psycopg.Connection[Any]) -> IndexStatus:
         size_bytes=int(size),
         size=pretty,
         m=int(opts.get("m", 16)),
-        ef_construction=int(opts.get("ef_construction", 64)),
+        ef_construction=int(built.group(1)) if built else inserts,
+        insert_ef_construction=inserts,
         valid=bool(valid),
         ready=bool(ready),
         rows=int(reltuples) if reltuples and reltuples > 0 else None,
@@ -127,6 +138,53 @@ def ef_construction_for(
     return auto_ef_construction(int(row[0]) if row else 0)
 
 
+def insert_ef_for(built: int, configured: int) -> int:
+    """The ef_construction inserts search with: ``configured`` when set and below the
+    build's (a live insert never searches wider than the graph was built), else the
+    build's."""
+    return configured if 0 < configured < built else built
+
+
+def set_insert_ef_construction(
+    conn: psycopg.Connection[Any], ef_construction: int, name: str = INDEX_NAME
+) -> None:
+    """The candidate list later inserts (and VACUUM's repairs) search with: pgvector
+    reads ``ef_construction`` from the index's options at each insert, so it can be
+    narrower than the one the graph was built with — measured at 278,697 products:
+    a third of the insert's cost at 128 against 384, with the same recall
+    (docs/BENCHMARKS.md, "Live inserts"). The caller commits."""
+    conn.execute(
+        sql.SQL("ALTER INDEX {} SET (ef_construction = {})").format(
+            sql.Identifier(SCHEMA, name), sql.Literal(ef_construction)
+        )
+    )
+
+
+def _settle_inserts(conn: psycopg.Connection[Any], built: int, configured: int, name: str) -> None:
+    """Record the build's ef_construction and set the inserts' (no-op when equal)."""
+    inserts = insert_ef_for(built, configured)
+    if inserts == built:
+        return
+    conn.execute(
+        sql.SQL("COMMENT ON INDEX {} IS {}").format(
+            sql.Identifier(SCHEMA, name), sql.Literal(_BUILT_COMMENT.format(built))
+        )
+    )
+    set_insert_ef_construction(conn, inserts, name)
+
+
+def ensure_insert_ef(conn: psycopg.Connection[Any], configured: int) -> bool:
+    """An index built before (or under another setting) brought to the configured
+    inserts' ef_construction; whether it changed. The caller commits."""
+    st = status(conn)
+    if not st.exists or st.ef_construction is None:
+        return False
+    if insert_ef_for(st.ef_construction, configured) == st.insert_ef_construction:
+        return False
+    _settle_inserts(conn, st.ef_construction, configured, INDEX_NAME)
+    return True
+
+
 def drop(conn: psycopg.Connection[Any]) -> bool:
     existed = status(conn).exists
     conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(INDEX))
@@ -142,10 +200,13 @@ def build(
     workers: int = 2,
     table: sql.Composable = EMBEDDINGS,
     name: str = INDEX_NAME,
+    insert_ef_construction: int = 0,
 ) -> float:
     """(Re)build the index with generous maintenance memory and parallel workers; seconds.
-    ``ef_construction`` 0: sized to the table (:func:`auto_ef_construction`). ``table``
-    and ``name``: another table of the same shape (benchmarks' scratch copies)."""
+    ``ef_construction`` 0: sized to the table (:func:`auto_ef_construction`);
+    ``insert_ef_construction``: what later inserts search with (0: the build's).
+    ``table`` and ``name``: another table of the same shape (benchmarks' scratch
+    copies)."""
     dim = embedding_dim(conn)
     ef_construction = ef_construction_for(conn, ef_construction, table)
     column = (
@@ -169,6 +230,7 @@ def build(
             efc=sql.Literal(ef_construction),
         )
     )
+    _settle_inserts(conn, ef_construction, insert_ef_construction, name)
     conn.execute(sql.SQL("ANALYZE {}").format(table))
     conn.commit()
     conn.execute("RESET maintenance_work_mem")

@@ -45,3 +45,5 @@ QUEUE_CHANNEL = "prodsearch_queue"  # NOTIFY channel
 INDEX = sql.Identifier(SCHEMA, INDEX_NAME)
 # a scratch table of the index benchmark (one vector per distinct text)
 BENCH_UNIQUE_VECTORS = sql.Identifier(SCHEMA, "bench_unique_vectors")
+# … and its copy of the vectors whose last share is inserted into a built index
+BENCH_LIVE_VECTORS = sql.Identifier(SCHEMA, "bench_live_vectors")

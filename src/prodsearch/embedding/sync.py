@@ -402,10 +402,18 @@ def _index_step(
     if text_indexes.missing(conn):
         result.timings.text_index_s = round(text_indexes.build(conn), 3)
     if hnsw.status(conn).exists:
+        if hnsw.ensure_insert_ef(conn, settings.hnsw_insert_ef_construction):
+            conn.commit()
         return
     if progress is not None:
         progress("index", 0, 1)
-    seconds = hnsw.build(conn, settings.index_type, settings.hnsw_m, settings.hnsw_ef_construction)
+    seconds = hnsw.build(
+        conn,
+        settings.index_type,
+        settings.hnsw_m,
+        settings.hnsw_ef_construction,
+        insert_ef_construction=settings.hnsw_insert_ef_construction,
+    )
     result.timings.index_s = round(seconds, 3)
     if result.index != "rebuilt":  # dropped for a bulk load: say so
         result.index = "built"

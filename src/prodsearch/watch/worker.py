@@ -107,10 +107,12 @@ class Worker:
         self, settings: Settings, opts: WatchOptions, encoder: Encoder | None = None
     ) -> None:
         self.settings, self.opts = settings, opts
-        # Half the cores encode (the others stay with the searches); a batch's chunks are
-        # written while the next ones encode, so a burst keeps the database busy too.
-        # Idle inference threads do not busy-wait.
-        threads = settings.watch_threads or max(1, cpu_threads() // 2)
+        # Every core encodes, one single-threaded inference stream each, at the worker's
+        # niceness: a search arriving takes a core from a stream without waiting for the
+        # others (docs/BENCHMARKS.md, "bench freshness"). A batch's chunks are written
+        # while the next ones encode, so a burst keeps the database busy too. Idle
+        # inference threads do not busy-wait.
+        threads = settings.watch_threads or cpu_threads()
         self.url = database_url(settings)
         self.mode = self._settle_mode(encoder)
         self.encoder_threads = threads
