@@ -86,7 +86,7 @@ def ort_static_int8(plain: Path, target: Path, calib: list[tuple[np.ndarray, np.
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    class Reader(CalibrationDataReader):
+    class Reader(CalibrationDataReader):  # type: ignore[misc]  # untyped library class
         def __init__(self) -> None:
             self.items = iter(calib)
 

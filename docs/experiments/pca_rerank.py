@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 from pgvector.psycopg import register_vector
 
-from prodsearch.bench.index import _query_vectors
 from prodsearch.bench.workload import recall_sample
 from prodsearch.config import get_settings
 from prodsearch.db import connect, database_url
 from prodsearch.search import recall
+from prodsearch.search.setup import build_searcher
 
 SCRATCH = "analytics_features.pca_scratch"
 GRID = ((100, 50), (100, 100), (150, 100), (200, 100), (200, 200), (300, 100))  # ef, candidates
@@ -108,7 +108,8 @@ def main() -> None:
     settings = get_settings()
     with connect(database_url(settings)) as conn:
         register_vector(conn)
-        vectors, _dim, _mapped = _query_vectors(conn, settings, recall_sample(200))
+        searcher = build_searcher(conn, settings)  # query vectors as the API makes them
+        vectors = [searcher.vectors.vector(q) for _kind, q in recall_sample(200)]
         if sys.argv[2:] == ["build"]:
             build(conn, dim)
         measure(conn, dim, vectors)
