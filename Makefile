@@ -19,10 +19,11 @@ $(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# the exact versions of the lock (torch is the CPU build 2.13.0: an unpinned torch pulls
-	# a CUDA build), then the project itself without resolving anything again. No bytecode
-	# at install: compiling every module of the lock took 60 of its 85 s; Python compiles
-	# the modules it imports, once, when first imported
+	# a CUDA build), then the project itself without resolving anything again. The bytecode
+	# is compiled on every core afterwards (pip compiles on one: 60 of its 85 s here); a
+	# file that is not Python 3.11 (torch's py312 test helpers) fails there, as under pip
 	$(BIN)/python -m pip install --quiet --no-compile --require-hashes -r $(LOCK)
+	-$(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null
 	$(BIN)/python -m pip install --quiet --no-deps -e . --config-settings editable_mode=compat
 	touch $(STAMP)
 
@@ -44,6 +45,7 @@ $(RT_VENV)/.installed: $(RUNTIME_LOCK)
 	test -x $(RT_VENV)/bin/python || $(PYTHON) -m venv $(RT_VENV)
 	$(RT_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(RT_VENV)/bin/python -m pip install --quiet --no-compile --require-hashes -r $(RUNTIME_LOCK)
+	-$(RT_VENV)/bin/python -m compileall -q -j 0 $(RT_VENV)/lib >/dev/null
 	touch $@
 
 # A runtime-only install (no PyTorch) given a model cache the full install prepared:
