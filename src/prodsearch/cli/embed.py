@@ -176,16 +176,11 @@ def _print_result(result: SyncResult, settings: Settings) -> None:
 def index_build() -> None:
     """(Re)build the HNSW index (m, ef_construction and type from settings)."""
     from prodsearch.db import hnsw
+    from prodsearch.embedding.sync import build_index
 
     settings = get_settings()
     with open_db() as conn:
-        seconds = hnsw.build(
-            conn,
-            settings.index_type,
-            settings.hnsw_m,
-            settings.hnsw_ef_construction,
-            insert_ef_construction=settings.hnsw_insert_ef_construction,
-        )
+        seconds = build_index(conn, settings)
         st = hnsw.status(conn)
     out.print(
         f"built {st.name} ({st.type}, m={st.m}, ef_construction={st.ef_construction}, "

@@ -391,6 +391,18 @@ def _embed_step(
         result.batch_sizes = sorted(counts.batch_sizes)
 
 
+def build_index(conn: psycopg.Connection[Any], settings: Settings) -> float:
+    """(Re)build the HNSW index as the settings say (shape, m, the build's and the later
+    inserts' ef_construction); seconds."""
+    return hnsw.build(
+        conn,
+        settings.index_type,
+        settings.hnsw_m,
+        settings.hnsw_ef_construction,
+        insert_ef_construction=settings.hnsw_insert_ef_construction,
+    )
+
+
 def _index_step(
     conn: psycopg.Connection[Any],
     settings: Settings,
@@ -407,13 +419,7 @@ def _index_step(
         return
     if progress is not None:
         progress("index", 0, 1)
-    seconds = hnsw.build(
-        conn,
-        settings.index_type,
-        settings.hnsw_m,
-        settings.hnsw_ef_construction,
-        insert_ef_construction=settings.hnsw_insert_ef_construction,
-    )
+    seconds = build_index(conn, settings)
     result.timings.index_s = round(seconds, 3)
     if result.index != "rebuilt":  # dropped for a bulk load: say so
         result.index = "built"
