@@ -181,6 +181,11 @@ def test_live_inserts_search_a_narrower_list_than_the_build(
     assert result.written == 1
     st = hnsw.status(conn)
     assert (st.ef_construction, st.insert_ef_construction) == (200, 48)
+    # and a setting of 0 takes the inserts back to the build's
+    back = wide.model_copy(update={"hnsw_insert_ef_construction": 0})
+    sync(back, SyncOptions(mode="int8"), encoder=encoders["int8"])
+    st = hnsw.status(conn)
+    assert (st.ef_construction, st.insert_ef_construction) == (200, 200)
     # never wider than the build: a setting above it leaves inserts at the build's
     assert hnsw.insert_ef_for(64, 128) == 64 and hnsw.insert_ef_for(384, 0) == 384
 

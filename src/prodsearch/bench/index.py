@@ -38,6 +38,7 @@ from prodsearch.config import Settings
 from prodsearch.db import connect, database_url, hnsw
 from prodsearch.db.names import BENCH_LIVE_VECTORS, BENCH_UNIQUE_VECTORS, EMBEDDINGS
 from prodsearch.embedding import store
+from prodsearch.embedding.sync import build_index
 from prodsearch.errors import ProdsearchError
 from prodsearch.search import queries, recall
 from prodsearch.search.setup import build_searcher
@@ -153,13 +154,7 @@ def run(
             out.live.append(_measure_live(conn, settings, probe, live_share, insert_ef))
         if not existing:
             progress(f"restoring the configured {settings.index_type} index")
-            hnsw.build(
-                conn,
-                settings.index_type,
-                settings.hnsw_m,
-                configured,
-                insert_ef_construction=settings.hnsw_insert_ef_construction,
-            )
+            build_index(conn, settings)
     return out
 
 

@@ -160,11 +160,8 @@ def set_insert_ef_construction(
     )
 
 
-def _settle_inserts(conn: psycopg.Connection[Any], built: int, configured: int, name: str) -> None:
-    """Record the build's ef_construction and set the inserts' (no-op when equal)."""
-    inserts = insert_ef_for(built, configured)
-    if inserts == built:
-        return
+def _settle_inserts(conn: psycopg.Connection[Any], built: int, inserts: int, name: str) -> None:
+    """Record the build's ef_construction in the index's comment and set the inserts'."""
     conn.execute(
         sql.SQL("COMMENT ON INDEX {} IS {}").format(
             sql.Identifier(SCHEMA, name), sql.Literal(_BUILT_COMMENT.format(built))
@@ -173,15 +170,16 @@ def _settle_inserts(conn: psycopg.Connection[Any], built: int, configured: int, 
     set_insert_ef_construction(conn, inserts, name)
 
 
-def ensure_insert_ef(conn: psycopg.Connection[Any], configured: int) -> bool:
-    """An index built before (or under another setting) brought to the configured
-    inserts' ef_construction; whether it changed. The caller commits."""
-    st = status(conn)
+def ensure_insert_ef(conn: psycopg.Connection[Any], st: IndexStatus, configured: int) -> bool:
+    """The existing index ``st`` (built before, or under another setting) brought to the
+    configured inserts' ef_construction — back to the build's too; whether it changed.
+    The caller commits."""
     if not st.exists or st.ef_construction is None:
         return False
-    if insert_ef_for(st.ef_construction, configured) == st.insert_ef_construction:
+    inserts = insert_ef_for(st.ef_construction, configured)
+    if inserts == st.insert_ef_construction:
         return False
-    _settle_inserts(conn, st.ef_construction, configured, INDEX_NAME)
+    _settle_inserts(conn, st.ef_construction, inserts, INDEX_NAME)
     return True
 
 
@@ -230,7 +228,9 @@ def build(
             efc=sql.Literal(ef_construction),
         )
     )
-    _settle_inserts(conn, ef_construction, insert_ef_construction, name)
+    inserts = insert_ef_for(ef_construction, insert_ef_construction)
+    if inserts != ef_construction:
+        _settle_inserts(conn, ef_construction, inserts, name)
     conn.execute(sql.SQL("ANALYZE {}").format(table))
     conn.commit()
     conn.execute("RESET maintenance_work_mem")

@@ -413,8 +413,9 @@ def _index_step(
     path, a run killed after dropping them, dropped by hand)."""
     if text_indexes.missing(conn):
         result.timings.text_index_s = round(text_indexes.build(conn), 3)
-    if hnsw.status(conn).exists:
-        if hnsw.ensure_insert_ef(conn, settings.hnsw_insert_ef_construction):
+    st = hnsw.status(conn)
+    if st.exists:
+        if hnsw.ensure_insert_ef(conn, st, settings.hnsw_insert_ef_construction):
             conn.commit()
         return
     if progress is not None:

@@ -1,7 +1,8 @@
 """Keeping the completions in step with the catalog: rebuilt by ``embed``, extended by
 ``watch`` when a batch brings a brand, a product type or a vehicle the table lacks (so it
-is suggested as soon as its first product is searchable). Counts of existing completions
-are refreshed by the next ``embed`` or the worker's periodic support refresh."""
+is suggested within seconds of its first product: the worker derives it beside its
+batches). Counts of existing completions are refreshed by the next ``embed`` or the
+worker's periodic support refresh."""
 
 from __future__ import annotations
 
