@@ -1,4 +1,4 @@
-"""Issue #6: every endpoint's success and error paths, real database and real model."""
+"""Every endpoint's success and error paths, real database and real model."""
 
 from __future__ import annotations
 

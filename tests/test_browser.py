@@ -1,4 +1,4 @@
-"""Issue #7: the web page, driven in real headless Chromium (Debian chromium + chromedriver).
+"""The web page, driven in real headless Chromium (Debian chromium + chromedriver).
 
 `make test` installs both. The test starts `prodsearch serve` on a free local port
 against a real embedded catalog, and always stops it.

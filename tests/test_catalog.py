@@ -1,4 +1,4 @@
-"""Issue #3: demo catalog generator, stats, any-source-table configuration."""
+"""Demo catalog generator, stats, any-source-table configuration."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue #13: a killed import converges to a clean one; two embeds at once equal one run;
+"""A killed import converges to a clean one; two embeds at once equal one run;
 search keeps answering while the index is rebuilt."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue #13: faults of the environment give one clear line and a way out, never a
+"""Faults of the environment give one clear line and a way out, never a
 traceback; a stale postmaster.pid after a host crash recovers by itself."""
 
 from __future__ import annotations

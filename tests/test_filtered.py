@@ -1,4 +1,4 @@
-"""Issue #22: filtered search with filters that run against the query — the products
+"""Filtered search with filters that run against the query — the products
 nearest the query fail the filter, so an index walks far before it finds ones that pass.
 Whatever path the service takes, the page holds the best matches that satisfy the filter:
 the exact scan's."""

@@ -1,4 +1,4 @@
-"""Issue #22: a filtered query's plan comes from the filter's selectivity *and* how the
+"""A filtered query's plan comes from the filter's selectivity *and* how the
 query's own neighbourhood passes it (search.filterplan); and a plan changes speed, never
 the products: a filtered index walk that stops at pgvector's scan limit is rerun exactly."""
 

@@ -1,4 +1,4 @@
-"""Issue #2: embedded server, migrations, CLI error handling, settings."""
+"""Embedded server, migrations, CLI error handling, settings."""
 
 from __future__ import annotations
 

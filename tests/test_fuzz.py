@@ -1,4 +1,4 @@
-"""Issue #13: schemathesis against the served API's own /openapi.json — every operation,
+"""Schemathesis against the served API's own /openapi.json — every operation,
 with generated cases that fit the schema (200 each) and cases that break it (100 each):
 no 5xx, and every response conforms to the documented schema (status code, content type,
 headers, body).

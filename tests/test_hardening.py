@@ -1,4 +1,4 @@
-"""Issue #13: API hardening and injection safety, on the real database and model.
+"""API hardening and injection safety, on the real database and model.
 
 Every value a caller controls (query text, filter keys and values, product ids, paging,
 configured identifiers and predicates) reaches SQL as a bound parameter or a quoted

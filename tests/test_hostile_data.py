@@ -245,7 +245,7 @@ def _embedded(conn: psycopg.Connection[Any]) -> int:
 
 
 def test_a_product_without_a_vehicle_ranks_by_distance_alone(search_db: str, pg_root: Path) -> None:
-    """The reproduction of issue #30: a NULL vehicle beside a query that names one."""
+    """A NULL vehicle beside a query that names one."""
     with psycopg.connect(search_db) as c:
         pid, vehicle, category = c.execute(
             f"SELECT product_id, vehicle, category FROM {DEMO_CATALOG}"
@@ -340,7 +340,9 @@ def test_hostile_catalog_data_never_fails_a_request(
             (ODD_NAMES[5], live[5:]),
         )
         conn.commit()
-        totals = Worker(settings, WatchOptions(once=True, reconcile_s=0), encoder=enc).run()
+        totals = Worker(
+            settings, WatchOptions.from_settings(settings, once=True, reconcile_s=0), encoder=enc
+        ).run()
         assert totals.taken == 30 + 20 and totals.errors == 0, totals
         assert totals.written == 30 + 15 and totals.without_text == 5, totals
         exercise(tally, [*queries, "żarówka h7", "zarowka"], [990001, *live])

@@ -1,4 +1,4 @@
-"""Issue #13: a hostile input corpus (tests/data/hostile.csv, plus files too big to check
+"""A hostile input corpus (tests/data/hostile.csv, plus files too big to check
 in, made here) through the importer, the embedding pipeline and the API: every row is
 stored or rejected with a reason, the counts add up, memory stays bounded."""
 

@@ -1,4 +1,4 @@
-"""Issue #22: hybrid search that does not lose to its own legs — BM25 for the full-text leg,
+"""Hybrid search that does not lose to its own legs — BM25 for the full-text leg,
 fusion that weighs the full-text leg by how well it represents the query, and fitting
 those weights on judged queries with held-out folds."""
 
@@ -119,9 +119,15 @@ def _row(pid: int, sem: int | None, lex: int | None, **extra: Any) -> dict[str, 
     }
 
 
+# reciprocal rank fusion, the full-text leg at twice the weight: no specificity, no agreement
+PLAIN_RRF = FusionWeights(
+    rrf_k=60, lexical=2.0, coverage_power=1.0, specific_idf=0.0, loose=1.0, agreement_floor=1.0
+)
+
+
 def test_fusion_weighs_the_full_text_leg_by_what_it_kept() -> None:
     weights = FusionWeights(
-        lexical=2.0, coverage_power=1.0, specific_idf=4.0, loose=0.5, agreement_floor=0.5
+        rrf_k=60, lexical=2.0, coverage_power=1.0, specific_idf=4.0, loose=0.5, agreement_floor=0.5
     )
     whole = LexicalEvidence(words=2, dropped=0, corrected=0, best_idf=5.0)
     half = LexicalEvidence(words=2, dropped=1, corrected=0, best_idf=5.0)
@@ -142,7 +148,7 @@ def test_fusion_weighs_the_full_text_leg_by_what_it_kept() -> None:
 
 
 def test_fusion_order_code_first_then_agreement() -> None:
-    weights = FusionWeights()
+    weights = PLAIN_RRF
     evidence = LexicalEvidence(words=1, dropped=0, corrected=0, best_idf=5.0)
     rows = [
         _row(1, 1, None),
@@ -225,7 +231,7 @@ def test_tuning_scores_each_fold_with_weights_fitted_on_the_other(
         _case("b", 1, rows, set(range(1, 11))),
     ]
     monkeypatch.setattr(ft, "GRID", {"lexical": (0.5, 3.0), "coverage_power": (0.0,)})
-    result = ft.tune(cases, FusionWeights())
+    result = ft.tune(cases, PLAIN_RRF)
     by_query = {s["query"]: s for s in result.scores}
     # fitted without fold 0 (on "b" alone): a heavy full-text leg, wrong for "a"
     assert result.per_fold[0].lexical == 3.0 and by_query["a"]["held_out"] < 0.5

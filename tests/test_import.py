@@ -1,4 +1,4 @@
-"""Issue #3: importers lose nothing — every row is stored or rejected with a reason."""
+"""Importers lose nothing — every row is stored or rejected with a reason."""
 
 from __future__ import annotations
 

@@ -74,3 +74,94 @@ def test_sql_lives_only_in_sql_modules() -> None:
         for hit in sql_literals(path)
     ]
     assert not offenders, "SQL outside db/, store.py, queries.py, sql.py:\n" + "\n".join(offenders)
+
+
+# Who may end a transaction: the units of work (docs/ARCHITECTURE.md, "Transactions").
+# Everything else, the SQL modules above all, runs in its caller's transaction.
+TRANSACTION_OWNERS = {
+    "db/connect.py",  # connection set-up: installing pgvector, VACUUM outside a transaction
+    "db/migrate.py",  # one migration, one transaction
+    "catalog/generate.py",  # the demo catalog, one load
+    "catalog/importer.py",  # an import, one transaction per chunk
+    "embedding/sync.py",  # an embed run: its steps and its runs-table row
+    "embedding/runlock.py",  # the run's session lock
+    "embedding/pipeline.py",  # one chunk written, one transaction
+    "watch/worker.py",  # one batch of queued changes, one transaction
+    "watch/capture.py",  # installing capture, requeueing failed items
+    "search/service.py",  # a search that needs a local hnsw.ef_search
+    "suggest/service.py",  # a suggestion that needs a local planner setting
+    "ops/verify.py",  # one recall probe at the configured ef_search
+}
+TRANSACTION_CALLS = {"commit", "rollback", "transaction"}
+
+
+def transaction_calls(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text())
+    return [
+        f"{path.relative_to(PACKAGE)}:{node.lineno}: .{node.func.attr}()"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in TRANSACTION_CALLS
+    ]
+
+
+def test_sql_modules_never_end_a_transaction() -> None:
+    offenders = [
+        hit
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if sql_module(path) and str(path.relative_to(PACKAGE)) not in TRANSACTION_OWNERS
+        for hit in transaction_calls(path)
+    ]
+    assert not offenders, "SQL modules run in their caller's transaction:\n" + "\n".join(offenders)
+
+
+def test_only_the_units_of_work_own_transactions() -> None:
+    """The benchmarks (bench/) are harnesses and own theirs; the CLI commits by leaving a
+    ``with`` block; every other module that commits, rolls back or opens a transaction is
+    named in TRANSACTION_OWNERS."""
+    owners = {
+        str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py") if transaction_calls(path)
+    }
+    harness = {o for o in owners if o.startswith("bench/") and not sql_module(PACKAGE / o)}
+    assert owners - harness <= TRANSACTION_OWNERS, sorted(owners - harness - TRANSACTION_OWNERS)
+    stale = TRANSACTION_OWNERS - owners
+    assert not stale, f"named as owners but own no transaction: {sorted(stale)}"
+
+
+PERCENTILE_CALLS = {"percentile", "quantile", "quantiles", "nanpercentile"}
+
+
+def test_one_percentile_definition() -> None:
+    """Every benchmark's p50/p95/p99 comes from bench.load.percentile."""
+    home = PACKAGE / "bench" / "load.py"
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            name = None
+            if isinstance(node, ast.FunctionDef) and (
+                "percentile" in node.name or "pct" in node.name.split("_")
+            ):
+                name = f"def {node.name}"
+            elif (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in PERCENTILE_CALLS
+            ):
+                name = f".{node.func.attr}()"
+            if name and path != home:
+                found.append(f"{path.relative_to(PACKAGE)}:{node.lineno}: {name}")
+    assert not found, "percentiles outside bench/load.py:\n" + "\n".join(found)
+
+
+def test_tests_are_named_by_concept() -> None:
+    """A test says what it checks; which issue asked for it is the history's business."""
+    tests = Path(__file__).parent
+    found = [
+        f"{path.name}:{n}"
+        for path in sorted(tests.glob("*.py"))
+        if path.name != Path(__file__).name
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"\bissue\s*#?\d+", line, re.IGNORECASE)
+    ]
+    assert not found, "issue numbers in tests:\n" + "\n".join(found)

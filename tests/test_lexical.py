@@ -1,4 +1,4 @@
-"""Issue #11: the lexical analysis (Polish + English), synonyms, vehicles, query building."""
+"""The lexical analysis (Polish + English), synonyms, vehicles, query building."""
 
 from __future__ import annotations
 

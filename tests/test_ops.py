@@ -1,4 +1,4 @@
-"""Issue #7 (part): status, verify, and the original platform's monitoring SQL."""
+"""Status, verify, and the original platform's monitoring SQL."""
 
 from __future__ import annotations
 

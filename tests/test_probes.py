@@ -1,4 +1,4 @@
-"""Issue #22 / #23: a graph search that provably missed the nearest products (a sample
+"""A graph search that provably missed the nearest products (a sample
 product is closer than its best result) is searched again, wider, then exactly."""
 
 from __future__ import annotations

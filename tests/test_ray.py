@@ -1,4 +1,4 @@
-"""Issue #14: `prodsearch embed --engine ray` on a local Ray instance (2 CPUs): the same
+"""`prodsearch embed --engine ray` on a local Ray instance (2 CPUs): the same
 rows, hashes and (exact mode) vectors as the local engine, and a killed Ray run resumes
 to the same result."""
 

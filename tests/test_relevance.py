@@ -1,4 +1,4 @@
-"""Issue #11: relevance floors on judged shopper queries (deterministic: a quality test).
+"""Relevance floors on judged shopper queries (deterministic: a quality test).
 
 The shipped judged set runs against the shared 1,500-product test catalog (int8). The
 floors sit a little under the measured figures, so a change that hurts relevance in
@@ -21,7 +21,7 @@ from tests.conftest import run_cli
 
 # (mode, lang) -> minimum mean nDCG@10 on the 1,500-product test catalog
 # measured when set: semantic 0.921 / 0.920, hybrid 0.880 / 0.923, exact = semantic;
-# with issue #22's judged queries, BM25 and fitted fusion: semantic 0.911 / 0.927,
+# with the judged queries of every kind, BM25 and fitted fusion: semantic 0.911 / 0.927,
 # hybrid 0.898 / 0.939, lexical 0.853 / 0.875
 FLOORS = {
     ("semantic", "en"): 0.89,
@@ -57,7 +57,7 @@ def test_relevance_floors(scores: list[rel.QueryScore]) -> None:
     assert not low, f"nDCG@10 under its floor: {low} (floors {FLOORS})"
 
 
-# (lang, kind) -> minimum hybrid nDCG@10 for the kinds issue #22 added: spelling variants,
+# (lang, kind) -> minimum hybrid nDCG@10 for the harder kinds: spelling variants,
 # British / American trade names, and words another part shares (the "motor mount",
 # "brake disks", "exhaust back box" failures, through queries of the same kinds)
 # measured when set: en variant 0.798, en trade 0.957, en overlap 0.934, pl overlap 1.000

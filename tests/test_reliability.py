@@ -1,4 +1,4 @@
-"""Issue #13: outages of the real database, under a running API and a running embed.
+"""Outages of the real database, under a running API and a running embed.
 
 These tests stop and start a PostgreSQL server of their own (the session's shared server
 keeps running for the other tests).
@@ -155,7 +155,11 @@ def test_api_answers_503_while_the_database_restarts_then_recovers(
                 with ThreadPoolExecutor(1) as pool:
                     res = pool.submit(client.post, path, json=body).result(timeout=120)
                 assert res.status_code == 503, (path, res.text)
-                assert res.json()["error"].startswith("database"), res.text
+                # our words only: no pool, driver or SQL text in the body
+                assert res.json() in (
+                    {"error": "database unavailable"},
+                    {"error": "database timed out"},
+                ), res.text
             res = client.get("/search/similar/1")
             assert res.status_code == 503
             health = client.get("/health")

@@ -1,4 +1,4 @@
-"""Issue #14: the API reads from a separate read URL (a replica); Ray stays optional."""
+"""The API reads from a separate read URL (a replica); Ray stays optional."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue #11: the new search fields — explain, facets, ef_search, exact — and what they
+"""The new search fields — explain, facets, ef_search, exact — and what they
 show: synonyms, typo correction, Polish matching, vehicle-aware ranking."""
 
 from __future__ import annotations

@@ -82,7 +82,9 @@ def test_a_new_brand_is_suggested_once_watch_syncs_it(
             " 'Hak holowniczy Zyntrax do VW Golf VII', 'Tow Bars', 'Zyntrax', 900, true)"
         )
         conn.commit()
-        totals = Worker(settings, WatchOptions(once=True, reconcile_s=0), encoder=enc).run()
+        totals = Worker(
+            settings, WatchOptions.from_settings(settings, once=True, reconcile_s=0), encoder=enc
+        ).run()
         assert totals.written == 1
         brand = _suggest(client, "zyntr")
         assert _texts(brand)[0] == "Zyntrax" and brand["suggestions"][0]["products"] == 1

@@ -1,4 +1,4 @@
-"""Issue #5: the sync pipeline against a real database and the real model."""
+"""The sync pipeline against a real database and the real model."""
 
 from __future__ import annotations
 
@@ -170,6 +170,7 @@ def test_live_inserts_search_a_narrower_list_than_the_build(
     assert (st.ef_construction, st.insert_ef_construction) == (200, 48)
     # an index built without it (an older one) is brought to the setting by the next embed
     hnsw.build(conn, "halfvec", 16, 200)
+    conn.commit()
     st = hnsw.status(conn)
     assert (st.ef_construction, st.insert_ef_construction) == (200, 200)
     pid = conn.execute(f"SELECT min(product_id) FROM {DEMO_CATALOG}").fetchone()[0]
@@ -215,6 +216,7 @@ def test_mode_change_dry_run_and_limit(
     # a run killed between the drop and the build leaves them missing: the next run,
     # even one with nothing to embed, builds them
     text_indexes.drop(conn)
+    conn.commit()
     again = sync(settings, SyncOptions(mode="exact"), encoder=encoders["exact"])
     conn.commit()
     assert again.written == 0 and again.timings.text_index_s is not None

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from prodsearch.bench.encode import product_texts
+from prodsearch.bench.load import percentile
 from prodsearch.config import Settings
 from prodsearch.embedding.encoder import OnnxBackend, encoder_for
 from prodsearch.embedding.export import _export_fp32
@@ -118,7 +119,7 @@ def main() -> None:
     ids = exact.tokenize(texts)
     calib = batches(exact, exact.tokenize(calib_texts))
     tokens = [len(x) for x in ids]
-    mean, p95 = np.mean(tokens), np.percentile(tokens, 95)
+    mean, p95 = np.mean(tokens), percentile([float(t) for t in tokens], 95)
     print(f"{len(texts)} texts, tokens mean {mean:.1f} p95 {p95:.0f}")
     tmp = Path(tempfile.mkdtemp())
     source = resolve_model(settings.model)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from pgvector.psycopg import register_vector
 
+from prodsearch.bench.load import percentile
 from prodsearch.bench.workload import recall_sample
 from prodsearch.config import get_settings
 from prodsearch.db import connect, database_url
@@ -99,7 +100,7 @@ def measure(conn: Any, dim: int, vectors: list[Any]) -> None:
         print(
             f"D={dim} ef={ef} candidates={cand}: ε-recall {np.mean(eps):.4f}, strict "
             f"{np.mean(strict):.4f}, p50 {statistics.median(lat):.2f} ms, "
-            f"p95 {np.percentile(lat, 95):.2f} ms"
+            f"p95 {percentile(lat, 95):.2f} ms"
         )
 
 

@@ -28,6 +28,8 @@ SEARCH_ENDPOINTS = ("semantic", "filtered", "hybrid", "similar", "suggest")
 JUDGED_MODES = ("semantic", "hybrid", "lexical", "exact", "semantic_no_map")
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+# bounds of reciprocal rank fusion's k: the setting, the API field and the service share them
+RRF_K_MIN, RRF_K_MAX = 1, 1000
 
 
 class Settings(BaseSettings):
@@ -117,7 +119,9 @@ class Settings(BaseSettings):
     query_cache_size: int = Field(
         default=4096, ge=0, description="LRU of query embeddings in the API (0 disables)."
     )
-    rrf_k: int = Field(default=60, ge=1, le=1000, description="Reciprocal rank fusion k.")
+    rrf_k: int = Field(
+        default=60, ge=RRF_K_MIN, le=RRF_K_MAX, description="Reciprocal rank fusion k."
+    )
     lexical_weight: float = Field(
         default=2.0,
         ge=0,
@@ -289,6 +293,21 @@ class Settings(BaseSettings):
         "sessions where the server runs on this machine: on cores shared with the API, "
         "searches get the CPU first and the worker (with its HNSW inserts) takes the rest.",
     )
+    watch_max_tries: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="watch: a product whose write keeps failing (a trigger, a constraint, "
+        "a timeout) is set aside among the failed items after this many tries; the rest "
+        "of the queue flows on.",
+    )
+    watch_retry_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=86_400,
+        description="watch: a failed product's first retry comes after this, doubling "
+        "with each try.",
+    )
     lag_degraded_s: float = Field(
         default=30.0,
         gt=0,
@@ -307,8 +326,8 @@ class Settings(BaseSettings):
         le=8192,
         description="Token cap on the text an embedding is computed from (the model's own "
         "limit when lower). The name comes first, so a cut shortens the description (the "
-        "full-text index keeps all of it): 96 embeds 1.1x faster than 128 and 1.4x faster "
-        "than 256, at the same judged nDCG@10 at 278,697 products (docs/BENCHMARKS.md).",
+        "full-text index keeps all of it); the default embeds faster than 128 or 256 at "
+        "the same judged relevance (docs/BENCHMARKS.md).",
     )
     source_table: str = Field(
         default="staging_marts.dim_product", description="Catalog table, schema-qualified."
@@ -362,6 +381,22 @@ class Settings(BaseSettings):
     @property
     def logs_dir(self) -> Path:
         return self.home_dir / "logs"
+
+    def as_env(self) -> dict[str, str | None]:
+        """These settings as the environment of a child process (``prodsearch serve``,
+        ``watch``, ``embed`` started by a benchmark): ``PRODSEARCH_<NAME>`` for every
+        field, None for one that is unset (to be removed from the child's environment),
+        so the child runs with what the parent was given, not with what it reads."""
+        out: dict[str, str | None] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            key = f"PRODSEARCH_{name.upper()}"
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            out[key] = None if value is None else str(value)
+        for alias in ("DATABASE_URL", "READ_DATABASE_URL"):  # they win over the prefixed
+            out[alias] = out[f"PRODSEARCH_{alias}"]
+        return out
 
     def masked(self) -> dict[str, Any]:
         """Effective settings with secrets masked, for `prodsearch config`."""

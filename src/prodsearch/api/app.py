@@ -40,13 +40,8 @@ from prodsearch.api.models import (
 )
 from prodsearch.config import Settings, get_settings
 from prodsearch.db.retry import one_line
-from prodsearch.search.results import (
-    MAX_EF,
-    MIN_EF,
-    SearchError,
-    SearchOptions,
-    SearchResponse,
-)
+from prodsearch.errors import DatabaseUnavailable, InputError, ProdsearchError
+from prodsearch.search.results import MAX_EF, MIN_EF, SearchOptions, SearchResponse
 from prodsearch.search.service import Searcher
 from prodsearch.watch.capture import WatchFigures
 
@@ -223,15 +218,25 @@ def _exception_handlers(app: FastAPI) -> None:
             headers=getattr(exc, "headers", None),
         )
 
-    @app.exception_handler(SearchError)
-    async def _search_error(_req: Request, exc: SearchError) -> ORJSONResponse:
-        return ORJSONResponse(
-            status_code=404 if exc.not_found else 422, content={"error": str(exc)}
-        )
+    @app.exception_handler(ProdsearchError)
+    async def _expected(_req: Request, exc: ProdsearchError) -> ORJSONResponse:
+        """The one error tree, mapped once: input the caller got wrong is a 422 (a missing
+        product a 404) with our own message naming what is allowed; a database we cannot
+        reach a 503; anything else of ours a 500. Only input errors carry their message:
+        the others may name hosts or settings, so they go to the log."""
+        if isinstance(exc, InputError):
+            status = 404 if getattr(exc, "not_found", False) else 422
+            return ORJSONResponse(status_code=status, content={"error": str(exc)})
+        log.warning("request failed: %s", one_line(exc))
+        if isinstance(exc, DatabaseUnavailable):
+            return ORJSONResponse(status_code=503, content={"error": "database unavailable"})
+        return ORJSONResponse(status_code=500, content={"error": "internal error (logged)"})
 
     @app.exception_handler(PoolTimeout)
     async def _db_down(_req: Request, exc: PoolTimeout) -> ORJSONResponse:
-        return ORJSONResponse(status_code=503, content={"error": f"database unavailable: {exc}"})
+        """No connection free in time: the pool's own text stays in the log."""
+        log.warning("database unavailable: %s", one_line(exc))
+        return ORJSONResponse(status_code=503, content={"error": "database unavailable"})
 
     @app.exception_handler(psycopg.OperationalError)
     async def _db_lost(_req: Request, exc: psycopg.OperationalError) -> ORJSONResponse:

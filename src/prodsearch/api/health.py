@@ -32,7 +32,6 @@ async def health_report(state: Any) -> dict[str, Any]:
             cur = await conn.execute(store.coverage_sql(source), INDEX_ROW_PARAMS)
             row = await cur.fetchone()
             watch = await read_figures(conn)
-            await conn.commit()
     except Exception as exc:  # any failure here means: not serving reliably
         # the reason goes to the server's log, never to the client (it may name hosts,
         # users or SQL)

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from prodsearch.config import RRF_K_MAX, RRF_K_MIN
 from prodsearch.search.results import (
     MAX_EF,
     MAX_LIMIT,
@@ -117,8 +118,8 @@ class FilteredRequest(SemanticRequest):
 
 
 class HybridRequest(FilteredRequest):
-    rrf_k: Annotated[int, Field(ge=1, le=1000), WHOLE] | None = Field(
-        default=None, description="RRF k (default 60)."
+    rrf_k: Annotated[int, Field(ge=RRF_K_MIN, le=RRF_K_MAX), WHOLE] | None = Field(
+        default=None, description="RRF k (default: the server's PRODSEARCH_RRF_K)."
     )
 
 

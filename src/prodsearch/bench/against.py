@@ -64,7 +64,8 @@ def against(
     out = []
     for i, q in enumerate(queries):
         vector = searcher.vectors.vector(q)
-        ids = search_sql.approximate_neighbours(conn, source, vector, order, 100, k=10)
+        with conn.transaction():
+            ids = search_sql.approximate_neighbours(conn, source, vector, order, 100, k=10)
         cats = bench_sql.categories_of(conn, source, ids)
         conn.commit()
         if not cats:

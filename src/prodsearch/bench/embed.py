@@ -130,6 +130,7 @@ def baseline(url: str, source: Source, batch: int = 32) -> float:
                     )
                 conn.commit()
         hnsw.build(conn, "vector")
+        conn.commit()
     return time.perf_counter() - started
 
 

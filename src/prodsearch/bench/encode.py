@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from prodsearch.bench.baseline import sentence_transformer
+from prodsearch.bench.load import percentile
 from prodsearch.bench.workload import benchmark_queries
 from prodsearch.catalog.generate import COLUMNS, rows
 from prodsearch.catalog.text import prepare_text
@@ -36,9 +37,6 @@ class MethodResult:
     @property
     def rate(self) -> float:
         return statistics.median(self.rates)
-
-    def percentile(self, q: float) -> float:
-        return float(np.percentile(self.latency_ms, q)) if self.latency_ms else float("nan")
 
 
 @dataclass(frozen=True)
@@ -141,8 +139,8 @@ def run(
             ratio=round(r.rate / base, 2),
             cos_min=round(r.cos_min or 0, 5),
             cos_mean=round(r.cos_mean or 0, 5),
-            query_p50_ms=round(r.percentile(50), 2),
-            query_p95_ms=round(r.percentile(95), 2),
+            query_p50_ms=percentile(r.latency_ms, 50),
+            query_p95_ms=percentile(r.latency_ms, 95),
         )
         for r in results.values()
     ]

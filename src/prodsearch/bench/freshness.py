@@ -36,10 +36,9 @@ from typing import Any
 
 import httpx
 
-from prodsearch.bench import http
 from prodsearch.bench import sql as bench_sql
-from prodsearch.bench.search import _pct
-from prodsearch.bench.server import LocalServer
+from prodsearch.bench.load import Request, Stop, drive, percentile
+from prodsearch.bench.server import LocalServer, child_env
 from prodsearch.bench.workload import benchmark_queries
 from prodsearch.catalog import sql as catalog_sql
 from prodsearch.catalog.source import Source, load_source
@@ -101,28 +100,18 @@ class FreshnessBench:
         return asdict(self)
 
 
-def _search_loop(url: str, stop: Any, results: Any) -> None:
+def _search_loop(url: str, stop: Stop, results: Any) -> None:
     """In its own process (no GIL shared with the writer): semantic queries back to back
-    on one keep-alive connection until ``stop`` is set; the latencies (ms) go to
-    ``results``."""
+    on one keep-alive connection until ``stop`` is set; the latencies (ms) of the answered
+    ones go to ``results``."""
+    queries = benchmark_queries()
 
-    async def loop() -> list[float]:
-        queries = benchmark_queries()
-        latencies: list[float] = []
-        n = 0
-        async with http.Connection(url) as conn:
-            while not stop.is_set():
-                q = queries[n % len(queries)]
-                n += 1
-                t0 = time.perf_counter()
-                status, _body = await conn.request(
-                    "POST", "/search/semantic", {"query": q, "limit": 10}
-                )
-                if status == 200:
-                    latencies.append((time.perf_counter() - t0) * 1000)
-        return latencies
+    def request(i: int) -> Request:
+        return Request(
+            "POST", "/search/semantic", {"query": queries[i % len(queries)], "limit": 10}
+        )
 
-    results.put(asyncio.run(loop()))
+    results.put(asyncio.run(drive(url, request, 1, stop=stop)).ok_latencies_ms)
 
 
 class _SearchLoad:
@@ -254,7 +243,10 @@ def _phase(
                 break
             time.sleep(min(0.005, max(0.0, next_change - time.monotonic())))
     out.search_requests = len(load.latencies)
-    out.search_p50_ms, out.search_p95_ms = _pct(load.latencies, 50), _pct(load.latencies, 95)
+    out.search_p50_ms, out.search_p95_ms = (
+        percentile(load.latencies, 50),
+        percentile(load.latencies, 95),
+    )
     out.achieved_rate = round(out.changes / seconds, 1)
     out.unresolved = len(pending)
     writer.close()
@@ -277,17 +269,12 @@ def _summarise_lags(out: PhaseResult, lags: list[Lag]) -> None:
     if not values:
         return
     out.lag_p50_s = round(statistics.median(values), 3)
-    out.lag_p95_s = round(_pct_s(values, 95), 3)
+    out.lag_p95_s = percentile(values, 95, 3)
     out.lag_max_s = round(max(values), 3)
     for kind in KINDS:
         mine = [lag.seconds for lag in lags if lag.kind == kind]
         if mine:
-            out.lag_by_kind[kind] = round(_pct_s(mine, 95), 3)
-
-
-def _pct_s(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+            out.lag_by_kind[kind] = percentile(mine, 95, 3)
 
 
 def _found_by_name(api: str, changes: list[_Pending]) -> int:
@@ -308,7 +295,10 @@ def _idle(api: str, seconds: float) -> PhaseResult:
     with _SearchLoad(api) as load:
         time.sleep(seconds)
     out.search_requests = len(load.latencies)
-    out.search_p50_ms, out.search_p95_ms = _pct(load.latencies, 50), _pct(load.latencies, 95)
+    out.search_p50_ms, out.search_p95_ms = (
+        percentile(load.latencies, 50),
+        percentile(load.latencies, 95),
+    )
     return out
 
 
@@ -348,11 +338,10 @@ def run(
             progress("change capture installed on the catalog")
         mode = modes.in_force(conn, settings).mode
     result = FreshnessBench(products, mode)
-    env = {"PRODSEARCH_MODE": settings.mode, "PRODSEARCH_HOME": str(settings.home_dir)}
-    with LocalServer(env) as server:
+    with LocalServer(settings) as server:
         result.phases.append(idle := _idle(server.url, idle_s))
         progress(f"idle: search p50 {idle.search_p50_ms} ms, p95 {idle.search_p95_ms} ms")
-        worker = _start_worker(url, progress)
+        worker = _start_worker(settings, url, progress)
         try:
             _wait_drained(url, 600)  # whatever was pending before the bench
             for n, rate in enumerate(rates):
@@ -373,13 +362,16 @@ def run(
     return result
 
 
-def _start_worker(url: str, progress: Callable[[str], None]) -> subprocess.Popen[bytes]:
+def _start_worker(
+    settings: Settings, url: str, progress: Callable[[str], None]
+) -> subprocess.Popen[bytes]:
     """`prodsearch watch`, once its start-up reconciliation (the embed plan, for changes
     made before it ran) has finished: the phases measure the steady state."""
     with connect(url, autocommit=True) as conn:
         since = watch_sql.server_now(conn)
         proc = subprocess.Popen(
             [sys.executable, "-m", "prodsearch", "watch"],
+            env=child_env(settings),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -170,7 +170,6 @@ def judge_and_tune(
     from pgvector.psycopg import register_vector_async
 
     from prodsearch.db import connect, database_url, migrate
-    from prodsearch.search.service import fusion_weights
     from prodsearch.search.setup import build_searcher, query_encoder
 
     url = database_url(settings)
@@ -189,7 +188,7 @@ def judge_and_tune(
 
         cases = asyncio.run(gather())
         products = store.count_embeddings(conn)
-    result = tune(cases, fusion_weights(settings))
+    result = tune(cases, FusionWeights.from_settings(settings))
     legs = semantic + [c.lexical() for c in cases]
     meta = {
         "queries": len(queries),

@@ -32,6 +32,7 @@ from pgvector.psycopg import register_vector
 from psycopg import sql
 
 from prodsearch.bench import sql as bench_sql
+from prodsearch.bench.load import percentile
 from prodsearch.bench.workload import recall_sample
 from prodsearch.catalog.source import Source
 from prodsearch.config import Settings
@@ -130,6 +131,7 @@ def run(
         current = hnsw.status(conn)
         if not existing:
             hnsw.drop(conn)
+            conn.commit()
         exact_kth = _exact_kth(conn, source, EMBEDDINGS, vectors)
         probe = _Probe(sample, vectors, exact_kth, ef_values, dim, source, progress)
         if existing:
@@ -144,6 +146,7 @@ def run(
                 build_s = hnsw.build(
                     conn, shape, m, efc, insert_ef_construction=settings.hnsw_insert_ef_construction
                 )
+                conn.commit()
                 measured = _measure(conn, probe, shape, m, efc, build_s)
                 measured.insert_ms = _insert_ms(conn, inserts)
                 progress(f"{shape} m={m} efc={efc}: a live insert {measured.insert_ms} ms")
@@ -203,6 +206,7 @@ def _measure_unique(conn: Any, settings: Settings, probe: _Probe) -> IndexShape:
     progress("copying one vector per distinct text into a scratch table")
     try:
         rows = bench_sql.copy_unique_vectors(conn)
+        conn.commit()
         progress(f"building the {settings.index_type} index over {rows:,} unique vectors")
         efc = hnsw.ef_construction_for(
             conn, settings.hnsw_ef_construction, table=BENCH_UNIQUE_VECTORS
@@ -215,6 +219,7 @@ def _measure_unique(conn: Any, settings: Settings, probe: _Probe) -> IndexShape:
             table=BENCH_UNIQUE_VECTORS,
             name="bench_unique_hnsw",
         )
+        conn.commit()
         exact_kth = _exact_kth(conn, probe.source, BENCH_UNIQUE_VECTORS, probe.vectors)
         result = _measure(
             conn,
@@ -229,6 +234,7 @@ def _measure_unique(conn: Any, settings: Settings, probe: _Probe) -> IndexShape:
         return result
     finally:
         bench_sql.drop_unique_vectors(conn)
+        conn.commit()
 
 
 def _measure_live(
@@ -241,6 +247,7 @@ def _measure_live(
     progress = probe.progress
     try:
         built_rows = bench_sql.copy_vectors_but(conn, share)
+        conn.commit()
         efc = hnsw.ef_construction_for(conn, settings.hnsw_ef_construction)
         progress(f"building over {built_rows:,} vectors (ef_construction {efc})")
         build_s = hnsw.build(
@@ -252,6 +259,7 @@ def _measure_live(
             name="bench_live_hnsw",
         )
         hnsw.set_insert_ef_construction(conn, insert_ef, name="bench_live_hnsw")
+        conn.commit()
         t0 = time.perf_counter()
         inserted = bench_sql.insert_held(conn, share)
         conn.commit()
@@ -275,6 +283,7 @@ def _measure_live(
         return result
     finally:
         bench_sql.drop_live_vectors(conn)
+        conn.commit()
 
 
 def _measure(
@@ -297,7 +306,10 @@ def _measure(
         tally = recall.RecallTally()
         for (kind, _q), vec, kth in zip(probe.sample, probe.vectors, probe.exact_kth, strict=True):
             t0 = time.perf_counter()
-            ids = queries.approximate_neighbours(conn, probe.source, vec, order, ef, table=table)
+            with conn.transaction():
+                ids = queries.approximate_neighbours(
+                    conn, probe.source, vec, order, ef, table=table
+                )
             lat.append((time.perf_counter() - t0) * 1000)
             found = recall.exact_distances(conn, vec, ids, table=table)
             tally.add(kind, [found[i] for i in ids], kth)
@@ -308,7 +320,7 @@ def _measure(
             recall_wands=tally.mean("wands"),
             recall_catalog=tally.mean("catalog"),
             p50_ms=round(statistics.median(lat), 2),
-            p95_ms=round(float(np.percentile(lat, 95)), 2),
+            p95_ms=percentile(lat, 95),
         )
         result.by_ef.append(row)
         probe.progress(

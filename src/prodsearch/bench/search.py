@@ -22,13 +22,13 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-import numpy as np
 import orjson
 from pgvector.psycopg import register_vector
 
 from prodsearch.bench import http
 from prodsearch.bench.against import against
 from prodsearch.bench.baseline import sentence_transformer
+from prodsearch.bench.load import Request, drive, from_list, percentile
 from prodsearch.bench.server import LocalServer
 from prodsearch.bench.workload import benchmark_queries, recall_sample
 from prodsearch.catalog.source import load_source
@@ -127,14 +127,14 @@ def prefixes(queries: list[str]) -> list[str]:
 
 def _requests(
     endpoint: str, queries: list[str], ids: list[int], against: Against | None = None
-) -> list[tuple[str, str, Any]]:
+) -> list[Request]:
     """The requests of one endpoint's load. Filtered: every other query with one of
     :data:`FILTERS` in turn, the others with a filter built against that query."""
     if endpoint == "similar":
-        return [("GET", f"/search/similar/{pid}?limit=10", None) for pid in ids]
+        return [Request("GET", f"/search/similar/{pid}?limit=10") for pid in ids]
     if endpoint == "suggest":
         return [
-            ("GET", f"/suggest?{urlencode({'q': p, 'limit': 8})}", None) for p in prefixes(queries)
+            Request("GET", f"/suggest?{urlencode({'q': p, 'limit': 8})}") for p in prefixes(queries)
         ]
     built = {q: f for q, _kind, f in against or []}
     reqs = []
@@ -144,35 +144,8 @@ def _requests(
             body["filters"] = (
                 built.get(q) if i % 2 and q in built else FILTERS[i // 2 % len(FILTERS)]
             )
-        reqs.append(("POST", f"/search/{endpoint}", body))
+        reqs.append(Request("POST", f"/search/{endpoint}", body))
     return reqs
-
-
-async def _load(
-    base: str, reqs: list[tuple[str, str, Any]], concurrency: int
-) -> tuple[list[float], float, int]:
-    """``concurrency`` clients, each on its own keep-alive connection, taking the next
-    request as soon as their last one is answered: latencies (ms), wall time, errors."""
-    latencies: list[float] = []
-    errors = 0
-    todo = iter(reqs)
-
-    async def worker() -> None:
-        nonlocal errors
-        async with http.Connection(base) as conn:
-            for method, path, body in todo:
-                t0 = time.perf_counter()
-                status, _ = await conn.request(method, path, body)
-                latencies.append((time.perf_counter() - t0) * 1000)
-                errors += status != 200
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return latencies, time.perf_counter() - started, errors
-
-
-def _pct(values: list[float], q: float) -> float:
-    return round(float(np.percentile(values, q)), 2)
 
 
 async def _by_filter_set(
@@ -204,8 +177,8 @@ async def _by_filter_set(
                 FilterSetLatency(
                     filters,
                     len(lat),
-                    _pct(lat, 50),
-                    _pct(lat, 95),
+                    percentile(lat, 50),
+                    percentile(lat, 95),
                     _paths(paths),
                     kind,
                 )
@@ -277,7 +250,7 @@ def run(
 ) -> SearchBench:
     queries = benchmark_queries()[:load_queries]
     db = database_url(settings)
-    products, ids = _products(db, len(queries))
+    products, ids = embedded_sample(db, len(queries))
     with connect(db) as conn:
         migrate(conn)
         mode = modes.in_force(conn, settings).mode
@@ -289,20 +262,15 @@ def run(
         client="one keep-alive HTTP/1.1 connection per concurrent client (bench.http)",
     )
     # our own server: embedding cache off, so every request pays for its embedding
-    own = {
-        "PRODSEARCH_QUERY_CACHE_SIZE": "0",
-        "PRODSEARCH_MODE": settings.mode,
-        "PRODSEARCH_QUERY_MODE": settings.query_mode,
-        "PRODSEARCH_HOME": str(settings.home_dir),
-    }
     built = _against(db, settings, queries) if "filtered" in endpoints else []
     if built:
         progress(f"filters built against {len(built)} queries' own neighbourhoods")
-    with LocalServer(own) if url is None else nullcontext() as server:
+    own = LocalServer(settings, PRODSEARCH_QUERY_CACHE_SIZE="0") if url is None else None
+    with own or nullcontext() as server:
         url = url or (server.url if server is not None else "")
         for endpoint in endpoints:
             reqs = _requests(endpoint, queries, ids, built)
-            asyncio.run(_load(url, reqs[:20], 2))  # warm-up
+            asyncio.run(drive(url, from_list(reqs[:20]), 2))  # warm-up
             for conc in concurrencies:
                 row = _measure(url, endpoint, reqs, conc)
                 result.endpoints.append(row)
@@ -330,23 +298,24 @@ def run(
     return result
 
 
-def _products(db: str, n: int) -> tuple[int, list[int]]:
+def embedded_sample(db: str, n: int) -> tuple[int, list[int]]:
     """How many products are embedded, and ``n`` of their ids (spread by a hash)."""
     with connect(db) as conn:
         return store.count_embeddings(conn), store.sample_ids(conn, n)
 
 
-def _measure(url: str, endpoint: str, reqs: list[tuple[str, str, Any]], conc: int) -> EndpointLoad:
-    lat, wall, errors = asyncio.run(_load(url, reqs, conc))
+def _measure(url: str, endpoint: str, reqs: list[Request], conc: int) -> EndpointLoad:
+    load = asyncio.run(drive(url, from_list(reqs), conc))
+    lat = load.latencies_ms
     return EndpointLoad(
         endpoint=endpoint,
         concurrency=conc,
         requests=len(lat),
-        errors=errors,
-        p50_ms=_pct(lat, 50),
-        p95_ms=_pct(lat, 95),
-        p99_ms=_pct(lat, 99),
-        rps=round(len(lat) / wall, 1),
+        errors=load.errors,
+        p50_ms=percentile(lat, 50),
+        p95_ms=percentile(lat, 95),
+        p99_ms=percentile(lat, 99),
+        rps=round(len(lat) / load.wall_s, 1),
     )
 
 
@@ -368,7 +337,7 @@ def _baseline(
         "sentence-transformers + exact scan",
         len(lat),
         round(statistics.median(lat), 1),
-        _pct(lat, 95),
+        percentile(lat, 95),
     )
     progress(f"baseline: p50 {out.p50_ms} ms")
     return out

@@ -11,6 +11,20 @@ import time
 
 import httpx
 
+from prodsearch.config import Settings
+
+
+def child_env(settings: Settings, **overrides: str) -> dict[str, str]:
+    """The environment of a process a benchmark starts: this one's, with every setting
+    as the benchmark was given it (:meth:`Settings.as_env`), then ``overrides``."""
+    env = dict(os.environ)
+    for key, value in {**settings.as_env(), **overrides}.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -19,11 +33,11 @@ def _free_port() -> int:
 
 
 class LocalServer:
-    """`prodsearch serve` in a subprocess on a free port, with ``env`` added to this
-    process's environment; waits for ``/health`` 200 and always stops the server."""
+    """`prodsearch serve` in a subprocess on a free port, with the benchmark's settings
+    (and ``overrides``); waits for ``/health`` 200 and always stops the server."""
 
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = {**os.environ, **env}
+    def __init__(self, settings: Settings, **overrides: str) -> None:
+        self.env = child_env(settings, **overrides)
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None

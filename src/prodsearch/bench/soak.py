@@ -13,24 +13,22 @@ import asyncio
 import subprocess
 import sys
 import threading
-import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prodsearch.bench import http
-from prodsearch.bench.search import FILTERS, _pct, _products
-from prodsearch.bench.server import LocalServer
+from prodsearch.bench.load import LoadResult, Request, drive, percentile
+from prodsearch.bench.search import FILTERS, embedded_sample
+from prodsearch.bench.server import LocalServer, child_env
 from prodsearch.bench.workload import benchmark_queries
 from prodsearch.catalog import sql as catalog_sql
 from prodsearch.catalog.source import Source, load_source
-from prodsearch.config import Settings
+from prodsearch.config import SEARCH_ENDPOINTS, Settings
 from prodsearch.db import connect, database_url
 
 SUFFIX = " (soak)"
-ENDPOINTS = ("semantic", "filtered", "hybrid", "similar")
+ENDPOINTS = tuple(e for e in SEARCH_ENDPOINTS if e != "suggest")  # searches only
 
 
 @dataclass
@@ -63,36 +61,18 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def _request(i: int, queries: list[str], ids: list[int]) -> tuple[str, str, Any]:
+def _request(i: int, queries: list[str], ids: list[int]) -> Request:
     endpoint = ENDPOINTS[i % len(ENDPOINTS)]
     if endpoint == "similar":
-        return "GET", f"/search/similar/{ids[i % len(ids)]}?limit=10", None
+        return Request("GET", f"/search/similar/{ids[i % len(ids)]}?limit=10")
     body: dict[str, Any] = {"query": queries[i % len(queries)], "limit": 10}
     if endpoint == "filtered":
         body["filters"] = FILTERS[i % len(FILTERS)]
-    return "POST", f"/search/{endpoint}", body
+    return Request("POST", f"/search/{endpoint}", body)
 
 
-async def _load(url: str, clients: int, seconds: float, queries: list[str], ids: list[int]) -> Any:
-    latencies: list[float] = []
-    statuses: Counter[int] = Counter()
-    sent: Counter[str] = Counter()
-    counter = iter(range(10**12))
-    deadline = time.perf_counter() + seconds
-
-    async def client() -> None:
-        async with http.Connection(url) as conn:
-            while time.perf_counter() < deadline:
-                method, path, body = _request(next(counter), queries, ids)
-                t0 = time.perf_counter()
-                status, _ = await conn.request(method, path, body)
-                latencies.append((time.perf_counter() - t0) * 1000)
-                statuses[status] += 1
-                sent[path.split("/")[2]] += 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
-    return latencies, statuses, sent, time.perf_counter() - started
+def _load(url: str, clients: int, seconds: float, queries: list[str], ids: list[int]) -> LoadResult:
+    return asyncio.run(drive(url, lambda i: _request(i, queries, ids), clients, seconds=seconds))
 
 
 def _rename(db: str, source: Source, ids: list[int], add: bool) -> int:
@@ -101,9 +81,10 @@ def _rename(db: str, source: Source, ids: list[int], add: bool) -> int:
         return catalog_sql.rename(conn, source, ids, SUFFIX, add)
 
 
-def _embed() -> bool:
+def _embed(settings: Settings) -> bool:
     done = subprocess.run(
         [sys.executable, "-m", "prodsearch", "embed", "--quiet"],
+        env=child_env(settings),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -111,12 +92,17 @@ def _embed() -> bool:
 
 
 def _churn(
-    db: str, source: Source, ids: list[int], stop: threading.Event, result: SoakResult
+    settings: Settings,
+    db: str,
+    source: Source,
+    ids: list[int],
+    stop: threading.Event,
+    result: SoakResult,
 ) -> None:
     add = True
     while not stop.is_set():
         result.rows_changed += _rename(db, source, ids, add)
-        ok = _embed()
+        ok = _embed(settings)
         result.embed_runs += 1
         result.embed_failures += not ok
         add = not add
@@ -132,34 +118,33 @@ def run(
     db = database_url(settings)
     with connect(db) as conn:
         source = load_source(conn, settings)
-    products, ids = _products(db, max(churn, 1000))
+    products, ids = embedded_sample(db, max(churn, 1000))
     result = SoakResult(clients=clients, seconds=seconds, products=products)
     queries = benchmark_queries()
-    with LocalServer({}) as server:
+    with LocalServer(settings) as server:
         assert server.proc is not None
-        asyncio.run(_load(server.url, 2, 3.0, queries, ids))  # warm-up: caches, pool
+        _load(server.url, 2, 3.0, queries, ids)  # warm-up: caches, pool
         result.rss_start_mb = _rss_mb(server.proc.pid)
         stop = threading.Event()
-        changer = threading.Thread(target=_churn, args=(db, source, ids[:churn], stop, result))
+        churn_args = (settings, db, source, ids[:churn], stop, result)
+        changer = threading.Thread(target=_churn, args=churn_args)
         progress(f"soak: {clients} clients for {seconds:g} s while embedding catalog changes")
         changer.start()
         try:
-            latencies, statuses, sent, wall = asyncio.run(
-                _load(server.url, clients, seconds, queries, ids)
-            )
+            load = _load(server.url, clients, seconds, queries, ids)
         finally:
             stop.set()
             changer.join()
         result.rss_end_mb = _rss_mb(server.proc.pid)
     _rename(db, source, ids[:churn], add=False)  # put the catalog back
-    _embed()
-    result.requests = len(latencies)
-    result.errors = sum(n for status, n in statuses.items() if status != 200)
-    result.error_statuses = {str(s): n for s, n in statuses.items() if s != 200}
-    result.by_endpoint = dict(sent)
-    result.p50_ms = _pct(latencies, 50)
-    result.p99_ms = _pct(latencies, 99)
-    result.rps = round(len(latencies) / wall, 1)
+    _embed(settings)
+    result.requests = len(load.latencies_ms)
+    result.errors = load.errors
+    result.error_statuses = {str(s): n for s, n in load.statuses.items() if s != 200}
+    result.by_endpoint = dict(load.by_endpoint)
+    result.p50_ms = percentile(load.latencies_ms, 50)
+    result.p99_ms = percentile(load.latencies_ms, 99)
+    result.rps = round(len(load.latencies_ms) / load.wall_s, 1)
     growth = (result.rss_end_mb - result.rss_start_mb) / max(result.rss_start_mb, 1e-9)
     result.rss_growth_pct = round(100 * growth, 1)
     return result

@@ -35,7 +35,6 @@ def drop_database(conn: psycopg.Connection[Any], name: str) -> None:
 def empty_vectors(conn: psycopg.Connection[Any]) -> None:
     """No embeddings and no query map: the next run is a first run."""
     conn.execute(sql.SQL("TRUNCATE {}, {}").format(EMBEDDINGS, QUERY_MAPS))
-    conn.commit()
 
 
 def no_parallel_workers(conn: psycopg.Connection[Any]) -> None:
@@ -52,14 +51,12 @@ def copy_unique_vectors(conn: psycopg.Connection[Any]) -> int:
             "ORDER BY content_hash, product_id"
         ).format(BENCH_UNIQUE_VECTORS, EMBEDDINGS)
     )
-    conn.commit()
     row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(BENCH_UNIQUE_VECTORS)).fetchone()
     return int(row[0]) if row else 0
 
 
 def drop_unique_vectors(conn: psycopg.Connection[Any]) -> None:
     conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(BENCH_UNIQUE_VECTORS))
-    conn.commit()
 
 
 # a fixed pseudo-random share of the products (per mille), the same in every run
@@ -76,14 +73,13 @@ def copy_vectors_but(conn: psycopg.Connection[Any], share: float) -> int:
         ),
         {"per_mille": round(share * 1000)},
     )
-    conn.commit()
     row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(BENCH_LIVE_VECTORS)).fetchone()
     return int(row[0]) if row else 0
 
 
 def insert_held(conn: psycopg.Connection[Any], share: float) -> int:
     """The held-back products' vectors inserted into the scratch copy (its index inserts
-    each row as a live write would); rows inserted. The caller commits."""
+    each row as a live write would); rows inserted."""
     cur = conn.execute(
         sql.SQL("INSERT INTO {} SELECT product_id, embedding FROM {} WHERE {}").format(
             BENCH_LIVE_VECTORS, EMBEDDINGS, _HELD
@@ -95,7 +91,6 @@ def insert_held(conn: psycopg.Connection[Any], share: float) -> int:
 
 def drop_live_vectors(conn: psycopg.Connection[Any]) -> None:
     conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(BENCH_LIVE_VECTORS))
-    conn.commit()
 
 
 def sample_vectors(conn: psycopg.Connection[Any], n: int) -> list[tuple[int, Any]]:
@@ -236,7 +231,6 @@ def category_profile(
     ):
         makers.setdefault(str(category), set()).add(str(brand))
         sizes[str(brand)] = sizes.get(str(brand), 0) + int(n)
-    conn.commit()
     return medians, makers, sizes
 
 

@@ -197,9 +197,10 @@ def load(
     """Replace the demo catalog (``DEMO_TABLE``, whose columns the generator writes; not
     the configured source, which may be any table) with ``count`` generated rows."""
     schema, table = DEMO_TABLE.split(".")
-    catalog_sql.replace_rows(
-        conn, sql.Identifier(schema, table), COLUMNS, rows(count, seed), progress
-    )
+    with conn.transaction():
+        catalog_sql.replace_rows(
+            conn, sql.Identifier(schema, table), COLUMNS, rows(count, seed), progress
+        )
     vacuum_analyze(conn, schema, table)
     if progress is not None:
         progress(count)

@@ -41,10 +41,10 @@ from prodsearch.catalog import sql as catalog_sql
 from prodsearch.catalog.readers import Record, detect_format, read_records
 from prodsearch.catalog.source import Source
 from prodsearch.catalog.text import clean_text
-from prodsearch.catalog.values import KINDS, Kind, RowError, parse
+from prodsearch.catalog.values import KINDS, Kind, parse
 from prodsearch.db import introspect
 from prodsearch.db.connect import vacuum_analyze
-from prodsearch.errors import ProdsearchError
+from prodsearch.errors import ProdsearchError, RowError
 
 # demo-catalog conveniences, applied only where the table has these columns
 _CONVENIENCE_DEFAULTS = {"in_stock": False, "currency": "PLN"}
@@ -206,7 +206,8 @@ def _upsert(
     ]
     values = ([_or_default(row, c, target) for c in cols] for row in rows)
     try:
-        return catalog_sql.upsert_rows(conn, target.source, cols, values, target.updated_at)
+        with conn.transaction():  # one chunk, one transaction
+            return catalog_sql.upsert_rows(conn, target.source, cols, values, target.updated_at)
     except pg_errors.InvalidColumnReference:
         raise ProdsearchError(
             f"{target.source.name}.{target.id_column} needs a primary key or unique constraint "

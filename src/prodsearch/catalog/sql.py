@@ -49,9 +49,9 @@ def replace_rows(
     rows: Iterable[Sequence[Any]],
     progress: Callable[[int], None] | None = None,
 ) -> None:
-    """Empty ``table`` and COPY ``rows`` into ``columns``, in one transaction."""
+    """Empty ``table`` and COPY ``rows`` into ``columns`` (in the caller's transaction)."""
     cols = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
-    with conn.transaction(), conn.cursor() as cur:
+    with conn.cursor() as cur:
         cur.execute(sql.SQL("TRUNCATE {}").format(table))
         with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(table, cols)) as copy:
             for n, row in enumerate(rows, 1):
@@ -104,11 +104,12 @@ def upsert_rows(
     rows: Iterable[Sequence[Any]],
     updated_at: bool,
 ) -> tuple[int, int]:
-    """One chunk in one transaction: COPY into a temp table shaped like the source, then
-    one upsert by the id column (``cols[0]``); (inserted, updated). Raises
-    ``psycopg.errors.InvalidColumnReference`` when the id column has no unique constraint."""
+    """One chunk: COPY into a temp table shaped like the source (dropped at commit), then
+    one upsert by the id column (``cols[0]``); (inserted, updated). Run it in a
+    transaction of its own. Raises ``psycopg.errors.InvalidColumnReference`` when the id
+    column has no unique constraint."""
     ident = [sql.Identifier(c) for c in cols]
-    with conn.transaction(), conn.cursor() as cur:
+    with conn.cursor() as cur:
         cur.execute("DROP TABLE IF EXISTS _import_stage")
         cur.execute(
             sql.SQL(

@@ -8,6 +8,8 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
+from prodsearch.errors import RowError
+
 Kind = Literal["int", "number", "bool", "text", "timestamp"]
 # data type -> kind; columns of other types are not importable
 KINDS: dict[str, Kind] = {
@@ -31,10 +33,6 @@ _INT = re.compile(r"^[+-]?\d+$")
 _BIGINT_MAX = 2**63 - 1
 _PRICE_MAX = Decimal("9999999999.99")
 _NUMBER_MAX = Decimal("1e15")
-
-
-class RowError(ValueError):
-    """A row that cannot be stored; the message is the reason written to the rejects file."""
 
 
 def _int(value: Any, column: str) -> int | None:

@@ -25,13 +25,9 @@ def search(
     as_json: JsonFlag = False,
 ) -> None:
     """Search the catalog through the same code as the API, without HTTP."""
-    from prodsearch.search import SearchError
     from prodsearch.search.setup import search_once
 
-    try:
-        resp = search_once(ready_settings(), mode, query, limit, filters or [])
-    except SearchError as exc:
-        raise ProdsearchError(str(exc)) from exc
+    resp = search_once(ready_settings(), mode, query, limit, filters or [])
     if as_json:
         print_json(resp.as_dict())
         return

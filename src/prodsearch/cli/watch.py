@@ -40,15 +40,8 @@ def watch(
     from prodsearch.watch.worker import WatchOptions, Worker
 
     settings = ready_settings()
-    opts = WatchOptions(
-        batch_rows=batch_rows or settings.watch_batch_rows,
-        batch_ms=settings.watch_batch_ms,
-        poll_s=settings.watch_poll_s,
-        reconcile_s=settings.watch_reconcile_s,
-        support_s=settings.watch_support_s,
-        once=once,
-        poll=poll,
-        nice=settings.watch_nice,
+    opts = WatchOptions.from_settings(
+        settings, batch_rows=batch_rows or settings.watch_batch_rows, once=once, poll=poll
     )
     worker = Worker(settings, opts)
     for sig in (signal.SIGTERM, signal.SIGINT):

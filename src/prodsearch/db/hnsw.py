@@ -186,7 +186,6 @@ def ensure_insert_ef(conn: psycopg.Connection[Any], st: IndexStatus, configured:
 def drop(conn: psycopg.Connection[Any]) -> bool:
     existed = status(conn).exists
     conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(INDEX))
-    conn.commit()
     return existed
 
 
@@ -232,7 +231,6 @@ def build(
     if inserts != ef_construction:
         _settle_inserts(conn, ef_construction, inserts, name)
     conn.execute(sql.SQL("ANALYZE {}").format(table))
-    conn.commit()
     conn.execute("RESET maintenance_work_mem")
     conn.execute("RESET max_parallel_maintenance_workers")
     return time.perf_counter() - started

@@ -37,7 +37,6 @@ def missing(conn: psycopg.Connection[Any]) -> list[str]:
 def drop(conn: psycopg.Connection[Any]) -> None:
     for name, _ in TEXT_INDEXES:
         conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(SCHEMA, name)))
-    conn.commit()
 
 
 def build(conn: psycopg.Connection[Any]) -> float:
@@ -50,6 +49,5 @@ def build(conn: psycopg.Connection[Any]) -> float:
                 sql.Identifier(name), EMBEDDINGS, sql.Identifier(column)
             )
         )
-    conn.commit()
     conn.execute("RESET maintenance_work_mem")
     return time.perf_counter() - started

@@ -51,18 +51,22 @@ class ChunkWriter:
     def write(self, chunk: list[Work], vectors: np.ndarray) -> int:
         """Upsert the chunk's rows (each text's vector for every product carrying it)."""
         ids, rows, chashes, shashes = flatten(chunk, vectors)
-        return retry_db(
-            lambda: self._open().write(ids, rows, chashes, shashes, self.model, self.mode),
-            self.retry_s,
-            "writing embeddings",
-        )
+
+        def once() -> int:
+            writer = self._open()
+            with writer.conn.transaction():  # one chunk, one transaction
+                return writer.write(ids, rows, chashes, shashes, self.model, self.mode)
+
+        return retry_db(once, self.retry_s, "writing embeddings")
 
     def _open(self) -> store.Writer:
         writer = self._writer
         if writer is None or writer.conn.closed or writer.conn.broken:
             if writer is not None:
                 writer.conn.close()
-            writer = self._writer = store.Writer(connect(self.url), self.dim, self.source)
+            conn = connect(self.url)
+            with conn.transaction():
+                writer = self._writer = store.Writer(conn, self.dim, self.source)
         return writer
 
     def close(self) -> None:

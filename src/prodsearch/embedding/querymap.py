@@ -64,7 +64,6 @@ def training_pairs(
     if cols is None:
         return []
     rows = catalog_sql.name_pairs(conn, source, cols[0], cols[1], limit)
-    conn.commit()
     pairs = [(clean_text(a), clean_text(b)) for a, b in rows]
     return [(a, b) for a, b in pairs if a and b]
 
@@ -97,12 +96,10 @@ def fit(encoder: Encoder, pairs: list[tuple[str, str]], ridge: float = RIDGE) ->
 def save(conn: psycopg.Connection[Any], model: str, mode: str, qmap: QueryMap) -> None:
     blob = qmap.matrix.astype("<f4").tobytes()
     store.save_query_map(conn, model, mode, qmap.matrix.shape[0], blob, qmap.pairs, qmap.details)
-    conn.commit()
 
 
 def load(conn: psycopg.Connection[Any], model: str, mode: str) -> QueryMap | None:
     row = store.load_query_map(conn, model, mode)
-    conn.commit()
     if row is None:
         return None
     dim, blob, pairs, details = row
@@ -115,7 +112,7 @@ def refresh(
 ) -> tuple[QueryMap | None, bool]:
     """Fit and store the map when the source has Polish names and none is stored (or
     ``force``). Returns the stored map (None when the catalog has no pairs) and whether
-    it was fitted now."""
+    it was fitted now. The caller commits."""
     if not force:
         existing = load(conn, encoder.model_name, encoder.mode)
         if existing is not None:

@@ -23,6 +23,7 @@ def alive(
     it (the writer rode it out) and released the run lock: reconnect, take the lock again."""
     try:
         store.ping(conn)
+        conn.commit()
         return conn
     except psycopg.OperationalError as exc:
         if not is_connection_loss(exc):
@@ -37,7 +38,9 @@ def take_lock(conn: psycopg.Connection[Any], wait_s: float) -> None:
     """One embed run per database. A second run waits for the first (up to ``wait_s``),
     then finds only what is left to do; so does a rerun right after a killed run, whose
     server session may hold the lock a moment longer."""
-    if store.try_run_lock(conn):
+    got = store.try_run_lock(conn)
+    conn.commit()  # the lock is the session's: no transaction left open
+    if got:
         return
     busy = (
         f"another embed run is still in progress on this database after {wait_s:g} s: "
@@ -48,6 +51,7 @@ def take_lock(conn: psycopg.Connection[Any], wait_s: float) -> None:
     log.warning("another embed run is in progress on this database: waiting up to %g s", wait_s)
     try:
         store.wait_run_lock(conn, wait_s)
+        conn.commit()
     except psycopg.errors.LockNotAvailable:
         conn.rollback()
         raise ProdsearchError(busy) from None

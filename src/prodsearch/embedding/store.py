@@ -1,4 +1,7 @@
-"""SQL for the embeddings table and the runs table — one place for the sync's statements."""
+"""SQL for the embeddings table and the runs table — one place for the sync's statements.
+
+Nothing here commits: the caller owns the transaction (docs/ARCHITECTURE.md,
+"Transactions")."""
 
 from __future__ import annotations
 
@@ -310,7 +313,8 @@ def delete_orphans(
 
 
 class Writer:
-    """Writes embedded chunks: binary COPY into a temp table, one upsert, one commit."""
+    """Writes embedded chunks: binary COPY into a temp table, then one upsert. The caller
+    owns the transaction: create the writer and write each chunk inside one."""
 
     def __init__(self, conn: psycopg.Connection[Any], dim: int, source: Source) -> None:
         self.conn = conn
@@ -337,7 +341,6 @@ class Writer:
             f"embedding vector({int(dim)}), content_hash text, source_hash text, "
             "lex_a text, lex_b text)"
         )
-        conn.commit()
 
     def write(
         self,
@@ -348,7 +351,7 @@ class Writer:
         model: str,
         mode: str,
     ) -> int:
-        with self.conn.transaction(), self.conn.cursor() as cur:
+        with self.conn.cursor() as cur:
             docs = lexical_documents(self.conn, self.source, ids)
             cur.execute("TRUNCATE _embed_stage")
             with cur.copy(
@@ -372,14 +375,13 @@ def rebuild_terms(conn: psycopg.Connection[Any]) -> int:
     conn.execute("INSERT INTO _terms SELECT word, ndoc FROM ts_stat(%s)", (lexemes,))
     conn.execute(sql.SQL("DELETE FROM {}").format(TERMS))
     count = conn.execute(sql.SQL("INSERT INTO {} SELECT word, ndoc FROM _terms").format(TERMS))
-    conn.commit()
     return count.rowcount
 
 
 def add_terms_of(conn: psycopg.Connection[Any], ids: Sequence[int]) -> int:
     """Add the lexemes of these products' full-text columns to ``search_terms`` when
     missing (document count 1 until the next full rebuild): a word that a change brings
-    into the catalog is known to query analysis at once. Not committed."""
+    into the catalog is known to query analysis at once."""
     return conn.execute(
         sql.SQL(
             "INSERT INTO {terms} (term, ndoc) SELECT DISTINCT unnest(tsvector_to_array("
@@ -400,13 +402,11 @@ def count_terms(conn: psycopg.Connection[Any]) -> int:
 def ping(conn: psycopg.Connection[Any]) -> None:
     """A round trip (raises when the connection is gone)."""
     conn.execute("SELECT 1")
-    conn.commit()
 
 
 def try_run_lock(conn: psycopg.Connection[Any]) -> bool:
     """Take the one-run-per-database session lock if it is free."""
     got = conn.execute("SELECT pg_try_advisory_lock(%s)", (SYNC_LOCK_KEY,)).fetchone()
-    conn.commit()
     return bool(got and got[0])
 
 
@@ -415,7 +415,6 @@ def wait_run_lock(conn: psycopg.Connection[Any], wait_s: float) -> None:
     conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(int(wait_s * 1000))))
     conn.execute("SELECT pg_advisory_lock(%s)", (SYNC_LOCK_KEY,))
     conn.execute("RESET lock_timeout")
-    conn.commit()
 
 
 def start_run(
@@ -436,13 +435,12 @@ def start_run(
         ).format(RUNS),
         (mode, model, json.dumps(settings)),
     ).fetchone()
-    conn.commit()
     assert row is not None
     return int(row[0])
 
 
 def update_run(conn: psycopg.Connection[Any], run_id: int, **fields: Any) -> None:
-    """Set counts/status/timings on a run (jsonb for dicts); commits."""
+    """Set counts/status/timings on a run (jsonb for dicts)."""
     sets: list[sql.Composable] = []
     values: list[Any] = []
     for key, value in fields.items():
@@ -454,7 +452,6 @@ def update_run(conn: psycopg.Connection[Any], run_id: int, **fields: Any) -> Non
         sql.SQL("UPDATE {} SET {} WHERE run_id = %s").format(RUNS, sql.SQL(", ").join(sets)),
         (*values, run_id),
     )
-    conn.commit()
 
 
 def last_run(conn: psycopg.Connection[Any]) -> dict[str, Any] | None:

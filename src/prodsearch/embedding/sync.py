@@ -124,6 +124,7 @@ def _refresh_search_support(
         or suggest_build.count(conn) == 0
     ):
         terms = store.rebuild_terms(conn)
+        conn.commit()
         suggestions = suggest_build.rebuild(
             conn, source, suggest_build.SuggestColumns.from_settings(settings)
         )
@@ -132,6 +133,7 @@ def _refresh_search_support(
         log.info("run %s: %d search terms, %d suggestions", result.run_id, terms, suggestions)
     t0 = time.perf_counter()
     qmap, fitted = querymap.refresh(conn, source, encoder, force=opts.refit_map)
+    conn.commit()
     if fitted:
         assert qmap is not None
         result.timings.query_map_s = round(time.perf_counter() - t0, 3)
@@ -225,6 +227,7 @@ def _stage(conn: psycopg.Connection[Any], result: SyncResult, stage: RunStage) -
     """Record the step the run is entering (committed: visible to status and tests)."""
     assert result.run_id is not None
     store.update_run(conn, result.run_id, stage=stage)
+    conn.commit()
 
 
 def _settle_mode(
@@ -291,6 +294,7 @@ def _start_run(
             "index_type": settings.index_type,
         },
     )
+    conn.commit()
     log.info("run %s started: mode %s, model %s", run_id, encoder.mode, encoder.model_name)
     return run_id
 
@@ -349,6 +353,7 @@ def _embed_step(
             result.index = "rebuilt"
         text_indexes.drop(conn)
     store.update_run(conn, result.run_id, eligible=result.eligible, scanned=result.scanned)
+    conn.commit()
     if not work:
         return
     pipeline: Pipeline | RayPipeline
@@ -393,14 +398,16 @@ def _embed_step(
 
 def build_index(conn: psycopg.Connection[Any], settings: Settings) -> float:
     """(Re)build the HNSW index as the settings say (shape, m, the build's and the later
-    inserts' ef_construction); seconds."""
-    return hnsw.build(
+    inserts' ef_construction), committed; seconds."""
+    seconds = hnsw.build(
         conn,
         settings.index_type,
         settings.hnsw_m,
         settings.hnsw_ef_construction,
         insert_ef_construction=settings.hnsw_insert_ef_construction,
     )
+    conn.commit()
+    return seconds
 
 
 def _index_step(
@@ -413,6 +420,7 @@ def _index_step(
     path, a run killed after dropping them, dropped by hand)."""
     if text_indexes.missing(conn):
         result.timings.text_index_s = round(text_indexes.build(conn), 3)
+        conn.commit()
     st = hnsw.status(conn)
     if st.exists:
         if hnsw.ensure_insert_ef(conn, st, settings.hnsw_insert_ef_construction):
@@ -451,3 +459,4 @@ def _finish(
         failed=result.failed,
         timings=result.timings.as_dict(),
     )
+    conn.commit()

@@ -132,7 +132,8 @@ def _recall(
     tally = recall.RecallTally()
     for vec in encoder.encode(texts) if texts else []:
         exact = recall.exact_top_k(conn, vec, 10, source)
-        ids = queries.approximate_neighbours(conn, source, vec, order, settings.ef_search)
+        with conn.transaction():
+            ids = queries.approximate_neighbours(conn, source, vec, order, settings.ef_search)
         found = recall.exact_distances(conn, vec, ids)
         tally.add("names", [found[i] for i in ids], exact[-1][1])
     value = tally.mean()

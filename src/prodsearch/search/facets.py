@@ -21,5 +21,4 @@ async def facet_values(
             continue
         cur = await conn.execute(queries.facet_values(source, col, cap))
         values[key] = [r[0] for r in await cur.fetchall()]
-    await conn.commit()
     return {"keys": {k: kind for k, (_c, kind) in keys.items()}, "values": values}

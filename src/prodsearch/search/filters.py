@@ -14,6 +14,7 @@ from typing import Any
 from psycopg import sql
 
 from prodsearch.catalog.source import Source
+from prodsearch.errors import FilterError
 
 # numeric column types, and the type a bound is compared in: one the column's index serves
 _BOUND_TYPE = {
@@ -35,10 +36,6 @@ def _bound(value: float, kind: str, dtype: str) -> float | int:
         return value
     whole = math.ceil(value) if kind == "min" else math.floor(value)
     return max(-_BIGINT, min(_BIGINT, whole))
-
-
-class FilterError(ValueError):
-    """A filter the caller got wrong; the message names what is allowed."""
 
 
 def allowed_keys(source: Source) -> dict[str, tuple[str, str]]:

@@ -28,19 +28,36 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from prodsearch.config import Settings
+
 AGREEMENT_TOP = 10  # the full-text leg's top results checked against the semantic leg
 
 
 @dataclass(frozen=True)
 class FusionWeights:
-    rrf_k: int = 60
-    semantic: float = 1.0
-    lexical: float = 2.0
-    code: float = 1.0
-    coverage_power: float = 1.0
-    specific_idf: float = 0.0  # 0: specificity not used
-    loose: float = 1.0
-    agreement_floor: float = 1.0  # 1: agreement not used
+    """The fusion's knobs. The configurable ones have their defaults in the settings
+    (``PRODSEARCH_RRF_K``, ``PRODSEARCH_LEXICAL_WEIGHT``, ``PRODSEARCH_FUSION_*``):
+    :meth:`from_settings`."""
+
+    rrf_k: int
+    lexical: float
+    coverage_power: float
+    specific_idf: float  # 0: specificity not used
+    loose: float
+    agreement_floor: float  # 1: agreement not used
+    semantic: float = 1.0  # the reference leg: not configurable
+    code: float = 1.0  # an exact SKU / part-number match: not configurable
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FusionWeights:
+        return cls(
+            rrf_k=settings.rrf_k,
+            lexical=settings.lexical_weight,
+            coverage_power=settings.fusion_coverage_power,
+            specific_idf=settings.fusion_specific_idf,
+            loose=settings.fusion_loose_weight,
+            agreement_floor=settings.fusion_agreement_floor,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

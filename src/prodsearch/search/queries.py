@@ -424,12 +424,12 @@ def approximate_neighbours(
     """The API's nearest-neighbour statement (:func:`nearest`, no filter, no vehicle) at
     ``ef_search``, for ``verify`` and the benches: live products' ids, nearest first.
     ``order``: the index's distance expression; ``table``: a scratch copy of the
-    embeddings table may stand in (benchmarks)."""
+    embeddings table may stand in (benchmarks). Run it in a transaction of its own: its
+    ``ef_search`` is set for the transaction."""
     statement = nearest(source, order, sql.SQL("TRUE"), table=table)
     params = {"q": vector, "k": k, "exclude": -1, "vehicles": [], "w_vehicle": 0.0}
-    with conn.transaction():
-        conn.execute(LOCAL_EF_SEARCH, (str(ef_search),))
-        rows = conn.execute(statement, params).fetchall()
+    conn.execute(LOCAL_EF_SEARCH, (str(ef_search),))
+    rows = conn.execute(statement, params).fetchall()
     return [int(r[0]) for r in rows]
 
 

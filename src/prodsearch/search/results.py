@@ -7,20 +7,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from prodsearch.errors import SearchError
 from prodsearch.search.constraints import CONSTRAINTS
 from prodsearch.search.highlight import Highlight, highlight
 
 MAX_QUERY_CHARS = 512
 MAX_LIMIT = 100
 MAX_OFFSET = 10_000
-
-
-class SearchError(ValueError):
-    """Bad search input (HTTP 422) or a missing product (``not_found`` → HTTP 404)."""
-
-    def __init__(self, message: str, not_found: bool = False) -> None:
-        super().__init__(message)
-        self.not_found = not_found
 
 
 @dataclass(frozen=True, slots=True)

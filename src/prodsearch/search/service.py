@@ -20,11 +20,12 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from prodsearch.catalog.source import Source
-from prodsearch.config import Settings
+from prodsearch.config import RRF_K_MAX, RRF_K_MIN, Settings
 from prodsearch.db.hnsw import exact_expression, order_expression
 from prodsearch.embedding import modes
 from prodsearch.embedding.encoder import Encoder
 from prodsearch.embedding.querymap import QueryMap
+from prodsearch.errors import SearchError
 from prodsearch.search import filterplan, queries
 from prodsearch.search.bm25 import DESCRIPTION_TF, K1, B, head_weighted, slot_idfs
 from prodsearch.search.cache import LRUCache
@@ -36,7 +37,7 @@ from prodsearch.search.constrained import (
     plan_constraints,
 )
 from prodsearch.search.filterplan import FilterPlan
-from prodsearch.search.filters import FilterError, allowed_keys, condition
+from prodsearch.search.filters import allowed_keys, condition
 from prodsearch.search.fusion import FusionWeights, LexicalEvidence, fuse
 from prodsearch.search.highlight import query_forms
 from prodsearch.search.language import LanguageGuess
@@ -46,7 +47,6 @@ from prodsearch.search.results import (
     FacetCount,
     FacetScope,
     QueryExplain,
-    SearchError,
     SearchOptions,
     SearchResponse,
     SearchTimings,
@@ -101,12 +101,9 @@ async def _fetch(
     conn: psycopg.AsyncConnection[Any], statement: sql.Composed | bytes, params: dict[str, Any]
 ) -> list[tuple[Any, ...]]:
     """Every row of one statement planned for these values (unprepared: a filter's
-    values decide its plan), the transaction ended unless the connection autocommits."""
+    values decide its plan)."""
     cur = await conn.execute(statement, params, prepare=False)
-    rows = await cur.fetchall()
-    if not conn.autocommit:
-        await conn.commit()
-    return rows
+    return await cur.fetchall()
 
 
 def _seq_scan(node: dict[str, Any]) -> bool:
@@ -114,18 +111,6 @@ def _seq_scan(node: dict[str, Any]) -> bool:
     if node.get("Node Type") == "Seq Scan":
         return True
     return any(_seq_scan(child) for child in node.get("Plans", []))
-
-
-def fusion_weights(settings: Settings) -> FusionWeights:
-    """Hybrid fusion as configured (:mod:`prodsearch.search.fusion`)."""
-    return FusionWeights(
-        rrf_k=settings.rrf_k,
-        lexical=settings.lexical_weight,
-        coverage_power=settings.fusion_coverage_power,
-        specific_idf=settings.fusion_specific_idf,
-        loose=settings.fusion_loose_weight,
-        agreement_floor=settings.fusion_agreement_floor,
-    )
 
 
 @dataclass
@@ -174,7 +159,7 @@ class Searcher:
         self.facet_keys = [
             k for k, (_c, kind) in keys.items() if kind == "any" and k in queries.DISPLAY
         ]
-        self.fusion = fusion_weights(settings)
+        self.fusion = FusionWeights.from_settings(settings)
         self.search_seconds = 0.0
         self._configured: weakref.WeakSet[psycopg.AsyncConnection[Any]] = weakref.WeakSet()
 
@@ -264,10 +249,11 @@ class Searcher:
     async def _configure(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """Session settings, once per connection: the default ``hnsw.ef_search``, iterative
         index scans (a filtered query keeps scanning until it has ``k`` rows) and serial
-        execution."""
-        await conn.execute(queries.SESSION_SETTINGS, (str(self.settings.ef_search),))
+        execution. Searches read on autocommit connections: a read leaves no transaction
+        open, and the only transactions are those scoping a local setting."""
         if not conn.autocommit:
-            await conn.commit()
+            raise ValueError("the search service needs an autocommit connection")
+        await conn.execute(queries.SESSION_SETTINGS, (str(self.settings.ef_search),))
         self._configured.add(conn)
 
     async def _prepare(
@@ -283,10 +269,7 @@ class Searcher:
         opts = opts or SearchOptions()
         opts.check()
         text = normalise_query(query) if query is not None else ""
-        try:
-            where, fparams = condition(self.source, opts.filters)
-        except FilterError as exc:
-            raise SearchError(str(exc)) from exc
+        where, fparams = condition(self.source, opts.filters)  # FilterError: a 422
         if extra is not None and extra.where is not None:
             where = queries.all_of([where, extra.where])
             fparams = {**fparams, **extra.params}
@@ -336,8 +319,6 @@ class Searcher:
                 await cur.execute(queries.LOCAL_EF_SEARCH, (str(ef),))
             await cur.execute(query, params, prepare=False if req.fparams else None)
             rows = await cur.fetchall()
-        if not local and not conn.autocommit:
-            await conn.commit()
         elapsed = time.perf_counter() - started
         self.search_seconds += elapsed
         return rows, elapsed
@@ -568,8 +549,8 @@ class Searcher:
         rrf_k: int | None = None,
     ) -> SearchResponse:
         rrf = self.fusion.rrf_k if rrf_k is None else rrf_k
-        if isinstance(rrf, bool) or not isinstance(rrf, int) or not 1 <= rrf <= 1000:
-            raise SearchError("rrf_k must be an integer from 1 to 1000")
+        if isinstance(rrf, bool) or not isinstance(rrf, int) or not RRF_K_MIN <= rrf <= RRF_K_MAX:
+            raise SearchError(f"rrf_k must be an integer from {RRF_K_MIN} to {RRF_K_MAX}")
         weights = replace(self.fusion, rrf_k=rrf)
         plan = plan_constraints(self.understanding, self.source, query, opts)
         if plan is None:
@@ -670,11 +651,9 @@ class Searcher:
         req = await self._prepare(conn, None, opts)
         cur = await conn.execute(queries.stored_vector(), (product_id,))
         row = await cur.fetchone()
-        await conn.commit()
         if row is None:
             cur = await conn.execute(queries.product_exists(self.source), (product_id,))
             found = await cur.fetchone()
-            await conn.commit()
             if found is None:
                 raise SearchError(f"product {product_id} does not exist", not_found=True)
             state = "is deleted" if not found[0] else "is not embedded yet (run prodsearch embed)"

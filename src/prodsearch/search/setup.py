@@ -12,9 +12,10 @@ from prodsearch.config import Settings
 from prodsearch.db import hnsw, migrate
 from prodsearch.embedding import modes, querymap
 from prodsearch.embedding.encoder import Encoder, encoder_for
-from prodsearch.search.filters import FilterError, parse_pairs
+from prodsearch.errors import FilterError, SearchError
+from prodsearch.search.filters import parse_pairs
 from prodsearch.search.language import LanguageGuess
-from prodsearch.search.results import SearchError, SearchOptions, SearchResponse
+from prodsearch.search.results import SearchOptions, SearchResponse
 from prodsearch.search.service import Searcher
 
 LANGUAGE_PAIRS = 3000  # name pairs the language guess learns from (~0.5 s at start-up)
@@ -45,7 +46,6 @@ def build_searcher(
     qmap = querymap.load(conn, encoder.model_name, mode.mode) if use_query_map else None
     # the query's language, from the catalog's own English / Polish name pairs
     language = LanguageGuess(querymap.training_pairs(conn, source, LANGUAGE_PAIRS))
-    conn.commit()
     return Searcher(settings, encoder, source, index_type, qmap, language=language, mode=mode)
 
 
@@ -77,7 +77,7 @@ def search_once(
         raise SearchError(f"--filter {exc}") from exc
 
     async def run() -> SearchResponse:
-        async with await psycopg.AsyncConnection.connect(url) as aconn:
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as aconn:
             await register_vector_async(aconn)
             await searcher.load_vocabulary(aconn)
             opts = SearchOptions(limit=limit, filters=filters)

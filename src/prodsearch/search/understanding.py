@@ -138,8 +138,6 @@ class QueryUnderstanding:
             cur = await conn.execute(names)
             self.vehicles = VehicleIndex(r[0] for r in await cur.fetchall())
         self.catalog = await self._catalog_vocabulary(conn, df)
-        if not conn.autocommit:
-            await conn.commit()
         self._loaded = time.monotonic()
 
     async def _catalog_vocabulary(
@@ -201,8 +199,6 @@ class QueryUnderstanding:
         now = time.monotonic()
         for word, term in await cur.fetchall():
             self.corrections.put(word, (term or "", now))
-        if not conn.autocommit:
-            await conn.commit()
 
     async def understand(
         self, conn: psycopg.AsyncConnection[Any], text: str, vectors: QueryVectors

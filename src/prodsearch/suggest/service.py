@@ -10,7 +10,8 @@ from typing import Any
 
 import psycopg
 
-from prodsearch.search.results import SearchError, clean_text
+from prodsearch.errors import SearchError
+from prodsearch.search.results import clean_text
 from prodsearch.suggest import phrases
 from prodsearch.suggest import sql as suggest_sql
 
@@ -78,8 +79,6 @@ async def suggest(conn: psycopg.AsyncConnection[Any], prefix: str, limit: int = 
             cur = await conn.execute(suggest_sql.by_similarity(), {"q": folded, "n": limit})
             rows = await cur.fetchall()
         corrected = bool(rows)
-    if not conn.autocommit:
-        await conn.commit()
     return Suggestions(
         text,
         [Completion(r[0], r[1], r[2], int(r[3])) for r in rows],

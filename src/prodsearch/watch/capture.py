@@ -88,9 +88,7 @@ def uninstall(conn: psycopg.Connection[Any]) -> None:
 def status(conn: psycopg.Connection[Any]) -> CaptureStatus:
     queued, oldest = watch_sql.depth(conn)
     failed = [FailedItem(*row) for row in watch_sql.failed_items(conn)]
-    out = CaptureStatus(watch_sql.installed(conn), queued, oldest, failed)
-    conn.commit()
-    return out
+    return CaptureStatus(watch_sql.installed(conn), queued, oldest, failed)
 
 
 def retry(conn: psycopg.Connection[Any], ids: list[int] | None) -> int:

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -54,18 +54,36 @@ log.setLevel(logging.INFO)
 LAG_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
-@dataclass
+@dataclass(frozen=True)
 class WatchOptions:
-    batch_rows: int = 512  # ids per batch (one transaction)
-    batch_ms: int = 50  # after a wake-up, how long changes gather before a batch
-    poll_s: float = 5.0  # the fallback when no notification comes
-    reconcile_s: float = 900.0  # the embed plan, to catch what capture missed (0: never)
-    support_s: float = 600.0  # full vocabulary rebuild interval (only after changes)
+    """One worker's knobs. The values come from the settings' ``watch_*`` fields
+    (:meth:`from_settings`, where each is described); a command line or a test
+    overrides some."""
+
+    batch_rows: int  # ids per batch (one transaction)
+    batch_ms: int  # after a wake-up, how long changes gather before a batch
+    poll_s: float  # the fallback when no notification comes
+    reconcile_s: float  # the embed plan, to catch what capture missed (0: never)
+    support_s: float  # full vocabulary rebuild interval (only after changes)
+    nice: int  # added to the process's CPU niceness when the worker starts
+    max_tries: int  # a product whose write keeps failing is set aside after this many
+    retry_s: float  # its first retry after this, doubling with each try
     once: bool = False  # drain the queue, then return (cron, tests)
     poll: bool = False  # no capture trigger: run the embed plan every poll_s instead
-    nice: int = 0  # added to the process's CPU niceness when the worker starts
-    max_tries: int = 5  # a product whose write keeps failing is set aside after this many
-    retry_s: float = 5.0  # its first retry after this, doubling with each try
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> WatchOptions:
+        opts = cls(
+            batch_rows=settings.watch_batch_rows,
+            batch_ms=settings.watch_batch_ms,
+            poll_s=settings.watch_poll_s,
+            reconcile_s=settings.watch_reconcile_s,
+            support_s=settings.watch_support_s,
+            nice=settings.watch_nice,
+            max_tries=settings.watch_max_tries,
+            retry_s=settings.watch_retry_s,
+        )
+        return replace(opts, **overrides)
 
 
 @dataclass
@@ -565,6 +583,7 @@ class Worker:
         with connect(self.url) as conn:
             renice_backend(conn, self.opts.nice)
             terms = store.rebuild_terms(conn)
+            conn.commit()  # the swap is short: batches adding words wait for nothing else
             with conn.transaction():
                 suggest_build.rebuild(conn, load_source(conn, self.settings), self._suggest_columns)
         log.info(
