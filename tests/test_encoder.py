@@ -1,4 +1,4 @@
-"""The encoder against the real sentence-transformers model."""
+"""Issue #4: the encoder against the real sentence-transformers model."""
 
 from __future__ import annotations
 
@@ -106,22 +106,6 @@ def test_bf16_streams_give_the_one_stream_vectors(
     out = bulk.encode(texts)
     np.testing.assert_allclose(bulk.encode(texts[::-1])[::-1], out, atol=2e-3)  # same rows
     np.testing.assert_allclose(one.encode(texts), out, atol=2e-3)
-
-
-def test_batches_fill_every_stream(encoders: dict[str, Any], texts: list[str]) -> None:
-    """With several streams a call's batch count is a multiple of them when a smaller
-    token budget allows it (a call waits for its last batch); every text in exactly one
-    batch, none over the budget."""
-    bulk = encoders["bf16"]
-    streams = bulk.backend.streams
-    ids = bulk.tokenize(texts)
-    for n in range(streams, len(ids) + 1, 7):
-        batches = bulk.padded_batches(ids[:n])
-        rows = np.concatenate([r for r, _ in batches])
-        assert sorted(rows.tolist()) == list(range(n))
-        assert all(mask.size <= bulk.token_budget for _, (_, mask) in batches)
-        if streams > 1 and len(batches) > 1:
-            assert len(batches) % streams == 0, (n, [len(r) for r, _ in batches])
 
 
 def test_int8_fidelity(encoders: dict[str, Any], texts: list[str], reference: np.ndarray) -> None:

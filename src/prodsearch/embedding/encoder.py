@@ -21,7 +21,6 @@ An empty text is an error (text preparation never produces one).
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import threading
@@ -161,22 +160,6 @@ class OpenVinoBackend:
         return [r for r in results if r is not None]
 
 
-def _greedy_bounds(lengths: list[int], max_batch: int, budget: int) -> list[int]:
-    """Batch boundaries over length-sorted texts: each batch as long as it stays within
-    ``max_batch`` texts and ``budget`` padded tokens (a text longer than the budget
-    alone)."""
-    bounds = [0]
-    while bounds[-1] < len(lengths):
-        start = bounds[-1]
-        end = start + 1
-        while end < len(lengths) and end - start < max_batch:
-            if (end - start + 1) * lengths[end] > budget:
-                break
-            end += 1
-        bounds.append(end)
-    return bounds
-
-
 @dataclass
 class Encoder:
     """Text → L2-normalised float32 vectors. Build with :func:`load_encoder`."""
@@ -216,28 +199,17 @@ class Encoder:
 
     def padded_batches(self, ids: Sequence[Sequence[int]]) -> list[tuple[np.ndarray, Batch]]:
         """The batches :meth:`encode_ids` runs: (row indices into ``ids``, padded batch),
-        length-sorted, at most ``max_batch`` texts and ``token_budget`` padded tokens.
-
-        With several inference streams, the batch count is a multiple of them where
-        somewhat smaller batches (down to half the texts and tokens) give one: each call
-        waits for its last batch, so 3 batches on 2 streams leave one stream idle for a
-        whole batch."""
+        length-sorted, at most ``max_batch`` texts and ``token_budget`` padded tokens."""
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
         order = np.argsort(lengths, kind="stable")
-        sorted_lengths = lengths[order].tolist()
-        bounds = _greedy_bounds(sorted_lengths, self.max_batch, self.token_budget)
-        streams = int(getattr(self.backend, "streams", 1))
-        if streams > 1 and len(order) >= streams:
-            for step in range(1, 11):
-                if (len(bounds) - 1) % streams == 0:
-                    break
-                scale = 1 - step / 20
-                size = max(1, int(self.max_batch * scale))
-                bounds = _greedy_bounds(sorted_lengths, size, int(self.token_budget * scale))
-            else:
-                bounds = _greedy_bounds(sorted_lengths, self.max_batch, self.token_budget)
         out: list[tuple[np.ndarray, Batch]] = []
-        for start, end in itertools.pairwise(bounds):
+        start = 0
+        while start < len(order):
+            end = start + 1
+            while end < len(order) and end - start < self.max_batch:
+                if (end - start + 1) * lengths[order[end]] > self.token_budget:
+                    break
+                end += 1
             batch = order[start:end]
             width = int(lengths[batch[-1]])
             input_ids = np.zeros((len(batch), width), dtype=np.int64)
@@ -247,6 +219,7 @@ class Encoder:
                 input_ids[row, : len(seq)] = seq
                 mask[row, : len(seq)] = 1
             out.append((batch, (input_ids, mask)))
+            start = end
         return out
 
     def encode_ids(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
