@@ -341,7 +341,9 @@ def test_hostile_catalog_data_never_fails_a_request(
         )
         conn.commit()
         totals = Worker(
-            settings, WatchOptions.from_settings(settings, once=True, reconcile_s=0), encoder=enc
+            settings,
+            WatchOptions.from_settings(settings, nice=0, once=True, reconcile_s=0),
+            encoder=enc,
         ).run()
         assert totals.taken == 30 + 20 and totals.errors == 0, totals
         assert totals.written == 30 + 15 and totals.without_text == 5, totals

@@ -80,7 +80,7 @@ def test_a_worker_with_another_default_uses_the_recorded_mode(
     auto = Settings(home=tmp_path / "home", database_url=db_url)
     assert auto.mode == "auto" and modes.cpu_choice().mode != "int8"
     _rename(conn, 3, "Recorded mode brake disc")
-    worker = Worker(auto, WatchOptions.from_settings(auto, once=True, reconcile_s=0))
+    worker = Worker(auto, WatchOptions.from_settings(auto, nice=0, once=True, reconcile_s=0))
     assert worker.encoder.mode == "int8" and worker.mode.origin == "recorded"
     assert worker.run().written == 1
     assert _stored_modes(db_url) == {"int8": _live(conn)}
@@ -103,7 +103,7 @@ def test_a_worker_told_another_mode_refuses_in_one_line(
 
     told = Settings(home=tmp_path / "home", database_url=db_url, mode="bf16")
     with pytest.raises(modes.ModeMismatch, match=r"embedded in mode int8.*set to bf16"):
-        Worker(told, WatchOptions.from_settings(told, once=True, reconcile_s=0))
+        Worker(told, WatchOptions.from_settings(told, nice=0, once=True, reconcile_s=0))
     done = run_cli("watch", "--once", env={"DATABASE_URL": db_url, "PRODSEARCH_MODE": "bf16"})
     assert done.returncode == 1
     lines = [line for line in done.stderr.splitlines() if line.strip()]
@@ -118,7 +118,7 @@ def test_an_explicit_embed_switches_the_catalog_and_a_running_worker_follows(
 ) -> None:
     settings = Settings(home=tmp_path / "home", database_url=db_url)
     _int8_catalog(conn, settings, encoders["int8"], 40, seed=7)
-    auto = Worker(settings, WatchOptions.from_settings(settings, once=True, reconcile_s=0))
+    auto = Worker(settings, WatchOptions.from_settings(settings, nice=0, once=True, reconcile_s=0))
     assert auto.encoder.mode == "int8"
 
     live = _live(conn)

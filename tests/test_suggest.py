@@ -83,7 +83,9 @@ def test_a_new_brand_is_suggested_once_watch_syncs_it(
         )
         conn.commit()
         totals = Worker(
-            settings, WatchOptions.from_settings(settings, once=True, reconcile_s=0), encoder=enc
+            settings,
+            WatchOptions.from_settings(settings, nice=0, once=True, reconcile_s=0),
+            encoder=enc,
         ).run()
         assert totals.written == 1
         brand = _suggest(client, "zyntr")

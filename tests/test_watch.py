@@ -41,7 +41,7 @@ DONE = f"SELECT coalesce(sum(embedded + refreshed), 0) FROM {WORKERS}"
 def _worker(settings: Settings, encoder: Any, **opts: Any) -> Worker:
     return Worker(
         settings,
-        WatchOptions.from_settings(settings, once=True, reconcile_s=0, **opts),
+        WatchOptions.from_settings(settings, nice=0, once=True, reconcile_s=0, **opts),
         encoder=encoder,
     )
 
@@ -148,7 +148,9 @@ def test_every_kind_of_change_reaches_search(
     conn.execute("RESET session_replication_role")
     assert _queued(conn) == 0
     missed = Worker(
-        settings, WatchOptions.from_settings(settings, once=True, reconcile_s=1), encoder=enc
+        settings,
+        WatchOptions.from_settings(settings, nice=0, once=True, reconcile_s=1),
+        encoder=enc,
     ).run()
     assert missed.reconciliations == 1 and missed.written == 1, missed
     assert_batch_agrees(settings, enc)
@@ -386,7 +388,9 @@ def test_a_product_that_cannot_be_written_is_set_aside_and_the_queue_flows(
     conn.commit()
     worker = Worker(
         settings,
-        WatchOptions.from_settings(settings, once=True, reconcile_s=0, max_tries=3, retry_s=0),
+        WatchOptions.from_settings(
+            settings, nice=0, once=True, reconcile_s=0, max_tries=3, retry_s=0
+        ),
         encoder=enc,
     )
     totals = worker.run()  # returns: it never exits on the product
@@ -424,7 +428,9 @@ def test_a_product_that_cannot_be_written_is_set_aside_and_the_queue_flows(
     res = run_cli("watch", "retry", "--all", env=_env(db_url))
     assert res.returncode == 0 and "1 failed item(s) queued again" in res.stdout, res.stderr
     again = Worker(
-        settings, WatchOptions.from_settings(settings, once=True, reconcile_s=0), encoder=enc
+        settings,
+        WatchOptions.from_settings(settings, nice=0, once=True, reconcile_s=0),
+        encoder=enc,
     ).run()
     assert again.written == 1 and again.failed == 0
     assert json.loads(run_cli("watch", "status", "--json", env=_env(db_url)).stdout)["failed"] == []
