@@ -1,4 +1,4 @@
-"""Issue #4: the encoder against the real sentence-transformers model."""
+"""The encoder against the real sentence-transformers model."""
 
 from __future__ import annotations
 
