@@ -40,9 +40,8 @@ def watch(
     from prodsearch.watch.worker import WatchOptions, Worker
 
     settings = ready_settings()
-    opts = WatchOptions.from_settings(
-        settings, batch_rows=batch_rows or settings.watch_batch_rows, once=once, poll=poll
-    )
+    given = {"batch_rows": batch_rows} if batch_rows else {}
+    opts = WatchOptions.from_settings(settings, once=once, poll=poll, **given)
     worker = Worker(settings, opts)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop())

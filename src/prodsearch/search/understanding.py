@@ -68,15 +68,15 @@ class QueryVectors:
 
 @dataclass(frozen=True)
 class ConstraintColumns:
-    """The source columns that understood constraints refer to (settings), and the side
-    words file (None: the shipped one)."""
+    """The source columns that understood constraints refer to, and the side words file
+    (None: the shipped one). Their defaults are the settings': :meth:`from_settings`."""
 
-    brand: str = "brand"
-    engine: str = "engine"
-    position: str = "position"
-    price: str = "price"
-    currency: str = "currency"
-    position_words: str | None = None
+    brand: str
+    engine: str
+    position: str
+    price: str
+    currency: str
+    position_words: str | None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ConstraintColumns:
@@ -99,12 +99,12 @@ class QueryUnderstanding:
         source: Source,
         vehicle_column: str,
         synonyms: Synonyms,
-        columns: ConstraintColumns | None = None,
+        columns: ConstraintColumns,
     ) -> None:
         self.source = source
         self.vehicle_column = vehicle_column
         self.synonyms = synonyms
-        self.columns = columns or ConstraintColumns()
+        self.columns = columns
         self.position_words = load_position_words(self.columns.position_words)
         self.catalog = CatalogVocabulary(position_words=self.position_words)
         self.vehicles = VehicleIndex([])
