@@ -5,6 +5,7 @@ those weights on judged queries with held-out folds."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from prodsearch.search.bm25 import HEAD_BOOST, CorpusStats, head_slot, head_weig
 from prodsearch.search.fusion import FusionWeights, LexicalEvidence, agreement, fuse
 from prodsearch.search.lexquery import analyze
 from prodsearch.search.results import SearchOptions
+from prodsearch.search.rows import Candidate
 from prodsearch.search.service import Searcher
 from prodsearch.search.setup import build_searcher
 from prodsearch.search.synonyms import Synonyms
@@ -31,8 +33,8 @@ def _searcher(search_db: str, pg_root: Path, encoders: dict[str, Any]) -> Search
         return build_searcher(conn, settings, encoders["int8"])
 
 
-def _legs(searcher: Searcher, url: str, text: str) -> list[dict[str, Any]]:
-    async def run() -> list[dict[str, Any]]:
+def _legs(searcher: Searcher, url: str, text: str) -> list[Candidate]:
+    async def run() -> list[Candidate]:
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as aconn:
             await register_vector_async(aconn)
             await searcher.load_vocabulary(aconn)
@@ -90,8 +92,8 @@ def test_bm25_ranks_a_rare_matching_word_above_a_common_one(
     assert common_df > 10 * rare_df
     searcher = _searcher(search_db, pg_root, encoders)
     rows = _legs(searcher, search_db, f"{common} {rare}")
-    lexical = sorted((r for r in rows if r["lexical_rank"]), key=lambda r: r["lexical_rank"])
-    assert rows and rows[0]["lexical_loose"], "no product has both words: any word matches"
+    lexical = sorted((r for r in rows if r.lexical_rank), key=lambda r: r.lexical_rank or 0)
+    assert rows and rows[0].lexical_loose, "no product has both words: any word matches"
     with psycopg.connect(search_db) as conn:
         has_rare = {
             int(r[0])
@@ -101,22 +103,21 @@ def test_bm25_ranks_a_rare_matching_word_above_a_common_one(
                 (rare,),
             )
         }
-    top = [int(r["product_id"]) for r in lexical[: len(has_rare)]]
+    top = [r.product_id for r in lexical[: len(has_rare)]]
     assert has_rare and set(top) == has_rare, (common, rare, top, has_rare)
-    scores = [r["lexical_score"] for r in lexical]
+    scores = [r.lexical_score or 0.0 for r in lexical]
     assert scores == sorted(scores, reverse=True)
 
 
-def _row(pid: int, sem: int | None, lex: int | None, **extra: Any) -> dict[str, Any]:
-    return {
-        "product_id": pid,
-        "semantic_rank": sem,
-        "lexical_rank": lex,
-        "code_match": False,
-        "vehicle_match": 0,
-        "lexical_loose": False,
-        **extra,
-    }
+def _row(pid: int, sem: int | None, lex: int | None, code_match: bool = False) -> Candidate:
+    return Candidate(
+        pid,
+        semantic_rank=sem,
+        lexical_rank=lex,
+        code_match=code_match,
+        vehicle_match=0,
+        lexical_loose=False,
+    )
 
 
 # reciprocal rank fusion, the full-text leg at twice the weight: no specificity, no agreement
@@ -139,7 +140,7 @@ def test_fusion_weighs_the_full_text_leg_by_what_it_kept() -> None:
     assert w_all == pytest.approx(2.0)
     assert fuse(agreeing, weights, half)[1] == pytest.approx(1.0)  # a word dropped
     assert fuse(agreeing, weights, common)[1] == pytest.approx(0.5)  # only a common word
-    loose = [{**r, "lexical_loose": True} for r in agreeing]
+    loose = [replace(r, lexical_loose=True) for r in agreeing]
     assert fuse(loose, weights, whole)[1] == pytest.approx(1.0)
     _ranked, w_dis = fuse(disagreeing, weights, whole)
     assert w_dis == pytest.approx(1.0)
@@ -157,8 +158,8 @@ def test_fusion_order_code_first_then_agreement() -> None:
         _row(4, None, 2),
     ]
     ranked, _w = fuse(rows, weights, evidence)
-    assert [r["product_id"] for r in ranked] == [3, 2, 4, 1]
-    assert ranked[1]["score"] == pytest.approx(1 / 62 + 2 / 61)
+    assert [r.product_id for r in ranked] == [3, 2, 4, 1]
+    assert ranked[1].score == pytest.approx(1 / 62 + 2 / 61)
 
 
 def test_lost_words_lower_the_full_text_weight_in_the_api(
@@ -210,10 +211,10 @@ def test_analysis_keeps_spelling_variants_and_trade_names() -> None:
     assert empty.dropped == ["disks"]  # without the synonym set the word is lost
 
 
-def _case(query: str, fold: int, rows: list[dict[str, Any]], good: set[int]) -> ft.Case:
+def _case(query: str, fold: int, rows: list[Candidate], good: set[int]) -> ft.Case:
     judged = rel.JudgedQuery(query, "en", "plain", ("Good",))
-    attrs = {
-        r["product_id"]: {"category": "Good" if r["product_id"] in good else "Bad"} for r in rows
+    attrs: dict[int, dict[str, Any]] = {
+        r.product_id: {"category": "Good" if r.product_id in good else "Bad"} for r in rows
     }
     ideal = rel.dcg([3.0] * min(len(good), rel.K))
     evidence = LexicalEvidence(words=2, dropped=1, corrected=0, best_idf=5.0)

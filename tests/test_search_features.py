@@ -136,7 +136,7 @@ def test_statements_are_reused_by_shape_never_by_value(client: TestClient) -> No
         for path in ("/search/filtered", "/search/hybrid"):
             got = _post(client, path, query="brake pads", limit=10, filters={"brand": brand})
             assert got["results"] and {r["brand"] for r in got["results"]} == {brand}
-        sizes.append(len(searcher.statements._data))
+        sizes.append(len(searcher.statements))
     assert sizes[1] == sizes[0]  # the second brand composed nothing new
-    texts = b" ".join(searcher.statements._data.values())
+    texts = b" ".join(searcher.statements.texts())
     assert not any(brand.encode() in texts for brand in brands)

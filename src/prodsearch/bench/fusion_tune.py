@@ -27,6 +27,7 @@ from prodsearch.config import Settings
 from prodsearch.embedding import store
 from prodsearch.search.fusion import FusionWeights, LexicalEvidence, fuse
 from prodsearch.search.results import SearchOptions
+from prodsearch.search.rows import Candidate
 from prodsearch.search.service import Searcher
 
 FOLDS = 2
@@ -44,7 +45,7 @@ class Case:
     """One judged query's hybrid candidates, ready to be fused with any weights."""
 
     query: rel.JudgedQuery
-    rows: list[dict[str, Any]]
+    rows: list[Candidate]
     evidence: LexicalEvidence
     vehicle_boost: float
     ideal: float
@@ -53,7 +54,7 @@ class Case:
 
     def score(self, weights: FusionWeights) -> float:
         ranked, _w = fuse(self.rows, weights, self.evidence, self.vehicle_boost)
-        ids = [int(r["product_id"]) for r in ranked[: rel.K]]
+        ids = [r.product_id for r in ranked[: rel.K]]
         return rel.score(self.query, "hybrid", ids, self.attrs, self.ideal).ndcg
 
     def lexical(self) -> rel.QueryScore:
@@ -75,7 +76,7 @@ async def collect(
     cases = []
     for q in queries:
         legs = await searcher.hybrid_legs(aconn, q.query, SearchOptions(limit=rel.K))
-        ids = [int(r["product_id"]) for r in legs.rows]
+        ids = [r.product_id for r in legs.rows]
         cases.append(
             Case(
                 q,

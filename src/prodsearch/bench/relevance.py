@@ -42,6 +42,7 @@ from prodsearch.config import Settings
 from prodsearch.embedding import store
 from prodsearch.errors import ProdsearchError
 from prodsearch.search.results import SearchOptions
+from prodsearch.search.rows import Candidate
 from prodsearch.search.service import Searcher
 
 K = 10
@@ -247,13 +248,13 @@ def score(
 Runner = Callable[[psycopg.AsyncConnection[Any], str], Any]
 
 
-def lexical_top(rows: Iterable[dict[str, Any]]) -> list[int]:
+def lexical_top(rows: Iterable[Candidate]) -> list[int]:
     """The full-text and code legs alone, in their own order (code match first): the top
     ids of "lexical" search, from hybrid's candidate rows."""
     hits = [
-        (not r.get("code_match"), r.get("lexical_rank") or 0, int(r["product_id"]))
+        (not r.code_match, r.lexical_rank or 0, r.product_id)
         for r in rows
-        if r.get("lexical_rank") is not None or r.get("code_match")
+        if r.lexical_rank is not None or r.code_match
     ]
     return [pid for *_key, pid in sorted(hits)[:K]]
 

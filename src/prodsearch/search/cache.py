@@ -29,6 +29,13 @@ class LRUCache(Generic[V]):
             self.hits += 1
             return value
 
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def values(self) -> list[V]:
+        with self._lock:
+            return list(self._data.values())
+
     def put(self, key: str, value: V) -> None:
         if self.size <= 0:
             return

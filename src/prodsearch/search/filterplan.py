@@ -30,6 +30,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
+
+# how a search's SQL finds neighbours: the HNSW index, or every (matching) product scored
+Strategy = Literal["index", "exact"]
+# a filter plan's choice; "pending" until the query's neighbourhood is asked
+PlanStrategy = Literal["index", "exact", "pending"]
 
 NEIGHBOURHOOD = 64  # the probes nearest to the query whose passing predicts the walk
 # at most this many matching products: score them all, without asking the neighbourhood
@@ -48,13 +54,13 @@ MAX_SCAN_TUPLES = 20_000  # pgvector's hnsw.max_scan_tuples default: where a wal
 
 @dataclass(frozen=True, slots=True)
 class FilterPlan:
-    strategy: str  # "index", "exact", or "pending" until the neighbourhood is asked
+    strategy: PlanStrategy
     matches: float  # the planner's estimate of products the filter matches
     seq_scan: bool = False  # the planner finds them with a sequential scan (no index)
     neighbourhood_pass: float | None = None  # share of the nearest probes that pass
 
 
-def by_selectivity(matches: float, exact_max_rows: int) -> str | None:
+def by_selectivity(matches: float, exact_max_rows: int) -> Strategy | None:
     """The plan the estimate alone decides: exact for a handful of matches, the index
     beyond what an exact scan is ever allowed; None: ask the neighbourhood."""
     if exact_max_rows <= 0 or matches > exact_max_rows:

@@ -25,10 +25,11 @@ that fits the weights and the API that serves them share this one implementation
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, replace
 
 from prodsearch.config import Settings
+from prodsearch.jsonvalue import JsonObject
+from prodsearch.search.rows import Candidate
 
 AGREEMENT_TOP = 10  # the full-text leg's top results checked against the semantic leg
 
@@ -59,7 +60,7 @@ class FusionWeights:
             agreement_floor=settings.fusion_agreement_floor,
         )
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         return asdict(self)
 
 
@@ -80,14 +81,13 @@ class LexicalEvidence:
         return max(0.0, kept / self.words)
 
 
-def agreement(rows: Sequence[dict[str, Any]]) -> float:
+def agreement(rows: Sequence[Candidate]) -> float:
     """Share of the full-text leg's top :data:`AGREEMENT_TOP` the semantic leg also found
     (1 when the full-text leg found nothing: there is nothing to weigh)."""
-    top = [r for r in rows if r.get("lexical_rank") is not None]
-    top = [r for r in top if r["lexical_rank"] <= AGREEMENT_TOP]
+    top = [r for r in rows if r.lexical_rank is not None and r.lexical_rank <= AGREEMENT_TOP]
     if not top:
         return 1.0
-    return sum(r.get("semantic_rank") is not None for r in top) / len(top)
+    return sum(r.semantic_rank is not None for r in top) / len(top)
 
 
 def lexical_weight(
@@ -103,33 +103,33 @@ def lexical_weight(
 
 
 def fuse(
-    rows: Sequence[dict[str, Any]],
+    rows: Sequence[Candidate],
     weights: FusionWeights,
     evidence: LexicalEvidence,
     vehicle_boost: float = 0.0,
-) -> tuple[list[dict[str, Any]], float]:
+) -> tuple[list[Candidate], float]:
     """The legs' candidates (rows of :func:`prodsearch.search.queries.hybrid`) ranked: each
-    row gains ``score``; returns them best first and the full-text weight used."""
-    loose = bool(rows and rows[0].get("lexical_loose"))
+    gains its ``score``; returns them best first and the full-text weight used."""
+    loose = bool(rows and rows[0].lexical_loose)
     w_lex = lexical_weight(weights, evidence, loose, agreement(rows))
     k = weights.rrf_k
     out = []
     for row in rows:
         score = 0.0
-        if row.get("semantic_rank") is not None:
-            score += weights.semantic / (k + row["semantic_rank"])
-        if row.get("lexical_rank") is not None:
-            score += w_lex / (k + row["lexical_rank"])
-        if row.get("code_match"):
+        if row.semantic_rank is not None:
+            score += weights.semantic / (k + row.semantic_rank)
+        if row.lexical_rank is not None:
+            score += w_lex / (k + row.lexical_rank)
+        if row.code_match:
             score += weights.code
-        score += vehicle_boost * (row.get("vehicle_match") or 0)
-        out.append({**row, "score": score})
+        score += vehicle_boost * (row.vehicle_match or 0)
+        out.append(replace(row, score=score))
     out.sort(
         key=lambda r: (
-            -r["score"],
-            not r.get("code_match"),
-            r["lexical_rank"] if r.get("lexical_rank") is not None else 1 << 30,
-            r["product_id"],
+            -(r.score or 0.0),
+            not r.code_match,
+            r.lexical_rank if r.lexical_rank is not None else 1 << 30,
+            r.product_id,
         )
     )
     return out, w_lex

@@ -9,7 +9,7 @@ exactly), so a selective filter still fills ``limit`` results when enough produc
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import psycopg
@@ -18,8 +18,8 @@ from psycopg import sql
 from prodsearch.catalog.source import Source
 from prodsearch.db.names import EMBEDDINGS, TERMS
 from prodsearch.embedding.store import code_key_sql
+from prodsearch.search.rows import DISPLAY
 
-DISPLAY = ("name", "polish_name", "category", "brand", "price", "in_stock")
 NO_MASK = sql.SQL("NULL::int")  # no understood constraints to check
 
 
@@ -383,7 +383,7 @@ SESSION_SETTINGS = (
 LOCAL_EF_SEARCH = "SELECT set_config('hnsw.ef_search', %s, true)"
 
 
-def facet_totals(source: Source, where: sql.Composable, keys: list[str]) -> sql.Composed:
+def facet_totals(source: Source, where: sql.Composable, keys: Sequence[str]) -> sql.Composed:
     """Per facet key (a column), its values' counts over every live product matching
     ``where``, plus one row (key NULL) with the total: ``(key, value, count)`` rows."""
     parts = [

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from prodsearch.errors import SearchError
+from prodsearch.jsonvalue import JsonObject
 from prodsearch.search.constraints import CONSTRAINTS
+from prodsearch.search.filterplan import Strategy
 from prodsearch.search.highlight import Highlight, highlight
+from prodsearch.search.rows import Candidate, DisplayColumn
 
 MAX_QUERY_CHARS = 512
 MAX_LIMIT = 100
@@ -27,8 +30,8 @@ class ScoreParts:
     code_match: bool | None = None  # hybrid only: an exact SKU / part number
     vehicle_match: int | None = None  # 1 when the product fits a vehicle the query names
 
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"distance": self.distance, "semantic_rank": self.semantic_rank}
+    def as_dict(self) -> JsonObject:
+        out: JsonObject = {"distance": self.distance, "semantic_rank": self.semantic_rank}
         if self.lexical_rank is not None or self.code_match is not None:
             out.update(
                 lexical_rank=self.lexical_rank,
@@ -56,8 +59,8 @@ class SearchHit:
     constraints_met: tuple[str, ...] | None = None  # of the understood ones (None: none)
     highlight: Highlight | None = None  # the words that match the query
 
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
+    def as_dict(self) -> JsonObject:
+        out: JsonObject = {
             "product_id": self.product_id,
             "title": self.title if self.title is not None else self.name,
             "name": self.name,
@@ -81,14 +84,14 @@ class SearchHit:
 class SearchTimings:
     embed_ms: float  # the query's embedding (0 when cached or none)
     search_ms: float  # the SQL round trip
-    strategy: str  # "index" (HNSW) or "exact" (every matching product scored)
+    strategy: Strategy  # the HNSW index, or every matching product scored
     cached_embedding: bool | None = None  # None: no query text (similar)
     widened: bool = False  # the index missed (search.probes): searched again, wider
     filter_matches: int | None = None  # a filter: the planner's estimate of its products
     neighbourhood_pass: float | None = None  # its pass rate near the query (filterplan)
 
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
+    def as_dict(self) -> JsonObject:
+        out: JsonObject = {
             "embed_ms": self.embed_ms,
             "search_ms": self.search_ms,
             "strategy": self.strategy,
@@ -119,8 +122,8 @@ class QueryExplain:
     decisions: list[dict[str, str]] | None = None  # words that were constraint or text
     removed: list[str] | None = None  # words that left the text as understood constraints
 
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
+    def as_dict(self) -> JsonObject:
+        out: JsonObject = {
             "vehicles": self.vehicles,
             "candidates": self.candidates,
             "semantic_text": self.semantic_text,
@@ -148,7 +151,7 @@ class FacetScope:
     scope: str  # "all_matches" or "top_candidates"
     products: int  # the products counted over
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         return {"scope": self.scope, "products": self.products}
 
 
@@ -163,7 +166,7 @@ class SearchResponse:
     facets_over: FacetScope | None = None
     # the constraints understood in the query (search.constraints), and those the page
     # had to relax because too few products meet them all
-    understood: dict[str, Any] | None = None
+    understood: JsonObject | None = None
     relaxed: list[str] | None = None
     strict_matches: int | None = None  # results on the page that meet every constraint
 
@@ -175,9 +178,9 @@ class SearchResponse:
     def ids(self) -> list[int]:
         return [hit.product_id for hit in self.results]
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         """The JSON body (the API's response schema)."""
-        out: dict[str, Any] = {
+        out: JsonObject = {
             "results": [hit.as_dict() for hit in self.results],
             "count": self.count,
             "execution_time_ms": self.execution_time_ms,
@@ -275,60 +278,60 @@ def _opt_float(value: Any) -> float | None:
 
 
 def shape_row(
-    row: dict[str, Any],
+    row: Candidate,
     explain: bool,
     language: str | None = None,
     mask_names: tuple[str, ...] = (),
     wanted: frozenset[str] = frozenset(),
 ) -> SearchHit:
-    """A result row of the search SQL as a :class:`SearchHit`; its title in ``language``
-    when the product has a name in it; ``mask_names``: the constraint of each bit of the
-    row's ``constraint_mask``."""
-    mask = row.get("constraint_mask")
+    """A candidate as a :class:`SearchHit`; its title in ``language`` when the product has
+    a name in it; ``mask_names``: the constraint of each bit of its ``constraint_mask``."""
     met = None
     if mask_names:
-        met = tuple(n for i, n in enumerate(mask_names) if int(mask or 0) >> i & 1)
-    price = row.get("price")
-    title = row.get("polish_name") if language == "pl" else None
+        mask = row.constraint_mask or 0
+        met = tuple(n for i, n in enumerate(mask_names) if mask >> i & 1)
+    title = row.polish_name if language == "pl" else None
     parts = None
     if explain:
         parts = ScoreParts(
-            distance=_opt_float(row.get("distance")),
-            semantic_rank=row.get("semantic_rank"),
-            lexical_rank=row.get("lexical_rank"),
-            lexical_score=_opt_float(row.get("lexical_score")),
-            code_match=row.get("code_match"),
-            vehicle_match=row.get("vehicle_match"),
+            distance=_opt_float(row.distance),
+            semantic_rank=row.semantic_rank,
+            lexical_rank=row.lexical_rank,
+            lexical_score=_opt_float(row.lexical_score),
+            code_match=row.code_match,
+            vehicle_match=row.vehicle_match,
         )
     return SearchHit(
-        product_id=int(row["product_id"]),
-        name=row.get("name"),
-        polish_name=row.get("polish_name"),
-        category=row.get("category"),
-        brand=row.get("brand"),
-        price=float(price) if isinstance(price, Decimal | int | float) else price,
-        in_stock=row.get("in_stock"),
-        score=round(float(row["score"]), 6),
+        product_id=int(row.product_id),
+        name=row.name,
+        polish_name=row.polish_name,
+        category=row.category,
+        brand=row.brand,
+        price=None if row.price is None else float(row.price),
+        in_stock=row.in_stock,
+        score=round(float(row.score or 0.0), 6),
         explain=parts,
-        title=title or row.get("name"),
+        title=title or row.name,
         constraints_met=met,
         highlight=highlight(
-            title or row.get("name"),
-            row.get("polish_description" if title else "description"),
+            title or row.name,
+            row.polish_description if title else row.description,
             wanted,
         ),
     )
 
 
-def facet_counts(rows: list[dict[str, Any]], keys: list[str]) -> dict[str, list[FacetCount]]:
-    """Value counts of the given fields over ``rows``, most frequent first."""
+def facet_counts(
+    rows: Sequence[Candidate], keys: Sequence[DisplayColumn]
+) -> dict[str, list[FacetCount]]:
+    """Value counts of the given columns over ``rows``, most frequent first."""
     out: dict[str, list[FacetCount]] = {}
     for key in keys:
         counts: dict[str, int] = {}
         for row in rows:
-            value = row.get(key)
+            value = row.facet_value(key)
             if value is not None:
-                counts[str(value)] = counts.get(str(value), 0) + 1
+                counts[value] = counts.get(value, 0) + 1
         ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
         out[key] = [FacetCount(v, n) for v, n in ranked]
     return out
