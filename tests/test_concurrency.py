@@ -19,7 +19,7 @@ from prodsearch.catalog import generate
 from prodsearch.config import Settings
 from prodsearch.db import hnsw
 from prodsearch.db.names import DEMO_CATALOG
-from prodsearch.embedding import store
+from prodsearch.embedding import runs_sql
 from tests.conftest import TEMPLATE_DB, run_cli
 from tests.helpers import wait_for
 from tests.test_api import make_client
@@ -103,11 +103,11 @@ def test_two_embeds_at_once_equal_one_run(
     assert any(b"waiting" in err for _, err in results)
     assert_in_sync(conn, settings, "int8")
     # a run that may not wait says so in one line
-    conn.execute("SELECT pg_advisory_lock(%s)", (store.SYNC_LOCK_KEY,))
+    conn.execute("SELECT pg_advisory_lock(%s)", (runs_sql.SYNC_LOCK_KEY,))
     try:
         res = run_cli("embed", "--mode", "int8", env={**env, "PRODSEARCH_LOCK_WAIT_S": "0"})
     finally:
-        conn.execute("SELECT pg_advisory_unlock(%s)", (store.SYNC_LOCK_KEY,))
+        conn.execute("SELECT pg_advisory_unlock(%s)", (runs_sql.SYNC_LOCK_KEY,))
         conn.commit()
     assert res.returncode == 1
     assert (

@@ -23,7 +23,11 @@ SQL = re.compile(
 
 def sql_module(path: Path) -> bool:
     rel = path.relative_to(PACKAGE)
-    return rel.parts[0] == "db" or rel.name in ("store.py", "queries.py", "sql.py")
+    return (
+        rel.parts[0] == "db"
+        or rel.name in ("store.py", "queries.py", "sql.py")
+        or rel.name.endswith("_sql.py")
+    )
 
 
 def docstrings(tree: ast.AST) -> set[int]:
@@ -73,7 +77,9 @@ def test_sql_lives_only_in_sql_modules() -> None:
         if not sql_module(path)
         for hit in sql_literals(path)
     ]
-    assert not offenders, "SQL outside db/, store.py, queries.py, sql.py:\n" + "\n".join(offenders)
+    assert not offenders, "SQL outside db/ and the *sql.py, store.py, queries.py modules:\n" + (
+        "\n".join(offenders)
+    )
 
 
 # Who may end a transaction: the units of work (docs/ARCHITECTURE.md, "Transactions").
@@ -88,7 +94,7 @@ TRANSACTION_OWNERS = {
     "embedding/pipeline.py",  # one chunk written, one transaction
     "watch/worker.py",  # one batch of queued changes, one transaction
     "watch/capture.py",  # installing capture, requeueing failed items
-    "search/service.py",  # a search that needs a local hnsw.ef_search
+    "search/execution.py",  # a search that needs a local hnsw.ef_search
     "suggest/service.py",  # a suggestion that needs a local planner setting
     "ops/verify.py",  # one recall probe at the configured ef_search
 }
@@ -165,3 +171,55 @@ def test_tests_are_named_by_concept() -> None:
         if re.search(r"\bissue\s*#?\d+", line, re.IGNORECASE)
     ]
     assert not found, "issue numbers in tests:\n" + "\n".join(found)
+
+
+# the packages whose modules pass rows and options to each other (the core contracts)
+TYPED_PACKAGES = ("search", "embedding", "watch")
+UNTYPED_MAPS = re.compile(r"\b(dict|Dict|Mapping|MutableMapping)\[str, (typing\.)?Any\]")
+
+
+def untyped_maps(path: Path, root: Path = PACKAGE) -> list[str]:
+    """Annotations of ``path`` (parameters, returns, fields, variables) that are string-keyed
+    maps of ``Any``: rows and options read by key, where a typo is a silent ``None``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        annotations: list[ast.expr] = []
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            args = node.args
+            every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
+            annotations += [a.annotation for a in every if a is not None and a.annotation]
+            annotations += [node.returns] if node.returns is not None else []
+        elif isinstance(node, ast.AnnAssign):
+            annotations.append(node.annotation)
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Subscript):
+            annotations.append(node.value)  # an alias: Row = dict[str, Any]
+        for annotation in annotations:
+            text = ast.unparse(annotation)
+            if UNTYPED_MAPS.search(text):
+                found.append(f"{path.relative_to(root)}:{annotation.lineno}: {text}")
+    return found
+
+
+def test_the_untyped_map_detector_finds_them(tmp_path: Path) -> None:
+    planted = tmp_path / "planted.py"
+    planted.write_text(
+        "from typing import Any\n"
+        "Row = dict[str, Any]\n"
+        "def f(rows: list[dict[str, Any]]) -> None: ...\n"
+        "class C:\n    extra: Mapping[str, Any]\n"
+        "def g(x: dict[str, int]) -> dict[str, object]: ...\n"
+    )
+    found = untyped_maps(planted, tmp_path)
+    assert [hit.split(":")[1] for hit in found] == ["2", "3", "5"], found
+
+
+def test_no_untyped_maps_cross_the_core_modules() -> None:
+    """Search rows, runs, model configs and options are typed (dataclasses, Literals,
+    :mod:`prodsearch.jsonvalue` for JSON) in search/, embedding/ and watch/."""
+    offenders = [
+        hit
+        for package in TYPED_PACKAGES
+        for path in sorted((PACKAGE / package).rglob("*.py"))
+        for hit in untyped_maps(path)
+    ]
+    assert not offenders, "string-keyed maps of Any:\n" + "\n".join(offenders)

@@ -118,7 +118,7 @@ class OpenVinoBackend:
         import openvino as ov
 
         core = ov.Core()
-        config: dict[str, Any] = {
+        config: dict[str, int | str] = {  # OpenVINO CPU properties
             "INFERENCE_NUM_THREADS": threads,
             "INFERENCE_PRECISION_HINT": precision,
             "PERFORMANCE_HINT": "LATENCY",

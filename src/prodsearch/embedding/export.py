@@ -36,9 +36,12 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prodsearch.embedding.model import CACHED_FOLDER, CachedSource, ModelSource, keep_in_cache
+
+if TYPE_CHECKING:
+    import numpy as np
 
 EXPORT_VERSION = 2  # 2: fused exact graph
 EXPORT_PACKAGES = ("torch", "transformers", "onnx", "nncf")  # the `export` extra: building only
@@ -362,7 +365,7 @@ def _quantize_int8(fp32: Path, target: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def calibration_batches(source: ModelSource) -> list[dict[str, Any]]:
+def calibration_batches(source: ModelSource) -> list[dict[str, np.ndarray]]:
     """Padded, length-sorted batches of catalog-like texts (the demo generator's, another
     seed than the demo's) for int8-static's activation scales: the shapes bulk encoding
     runs, up to the model's token limit."""

@@ -13,10 +13,11 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from prodsearch.config import DEFAULT_MODEL
 from prodsearch.errors import ConfigError
+from prodsearch.jsonvalue import JsonObject
 
 _SOURCE_FILES = (
     "config.json",
@@ -29,21 +30,33 @@ _SOURCE_FILES = (
 )
 
 
+class FileHash(TypedDict):
+    """What a fingerprint records of one file of a model's source."""
+
+    sha256: str
+    size: int
+    mtime_ns: int
+
+
+# file (relative to the model folder) -> its hash: what an export was built from
+Fingerprint = dict[str, FileHash]
+
+
 @dataclass(frozen=True)
 class ModelSource:
     name: str
     path: Path
 
     @cached_property
-    def config(self) -> dict[str, Any]:
+    def config(self) -> JsonObject:
         return _read_json(self.path / "config.json")
 
     @property
     def dim(self) -> int:
         pooling = self.path / "1_Pooling" / "config.json"
         if pooling.exists():
-            return int(_read_json(pooling)["word_embedding_dimension"])
-        return int(self.config["hidden_size"])
+            return _number(_read_json(pooling), "word_embedding_dimension", pooling)
+        return _number(self.config, "hidden_size", self.path / "config.json")
 
     @property
     def max_tokens(self) -> int:
@@ -51,8 +64,9 @@ class ModelSource:
         if st_config.exists():
             value = _read_json(st_config).get("max_seq_length")
             if value:
-                return int(value)
-        return int(self.config.get("max_position_embeddings", 512))
+                return _number({"max_seq_length": value}, "max_seq_length", st_config)
+        config = {"max_position_embeddings": 512, **self.config}
+        return _number(config, "max_position_embeddings", self.path / "config.json")
 
     @property
     def pooling(self) -> str:
@@ -69,10 +83,10 @@ class ModelSource:
     def files(self) -> list[Path]:
         return [self.path / f for f in _SOURCE_FILES if (self.path / f).exists()]
 
-    def fingerprint(self, known: dict[str, Any] | None = None) -> dict[str, Any]:
+    def fingerprint(self, known: Fingerprint | None = None) -> Fingerprint:
         """sha256 of each source file; reuses ``known`` hashes when size and mtime match."""
         known = known or {}
-        out: dict[str, Any] = {}
+        out: Fingerprint = {}
         for file in self.files():
             rel = str(file.relative_to(self.path))
             stat = file.stat()
@@ -108,8 +122,9 @@ class CachedSource(ModelSource):
 
     recorded: str = ""  # JSON of the original source's fingerprint
 
-    def fingerprint(self, known: dict[str, Any] | None = None) -> dict[str, Any]:
-        return dict(json.loads(self.recorded))
+    def fingerprint(self, known: Fingerprint | None = None) -> Fingerprint:
+        recorded: Fingerprint = json.loads(self.recorded)
+        return recorded
 
 
 def keep_in_cache(source: ModelSource, folder: Path) -> None:
@@ -126,11 +141,22 @@ def keep_in_cache(source: ModelSource, folder: Path) -> None:
     (target / FINGERPRINT).write_text(json.dumps(source.fingerprint(), indent=1), "utf-8")
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _read_json(path: Path) -> JsonObject:
     try:
-        return dict(json.loads(path.read_text(encoding="utf-8")))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: not a JSON object")
+    return data
+
+
+def _number(config: JsonObject, key: str, path: Path) -> int:
+    """A whole number of a model's configuration (a clear error when it is not one)."""
+    value = config.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{path}: {key} must be a number, not {value!r}")
+    return int(value)
 
 
 def resolve_model(model: str | None = None, models_dir: Path | None = None) -> ModelSource:

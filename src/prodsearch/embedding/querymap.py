@@ -26,8 +26,9 @@ import psycopg
 from prodsearch.catalog import sql as catalog_sql
 from prodsearch.catalog.source import Source
 from prodsearch.catalog.text import clean_text
-from prodsearch.embedding import store
+from prodsearch.embedding import querymap_sql
 from prodsearch.embedding.encoder import Encoder
+from prodsearch.jsonvalue import JsonObject
 
 # name pairs the map is fitted on. Measured (docs/BENCHMARKS.md, #23): 1,500 / 2,000 /
 # 3,000 / 6,000 pairs give the same nDCG@10 within 0.002 at 19,701 and at 274,507
@@ -41,7 +42,7 @@ RIDGE = 1.0  # pull towards the identity, relative to the mean squared norm per 
 class QueryMap:
     matrix: np.ndarray  # float32 (dim, dim)
     pairs: int
-    details: dict[str, Any]
+    details: JsonObject  # the fit's figures
 
     def apply(self, vectors: np.ndarray) -> np.ndarray:
         out = np.asarray(vectors, dtype=np.float32) @ self.matrix
@@ -95,16 +96,17 @@ def fit(encoder: Encoder, pairs: list[tuple[str, str]], ridge: float = RIDGE) ->
 
 def save(conn: psycopg.Connection[Any], model: str, mode: str, qmap: QueryMap) -> None:
     blob = qmap.matrix.astype("<f4").tobytes()
-    store.save_query_map(conn, model, mode, qmap.matrix.shape[0], blob, qmap.pairs, qmap.details)
+    querymap_sql.save_query_map(
+        conn, model, mode, qmap.matrix.shape[0], blob, qmap.pairs, qmap.details
+    )
 
 
 def load(conn: psycopg.Connection[Any], model: str, mode: str) -> QueryMap | None:
-    row = store.load_query_map(conn, model, mode)
+    row = querymap_sql.load_query_map(conn, model, mode)
     if row is None:
         return None
-    dim, blob, pairs, details = row
-    matrix = np.frombuffer(bytes(blob), dtype="<f4").reshape(dim, dim).astype(np.float32)
-    return QueryMap(matrix, int(pairs), dict(details))
+    matrix = np.frombuffer(row.matrix, dtype="<f4").reshape(row.dim, row.dim)
+    return QueryMap(matrix.astype(np.float32), row.pairs, row.details)
 
 
 def refresh(

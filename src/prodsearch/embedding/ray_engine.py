@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -180,7 +181,8 @@ class RayPipeline:
             self.counts.wall_s = time.perf_counter() - started
         return self.counts
 
-    def _count(self, row: dict[str, Any], started: float) -> None:
+    def _count(self, row: Mapping[str, float], started: float) -> None:
+        """One chunk's report (a Ray row of its counters, all numbers) added to the run's."""
         counts = self.counts
         counts.chunks += 1
         counts.written += int(row["written"])

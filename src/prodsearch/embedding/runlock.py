@@ -10,7 +10,7 @@ import psycopg
 
 from prodsearch.db import connect
 from prodsearch.db.retry import is_connection_loss, retry_db
-from prodsearch.embedding import store
+from prodsearch.embedding import runs_sql
 from prodsearch.errors import ProdsearchError
 
 log = logging.getLogger("prodsearch.sync")
@@ -22,7 +22,7 @@ def alive(
     """The run's own connection after the embed stage. A database restart meanwhile closed
     it (the writer rode it out) and released the run lock: reconnect, take the lock again."""
     try:
-        store.ping(conn)
+        runs_sql.ping(conn)
         conn.commit()
         return conn
     except psycopg.OperationalError as exc:
@@ -38,7 +38,7 @@ def take_lock(conn: psycopg.Connection[Any], wait_s: float) -> None:
     """One embed run per database. A second run waits for the first (up to ``wait_s``),
     then finds only what is left to do; so does a rerun right after a killed run, whose
     server session may hold the lock a moment longer."""
-    got = store.try_run_lock(conn)
+    got = runs_sql.try_run_lock(conn)
     conn.commit()  # the lock is the session's: no transaction left open
     if got:
         return
@@ -50,7 +50,7 @@ def take_lock(conn: psycopg.Connection[Any], wait_s: float) -> None:
         raise ProdsearchError(busy)
     log.warning("another embed run is in progress on this database: waiting up to %g s", wait_s)
     try:
-        store.wait_run_lock(conn, wait_s)
+        runs_sql.wait_run_lock(conn, wait_s)
         conn.commit()
     except psycopg.errors.LockNotAvailable:
         conn.rollback()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Literal
+
+from prodsearch.jsonvalue import JsonObject
 
 RunStage = Literal["plan", "delete", "embed", "index", "search support", "done"]
 RunStatus = Literal["running", "succeeded", "failed", "interrupted", "dry-run"]
@@ -71,7 +73,7 @@ class SyncResult:
     embeddings_after: int | None = None
     batch_sizes: list[int] = field(default_factory=list)  # encoder batch sizes that ran
 
-    def as_dict(self) -> dict[str, Any]:
-        out = asdict(self)
+    def as_dict(self) -> JsonObject:
+        out: JsonObject = asdict(self)
         out["timings"] = self.timings.as_dict()
         return out

@@ -1,11 +1,12 @@
-"""SQL for the embeddings table and the runs table — one place for the sync's statements.
+"""SQL of the embeddings table: what is stale or missing, the candidates of a sync, the writer
+of embedded chunks, orphans and counts. The full-text side is in ``lexical_sql``, runs in
+``runs_sql``, query maps in ``querymap_sql``.
 
 Nothing here commits: the caller owns the transaction (docs/ARCHITECTURE.md,
 "Transactions")."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -14,13 +15,10 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
-from prodsearch.catalog.lexical import document_fields
 from prodsearch.catalog.source import Source
-from prodsearch.catalog.text import clean_text
 from prodsearch.db import hnsw
-from prodsearch.db.names import EMBEDDINGS, QUERY_MAPS, RUNS, TERMS
-
-SYNC_LOCK_KEY = 0x656D6264  # 'embd': one sync at a time per database
+from prodsearch.db.names import EMBEDDINGS
+from prodsearch.embedding.lexical_sql import TSV_SQL, code_keys_sql, lexical_documents
 
 
 def source_hash_sql(source: Source) -> sql.Composable:
@@ -28,12 +26,6 @@ def source_hash_sql(source: Source) -> sql.Composable:
     plus the text-preparation signature."""
     cols = sql.SQL(", ").join(sql.Identifier("s", c) for c in source.hash_columns)
     return sql.SQL("md5(%(sig)s || ROW({cols})::text)").format(cols=cols)
-
-
-TSV_SQL = sql.SQL(
-    "setweight(to_tsvector('simple', coalesce({a}, '')), 'A') || "
-    "setweight(to_tsvector('simple', coalesce({b}, '')), 'B')"
-)
 
 
 def stale_sql(source: Source) -> sql.Composable:
@@ -125,46 +117,6 @@ def vectors_with_columns(
             "FROM {emb} AS e JOIN {src} AS s ON s.{id} = e.product_id ORDER BY 1"
         ).format(cols=cols, emb=EMBEDDINGS, **source.sql_parts())
     ).fetchall()
-
-
-def weighted_columns(source: Source) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Search fields in weight A (fields named like *name*) and weight B (the rest)."""
-    a = tuple(c for c in source.search_columns if "name" in c)
-    return a, tuple(c for c in source.search_columns if c not in a)
-
-
-def lexical_documents(
-    conn: psycopg.Connection[Any], source: Source, ids: Sequence[int]
-) -> dict[int, tuple[str, str]]:
-    """product id -> (weight-A terms, weight-B terms), analysed in Python
-    (:func:`prodsearch.catalog.lexical.document_fields`) — the same analysis queries get."""
-    a_cols, b_cols = weighted_columns(source)
-    cols = sql.SQL(", ").join(sql.Identifier("s", c) for c in a_cols + b_cols)
-    rows = conn.execute(
-        sql.SQL("SELECT s.{id}, {cols} FROM {t} AS s WHERE s.{id} = ANY(%s)").format(
-            id=sql.Identifier(source.id_column), cols=cols, t=source.qualified
-        ),
-        (list(ids),),
-    ).fetchall()
-    out: dict[int, tuple[str, str]] = {}
-    for pid, *values in rows:
-        texts = [clean_text(v) for v in values]
-        out[pid] = (document_fields(texts[: len(a_cols)]), document_fields(texts[len(a_cols) :]))
-    return out
-
-
-def code_key_sql(value: sql.Composable) -> sql.Composable:
-    """A product code normalised for matching: lower case, letters and digits only."""
-    return sql.SQL("nullif(lower(regexp_replace({}, '[^[:alnum:]]', '', 'g')), '')").format(value)
-
-
-def code_keys_sql(source: Source) -> sql.Composable:
-    if not source.code_columns:
-        return sql.SQL("NULL::text[]")
-    keys = [
-        code_key_sql(sql.SQL("s.{}::text").format(sql.Identifier(c))) for c in source.code_columns
-    ]
-    return sql.SQL("array_remove(ARRAY[{}], NULL)").format(sql.SQL(", ").join(keys))
 
 
 def set_embedding_dim(conn: psycopg.Connection[Any], dim: int) -> None:
@@ -363,141 +315,3 @@ class Writer:
                     copy.write_row((*row, *docs.get(row[0], ("", ""))))
             cur.execute(self.upsert, (model, mode))
             return cur.rowcount
-
-
-def rebuild_terms(conn: psycopg.Connection[Any]) -> int:
-    """Refill ``search_terms`` (every indexed lexeme, with its document count) from the
-    full-text column. Computed aside first, then swapped in one short transaction, so
-    queries reading the vocabulary never wait for the scan."""
-    lexemes = sql.SQL("SELECT search_tsv FROM {}").format(EMBEDDINGS).as_string(conn)
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS _terms (word text, ndoc integer)")
-    conn.execute("TRUNCATE _terms")
-    conn.execute("INSERT INTO _terms SELECT word, ndoc FROM ts_stat(%s)", (lexemes,))
-    conn.execute(sql.SQL("DELETE FROM {}").format(TERMS))
-    count = conn.execute(sql.SQL("INSERT INTO {} SELECT word, ndoc FROM _terms").format(TERMS))
-    return count.rowcount
-
-
-def add_terms_of(conn: psycopg.Connection[Any], ids: Sequence[int]) -> int:
-    """Add the lexemes of these products' full-text columns to ``search_terms`` when
-    missing (document count 1 until the next full rebuild): a word that a change brings
-    into the catalog is known to query analysis at once."""
-    return conn.execute(
-        sql.SQL(
-            "INSERT INTO {terms} (term, ndoc) SELECT DISTINCT unnest(tsvector_to_array("
-            "search_tsv)), 1 FROM {emb} WHERE product_id = ANY(%s) ON CONFLICT DO NOTHING"
-        ).format(terms=TERMS, emb=EMBEDDINGS),
-        (list(ids),),
-    ).rowcount
-
-
-def count_terms(conn: psycopg.Connection[Any]) -> int:
-    row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(TERMS)).fetchone()
-    return int(row[0]) if row else 0
-
-
-# ---------------------------------------------------------------- runs and the run lock
-
-
-def ping(conn: psycopg.Connection[Any]) -> None:
-    """A round trip (raises when the connection is gone)."""
-    conn.execute("SELECT 1")
-
-
-def try_run_lock(conn: psycopg.Connection[Any]) -> bool:
-    """Take the one-run-per-database session lock if it is free."""
-    got = conn.execute("SELECT pg_try_advisory_lock(%s)", (SYNC_LOCK_KEY,)).fetchone()
-    return bool(got and got[0])
-
-
-def wait_run_lock(conn: psycopg.Connection[Any], wait_s: float) -> None:
-    """Wait up to ``wait_s`` for the run lock (``psycopg.errors.LockNotAvailable`` after)."""
-    conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(int(wait_s * 1000))))
-    conn.execute("SELECT pg_advisory_lock(%s)", (SYNC_LOCK_KEY,))
-    conn.execute("RESET lock_timeout")
-
-
-def start_run(
-    conn: psycopg.Connection[Any], mode: str, model: str, settings: dict[str, Any]
-) -> int:
-    """Mark runs left 'running' by a killed process as interrupted, then open a new one."""
-    conn.execute(
-        sql.SQL(
-            "UPDATE {} SET status = 'interrupted', finished_at = coalesce(finished_at, now()), "
-            "error = coalesce(error, 'process ended before the run finished') "
-            "WHERE status = 'running'"
-        ).format(RUNS)
-    )
-    row = conn.execute(
-        sql.SQL(
-            "INSERT INTO {} (mode, model_name, settings, pid) VALUES (%s, %s, %s, "
-            "pg_backend_pid()) RETURNING run_id"
-        ).format(RUNS),
-        (mode, model, json.dumps(settings)),
-    ).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
-def update_run(conn: psycopg.Connection[Any], run_id: int, **fields: Any) -> None:
-    """Set counts/status/timings on a run (jsonb for dicts)."""
-    sets: list[sql.Composable] = []
-    values: list[Any] = []
-    for key, value in fields.items():
-        sets.append(sql.SQL("{} = %s").format(sql.Identifier(key)))
-        values.append(json.dumps(value) if isinstance(value, dict) else value)
-    if fields.get("status") and fields["status"] != "running":
-        sets.append(sql.SQL("finished_at = now()"))
-    conn.execute(
-        sql.SQL("UPDATE {} SET {} WHERE run_id = %s").format(RUNS, sql.SQL(", ").join(sets)),
-        (*values, run_id),
-    )
-
-
-def last_run(conn: psycopg.Connection[Any]) -> dict[str, Any] | None:
-    cur = conn.execute(sql.SQL("SELECT * FROM {} ORDER BY run_id DESC LIMIT 1").format(RUNS))
-    row = cur.fetchone()
-    if row is None:
-        return None
-    assert cur.description is not None
-    return {d.name: v for d, v in zip(cur.description, row, strict=True)}
-
-
-# ---------------------------------------------------------------- query maps
-
-
-def save_query_map(
-    conn: psycopg.Connection[Any],
-    model: str,
-    mode: str,
-    dim: int,
-    matrix: bytes,
-    pairs: int,
-    details: dict[str, Any],
-) -> None:
-    """Store (or replace) the Polish→English map of ``model`` and ``mode``."""
-    conn.execute(
-        sql.SQL(
-            "INSERT INTO {} (model_name, mode, dim, matrix, pairs, details) "
-            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (model_name, mode) DO UPDATE SET "
-            "dim = EXCLUDED.dim, matrix = EXCLUDED.matrix, pairs = EXCLUDED.pairs, "
-            "details = EXCLUDED.details, created_at = now()"
-        ).format(QUERY_MAPS),
-        (model, mode, dim, matrix, pairs, json.dumps(details)),
-    )
-
-
-def load_query_map(
-    conn: psycopg.Connection[Any], model: str, mode: str
-) -> tuple[int, bytes, int, dict[str, Any]] | None:
-    """(dim, float32 little-endian matrix, pairs, details), or None when none is stored."""
-    row = conn.execute(
-        sql.SQL(
-            "SELECT dim, matrix, pairs, details FROM {} WHERE model_name = %s AND mode = %s"
-        ).format(QUERY_MAPS),
-        (model, mode),
-    ).fetchone()
-    if row is None:
-        return None
-    dim, blob, pairs, details = row
-    return int(dim), bytes(blob), int(pairs), dict(details)

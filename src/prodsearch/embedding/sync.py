@@ -34,7 +34,7 @@ from prodsearch.config import Settings
 from prodsearch.db import connect, database_url, hnsw, introspect, migrate, text_indexes
 from prodsearch.db.names import INDEX_NAME
 from prodsearch.db.retry import one_line
-from prodsearch.embedding import modes, querymap, store
+from prodsearch.embedding import lexical_sql, modes, querymap, runs_sql, store
 from prodsearch.embedding.encoder import Encoder, cpu_threads, encoder_for
 from prodsearch.embedding.pipeline import Pipeline, Progress
 from prodsearch.embedding.plan import Plan, Work, plan_rows
@@ -120,10 +120,10 @@ def _refresh_search_support(
         result.written
         or result.deleted
         or refreshed
-        or store.count_terms(conn) == 0
+        or lexical_sql.count_terms(conn) == 0
         or suggest_build.count(conn) == 0
     ):
-        terms = store.rebuild_terms(conn)
+        terms = lexical_sql.rebuild_terms(conn)
         conn.commit()
         suggestions = suggest_build.rebuild(
             conn, source, suggest_build.SuggestColumns.from_settings(settings)
@@ -226,7 +226,7 @@ def sync(
 def _stage(conn: psycopg.Connection[Any], result: SyncResult, stage: RunStage) -> None:
     """Record the step the run is entering (committed: visible to status and tests)."""
     assert result.run_id is not None
-    store.update_run(conn, result.run_id, stage=stage)
+    runs_sql.update_run(conn, result.run_id, stage=stage)
     conn.commit()
 
 
@@ -279,7 +279,7 @@ def _start_run(
     encoder: Encoder,
     opts: SyncOptions,
 ) -> int:
-    run_id = store.start_run(
+    run_id = runs_sql.start_run(
         conn,
         encoder.mode,
         encoder.model_name,
@@ -352,7 +352,7 @@ def _embed_step(
             hnsw.drop(conn)
             result.index = "rebuilt"
         text_indexes.drop(conn)
-    store.update_run(conn, result.run_id, eligible=result.eligible, scanned=result.scanned)
+    runs_sql.update_run(conn, result.run_id, eligible=result.eligible, scanned=result.scanned)
     conn.commit()
     if not work:
         return
@@ -446,7 +446,7 @@ def _finish(
     assert result.run_id is not None
     result.status = status
     result.timings.total_s = round(time.perf_counter() - started, 3)
-    store.update_run(
+    runs_sql.update_run(
         conn,
         result.run_id,
         status=status,

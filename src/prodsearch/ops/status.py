@@ -11,7 +11,7 @@ from prodsearch.catalog.source import Source
 from prodsearch.config import Settings
 from prodsearch.db import hnsw, introspect
 from prodsearch.db.hnsw import IndexStatus
-from prodsearch.embedding import modes, store
+from prodsearch.embedding import modes, runs_sql, store
 from prodsearch.embedding.model import resolve_model
 from prodsearch.embedding.sync import prep_signature
 from prodsearch.watch import capture
@@ -78,24 +78,24 @@ def freshness(conn: psycopg.Connection[Any], source: Source, settings: Settings)
 
 
 def _last_run(conn: psycopg.Connection[Any]) -> LastRun | None:
-    last = store.last_run(conn)
+    last = runs_sql.last_run(conn)
     if last is None:
         return None
-    started, finished = last.get("started_at"), last.get("finished_at")
+    started, finished = last.started_at, last.finished_at
     return LastRun(
-        run_id=last["run_id"],
-        status=last["status"],
-        mode=last["mode"],
+        run_id=last.run_id,
+        status=last.status,
+        mode=last.mode,
         started_at=str(started),
         finished_at=str(finished) if finished else None,
         duration_s=round((finished - started).total_seconds(), 1) if finished else None,
-        embedded=last["embedded"],
-        skipped_unchanged=last["skipped_unchanged"],
-        deduplicated=last["deduplicated"],
-        deleted=last["deleted"],
-        failed=last["failed"],
-        error=last["error"],
-        stage=last["stage"],
+        embedded=last.embedded,
+        skipped_unchanged=last.skipped_unchanged,
+        deduplicated=last.deduplicated,
+        deleted=last.deleted,
+        failed=last.failed,
+        error=last.error,
+        stage=last.stage,
     )
 
 

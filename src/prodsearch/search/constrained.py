@@ -27,10 +27,12 @@ from typing import Any
 from psycopg import sql
 
 from prodsearch.catalog.source import Source
+from prodsearch.jsonvalue import JsonObject, JsonValue
 from prodsearch.search import queries
 from prodsearch.search.constraints import RELAX_ORDER, Understood
 from prodsearch.search.filters import allowed_keys
 from prodsearch.search.probes import leading
+from prodsearch.search.queries import SqlParams
 from prodsearch.search.results import SearchHit, SearchOptions, SearchResponse, normalise_query
 from prodsearch.search.understanding import QueryUnderstanding
 
@@ -47,7 +49,7 @@ class ConstraintSQL:
     where: sql.Composable | None = None
     mask: sql.Composable | None = None
     names: tuple[str, ...] = ()
-    params: dict[str, Any] = field(default_factory=dict)
+    params: SqlParams = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -55,15 +57,15 @@ class ConstraintPlan:
     understood: Understood
     opts: SearchOptions
     text: str  # what is searched: the query without its constraint words
-    filters: dict[str, Any]  # the explicit filters and the understood price bounds
-    explicit: dict[str, Any]  # the explicit filters alone
+    filters: dict[str, JsonValue]  # the explicit filters and the understood price bounds
+    explicit: dict[str, JsonValue]  # the explicit filters alone
     price: bool  # an understood price bound is applied
     names: tuple[str, ...]  # the attribute constraints applied, one condition each
     conditions: tuple[sql.Composable, ...]
-    params: dict[str, Any]
+    params: SqlParams
 
     @property
-    def applied(self) -> dict[str, Any]:
+    def applied(self) -> JsonObject:
         """The response's ``understood``: what was understood *and* applied."""
         out = self.understood.as_dict()
         if not self.price:
@@ -93,18 +95,18 @@ def plan_constraints(
     understood = understanding.catalog.understand(
         text, understanding.vehicles.find(text), ignore=frozenset(opts.ignore)
     )
-    explicit = dict(opts.filters) if isinstance(opts.filters, dict) else {}
+    explicit: dict[str, JsonValue] = dict(opts.filters or {})
     cols = understanding.columns
     allowed = allowed_keys(source)
     bounds = {f"{cols.price}_min": understood.price_min, f"{cols.price}_max": understood.price_max}
     price = not any(key in explicit for key in bounds) and all(key in allowed for key in bounds)
-    filters = dict(explicit)
+    filters: dict[str, JsonValue] = dict(explicit)
     if price:
         filters.update({k: v for k, v in bounds.items() if v is not None})
         price = any(v is not None for v in bounds.values())
     names: list[str] = []
     conditions: list[sql.Composable] = []
-    params: dict[str, Any] = {}
+    params: SqlParams = {}
 
     def add(name: str, kind: str, column: str, value: Any) -> None:
         if column in explicit:  # an explicit filter on the column wins

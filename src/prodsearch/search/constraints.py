@@ -21,9 +21,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
 from prodsearch.catalog.lexical import fold
+from prodsearch.jsonvalue import JsonObject
 
 Constraint = Literal["price", "vehicle", "position", "engine", "brand"]
 # relaxed first when the constraints together find nothing: the least certain first
@@ -246,9 +247,9 @@ class Understood:
         """The constraints on the product's own attributes (all but the price)."""
         return tuple(c for c in self.constraints if c != "price")
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         """The response's ``understood`` field: only what was found."""
-        out: dict[str, Any] = {}
+        out: JsonObject = {}
         if self.price_min is not None:
             out["price_min"] = self.price_min
         if self.price_max is not None:

@@ -22,7 +22,8 @@ from psycopg.rows import class_row
 from prodsearch.catalog.source import Source
 from prodsearch.search import queries
 from prodsearch.search.cache import LRUCache
-from prodsearch.search.request import Request, SqlParams
+from prodsearch.search.queries import SqlParams
+from prodsearch.search.request import Request
 from prodsearch.search.results import MAX_EF, FacetCount, FacetScope
 from prodsearch.search.rows import Candidate, DisplayColumn
 from prodsearch.search.understanding import QueryUnderstanding

@@ -7,13 +7,14 @@ from typing import Any
 import psycopg
 
 from prodsearch.catalog.source import Source
+from prodsearch.jsonvalue import JsonObject
 from prodsearch.search import queries
 from prodsearch.search.filters import allowed_keys
 
 
 async def facet_values(
     conn: psycopg.AsyncConnection[Any], source: Source, cap: int = 200
-) -> dict[str, Any]:
+) -> JsonObject:
     keys = allowed_keys(source)
     values: dict[str, list[str]] = {}
     for key, (col, kind) in keys.items():

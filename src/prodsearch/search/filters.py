@@ -9,12 +9,17 @@ a numeric column takes ``"c_min"`` / ``"c_max"`` (inclusive); a boolean column t
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Mapping
 
 from psycopg import sql
 
 from prodsearch.catalog.source import Source
 from prodsearch.errors import FilterError
+from prodsearch.jsonvalue import JsonValue
+from prodsearch.search.queries import SqlParams
+
+# filter key -> value, as a request gives them (checked by condition)
+Filters = Mapping[str, JsonValue]
 
 # numeric column types, and the type a bound is compared in: one the column's index serves
 _BOUND_TYPE = {
@@ -53,9 +58,7 @@ def allowed_keys(source: Source) -> dict[str, tuple[str, str]]:
     return keys
 
 
-def condition(
-    source: Source, filters: dict[str, Any] | None
-) -> tuple[sql.Composable, dict[str, Any]]:
+def condition(source: Source, filters: Filters | None) -> tuple[sql.Composable, SqlParams]:
     """SQL condition (on alias ``s``) and its parameters; raises FilterError on bad input."""
     if not filters:
         return sql.SQL("TRUE"), {}
@@ -66,7 +69,7 @@ def condition(
             f"unknown filter key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}"
         )
     parts: list[sql.Composable] = []
-    params: dict[str, Any] = {}
+    params: SqlParams = {}
     for i, (key, value) in enumerate(filters.items()):
         if value is None:
             continue
@@ -74,8 +77,9 @@ def condition(
         name = f"f{i}"
         ident = sql.Identifier("s", col)
         if kind == "any":
-            values = value if isinstance(value, list) else [value]
-            if not values or not all(isinstance(v, str) for v in values):
+            given = value if isinstance(value, list) else [value]
+            values = [v for v in given if isinstance(v, str)]
+            if not values or len(values) != len(given):
                 raise FilterError(f"filter {key} takes a string or a list of strings")
             if any("\x00" in v for v in values):
                 raise FilterError(f"filter {key}: text may not contain NUL characters")
@@ -106,11 +110,12 @@ def condition(
     return sql.SQL(" AND ").join(parts), params
 
 
-def parse_pairs(source: Source, pairs: list[str]) -> dict[str, Any]:
+def parse_pairs(source: Source, pairs: list[str]) -> dict[str, JsonValue]:
     """Command-line filters: ``["category=Brake Pads", "price_max=200", "in_stock=true"]``
     → the typed filters :func:`condition` takes (a text key given twice matches either)."""
     allowed = allowed_keys(source)
-    filters: dict[str, Any] = {}
+    filters: dict[str, JsonValue] = {}
+    texts: dict[str, list[str]] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         key = key.strip()
@@ -127,5 +132,5 @@ def parse_pairs(source: Source, pairs: list[str]) -> dict[str, Any]:
             except ValueError:
                 raise FilterError(f"{pair!r}: {key} takes a number") from None
         else:
-            filters.setdefault(key, []).append(value)
-    return filters
+            texts.setdefault(key, []).append(value)
+    return {**filters, **texts}

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from prodsearch.catalog.lexical import STOPWORDS, forms, tokens
+from prodsearch.jsonvalue import JsonObject
 
 SNIPPET_CHARS = 160
 _WORD = re.compile(r"[^\W_]+")
@@ -21,8 +21,8 @@ class Highlight:
     snippet: str | None = None  # a part of the description, around its first match
     snippet_matches: list[tuple[int, int]] | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"title": [list(m) for m in self.title]}
+    def as_dict(self) -> JsonObject:
+        out: JsonObject = {"title": [list(m) for m in self.title]}
         if self.snippet is not None:
             out["snippet"] = self.snippet
             out["snippet_matches"] = [list(m) for m in self.snippet_matches or []]

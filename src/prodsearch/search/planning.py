@@ -30,7 +30,8 @@ from prodsearch.search.execution import Statements, fetch
 from prodsearch.search.filterplan import FilterPlan, Strategy
 from prodsearch.search.filters import condition
 from prodsearch.search.language import LanguageGuess
-from prodsearch.search.request import Request, SqlParams
+from prodsearch.search.queries import SqlParams
+from prodsearch.search.request import Request
 from prodsearch.search.results import SearchOptions, normalise_query
 from prodsearch.search.understanding import QueryUnderstanding, QueryVectors
 

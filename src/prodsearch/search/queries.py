@@ -17,9 +17,11 @@ from psycopg import sql
 
 from prodsearch.catalog.source import Source
 from prodsearch.db.names import EMBEDDINGS, TERMS
-from prodsearch.embedding.store import code_key_sql
+from prodsearch.embedding.lexical_sql import code_key_sql
 from prodsearch.search.rows import DISPLAY
 
+# named parameters of a search statement, bound by psycopg (values of any SQL type)
+SqlParams = dict[str, object]
 NO_MASK = sql.SQL("NULL::int")  # no understood constraints to check
 
 

@@ -10,10 +10,8 @@ from psycopg import sql
 from prodsearch.search import queries
 from prodsearch.search.filterplan import FilterPlan, Strategy
 from prodsearch.search.lexquery import LexicalQuery
+from prodsearch.search.queries import SqlParams
 from prodsearch.search.results import SearchOptions
-
-# named parameters of a search statement, bound by psycopg (values of any SQL type)
-SqlParams = dict[str, object]
 
 
 @dataclass

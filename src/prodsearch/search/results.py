@@ -11,6 +11,7 @@ from prodsearch.errors import SearchError
 from prodsearch.jsonvalue import JsonObject
 from prodsearch.search.constraints import CONSTRAINTS
 from prodsearch.search.filterplan import Strategy
+from prodsearch.search.filters import Filters
 from prodsearch.search.highlight import Highlight, highlight
 from prodsearch.search.rows import Candidate, DisplayColumn
 
@@ -240,7 +241,7 @@ class SearchOptions:
 
     limit: int = 20  # results on the page
     offset: int = 0  # results skipped before it
-    filters: dict[str, Any] | None = None  # see search.filters
+    filters: Filters | None = None  # see search.filters
     ef_search: int | None = None  # hnsw.ef_search for this request
     exact: bool = False  # brute force: score every (matching) product exactly
     explain: bool = False  # each result's score parts, and the query analysis

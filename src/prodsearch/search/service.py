@@ -37,7 +37,8 @@ from prodsearch.search.filters import allowed_keys
 from prodsearch.search.fusion import FusionWeights, LexicalEvidence, fuse
 from prodsearch.search.language import LanguageGuess
 from prodsearch.search.planning import Planner
-from prodsearch.search.request import Request, SqlParams
+from prodsearch.search.queries import SqlParams
+from prodsearch.search.request import Request
 from prodsearch.search.results import SearchOptions, SearchResponse
 from prodsearch.search.rows import Candidate, DisplayColumn, is_display
 from prodsearch.search.shaping import pool, respond

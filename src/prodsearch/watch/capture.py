@@ -11,6 +11,7 @@ import psycopg
 from prodsearch.catalog.source import Source
 from prodsearch.config import Settings
 from prodsearch.db.names import QUEUE_NAME
+from prodsearch.jsonvalue import JsonObject
 from prodsearch.watch import sql as watch_sql
 
 
@@ -38,7 +39,7 @@ class FailedItem:
     retry_at: datetime | None
     set_aside: bool
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         return {
             "product_id": self.product_id,
             "tries": self.tries,
@@ -61,7 +62,7 @@ class CaptureStatus:
     def installed(self) -> bool:
         return len(self.triggers) == 3
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         return {
             "installed": self.installed,
             "triggers": [{"name": n, "table": t, "enabled": e} for n, t, e in self.triggers],

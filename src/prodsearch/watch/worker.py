@@ -39,7 +39,7 @@ from prodsearch.config import Settings
 from prodsearch.db import connect, database_url, migrate
 from prodsearch.db.nice import renice_backend
 from prodsearch.db.retry import one_line, retry_db
-from prodsearch.embedding import modes, store
+from prodsearch.embedding import lexical_sql, modes, runs_sql, store
 from prodsearch.embedding.encoder import Encoder, cpu_threads, encoder_for
 from prodsearch.embedding.plan import Work, flatten, plan_rows
 from prodsearch.embedding.sync import SyncOptions, prep_signature, sync
@@ -339,7 +339,7 @@ class Worker:
                 watch_sql.requeue_due(conn)
         try:
             with conn.transaction():
-                if not watch_sql.try_run_lock_shared(conn, store.SYNC_LOCK_KEY):
+                if not watch_sql.try_run_lock_shared(conn, runs_sql.SYNC_LOCK_KEY):
                     return None
                 self._follow_mode(conn)  # an embed may have switched it (lock held: stable)
                 taken = watch_sql.take(conn, self.opts.batch_rows)
@@ -381,7 +381,7 @@ class Worker:
         out.written, out.refreshed = self._write(conn, writer, source, ids, out)
         watch_sql.clear_failures(conn, ids)  # written (or gone) at last
         if out.written or out.refreshed:  # new words are searchable at once
-            store.add_terms_of(conn, ids)
+            lexical_sql.add_terms_of(conn, ids)
             # and a new brand, product type or vehicle is suggested within seconds
             self._note_unnamed(conn, source, ids)
         now = watch_sql.server_now(conn)
@@ -582,7 +582,7 @@ class Worker:
         t0 = time.perf_counter()
         with connect(self.url) as conn:
             renice_backend(conn, self.opts.nice)
-            terms = store.rebuild_terms(conn)
+            terms = lexical_sql.rebuild_terms(conn)
             conn.commit()  # the swap is short: batches adding words wait for nothing else
             with conn.transaction():
                 suggest_build.rebuild(conn, load_source(conn, self.settings), self._suggest_columns)
