@@ -19,9 +19,19 @@ IndexType = Literal["vector", "halfvec"]
 Engine = Literal["local", "ray"]
 
 # the values a restricted setting or command-line option takes (checked while parsing)
-ENCODER_MODES: tuple[str, ...] = get_args(EncoderMode)
+ENCODER_MODES: tuple[EncoderMode, ...] = get_args(EncoderMode)
 INDEX_TYPES: tuple[str, ...] = get_args(IndexType)
 ENGINES: tuple[str, ...] = get_args(Engine)
+
+
+def encoder_mode(value: str) -> EncoderMode:
+    """``value`` as an encoder mode (ValueError when it is none)."""
+    for mode in ENCODER_MODES:
+        if value == mode:
+            return mode
+    raise ValueError(f"unknown encoder mode {value!r}: use one of {', '.join(ENCODER_MODES)}")
+
+
 SearchMode = Literal["semantic", "filtered", "hybrid"]
 ImportFormat = Literal["csv", "tsv", "jsonl", "parquet"]
 SEARCH_ENDPOINTS = ("semantic", "filtered", "hybrid", "similar", "suggest")

@@ -30,7 +30,7 @@ from prodsearch.catalog import generate
 from prodsearch.catalog import sql as catalog_sql
 from prodsearch.catalog.source import Source, load_source
 from prodsearch.catalog.text import content_hash, prepare_text
-from prodsearch.config import Settings
+from prodsearch.config import Settings, encoder_mode
 from prodsearch.db import connect, database_url, hnsw, migrate
 from prodsearch.embedding import store
 from prodsearch.embedding.encoder import cpu_threads, encoder_for
@@ -161,7 +161,7 @@ def run(
         source = load_source(conn, bench_settings)
         eligible = store.count_eligible(conn, source)
     for mode in modes:  # exports cached before timing, as after a first run
-        encoder_for(settings, mode)
+        encoder_for(settings, encoder_mode(mode))
     out = EmbedBench(products, eligible)
     base_s = None
     if with_baseline:
@@ -175,7 +175,9 @@ def run(
         for engine in engines:
             _reset(url)
             ray = engine == "ray"
-            opts = SyncOptions(mode=mode, engine="ray" if ray else "local", workers=workers)
+            opts = SyncOptions(
+                mode=encoder_mode(mode), engine="ray" if ray else "local", workers=workers
+            )
             out.methods.append(
                 _measure_mode(bench_settings, url, source, opts, n + 1, eligible, base_s, progress)
             )

@@ -21,7 +21,7 @@ from prodsearch.bench.load import percentile
 from prodsearch.bench.workload import benchmark_queries
 from prodsearch.catalog.generate import COLUMNS, rows
 from prodsearch.catalog.text import prepare_text
-from prodsearch.config import Settings
+from prodsearch.config import Settings, encoder_mode
 from prodsearch.embedding.encoder import MODES, encoder_for
 from prodsearch.search import recall
 
@@ -111,7 +111,7 @@ def run(
         "baseline": _baseline(settings.max_tokens)
     }
     for mode in modes:
-        encoders[mode] = encoder_for(settings, mode).encode
+        encoders[mode] = encoder_for(settings, encoder_mode(mode)).encode
     results = {name: MethodResult(name) for name in encoders}
     vectors: dict[str, np.ndarray] = {}
     for encode in encoders.values():  # warm-up: first calls allocate
@@ -166,7 +166,7 @@ def recall_at_10(
     kth = np.sort(ref_dist, axis=1)[:, 9]
     out = NeighbourAgreement(len(texts), len(queries), {})
     for mode in modes:
-        enc = encoder_for(settings, mode)
+        enc = encoder_for(settings, encoder_mode(mode))
         progress(f"{mode}: encoding {len(texts):,} products")
         top = np.argsort(-(enc.encode(queries) @ enc.encode(texts).T), axis=1)[:, :10]
         hits = [

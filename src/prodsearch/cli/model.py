@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from prodsearch.cli.common import JsonFlag, list_of, out, print_json, split_list
-from prodsearch.config import get_settings
+from prodsearch.config import encoder_mode, get_settings
 from prodsearch.embedding.export import ONNX_MODES as MODES
 
 app = typer.Typer(help="The model cache: ONNX exports of the model.", no_args_is_help=True)
@@ -33,7 +33,7 @@ def export(
     done = []
     for mode in split_list(modes):
         started = time.perf_counter()
-        path = onnx_model(source, mode, settings.models_dir)
+        path = onnx_model(source, encoder_mode(mode), settings.models_dir)
         done.append(
             {
                 "mode": mode,

@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from prodsearch.config import EncoderMode, encoder_mode
 from prodsearch.embedding.model import CACHED_FOLDER, CachedSource, ModelSource, keep_in_cache
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ def model_folder(name: str, models_dir: Path) -> Path:
     return models_dir / _slug(name)
 
 
-def _fresh(manifest_path: Path, target: Path, source: ModelSource, mode: str) -> bool:
+def _fresh(manifest_path: Path, target: Path, source: ModelSource, mode: EncoderMode) -> bool:
     if not (manifest_path.exists() and target.exists()):
         return False
     try:
@@ -110,7 +111,7 @@ def can_build() -> bool:
     return all(find_spec(pkg) is not None for pkg in EXPORT_PACKAGES)
 
 
-def onnx_model(source: ModelSource, mode: str, models_dir: Path) -> Path:
+def onnx_model(source: ModelSource, mode: EncoderMode, models_dir: Path) -> Path:
     """Path of the ONNX model for ``mode``, exporting it when needed."""
     if mode not in ONNX_MODES:
         raise ValueError(f"no ONNX export for mode {mode!r}")
@@ -138,7 +139,7 @@ def onnx_model(source: ModelSource, mode: str, models_dir: Path) -> Path:
     return target
 
 
-def _build_in_child(source: ModelSource, mode: str, folder: Path) -> None:
+def _build_in_child(source: ModelSource, mode: EncoderMode, folder: Path) -> None:
     """Export in a child process: PyTorch (~475 MB resident) and the exporters' logging
     set-up never enter the process that asked (a server, an embed run)."""
     import subprocess
@@ -156,7 +157,7 @@ def _build_in_child(source: ModelSource, mode: str, folder: Path) -> None:
         raise ConfigError(f"exporting the {mode} model to {folder} failed: {tail}")
 
 
-def export_target(folder: Path, mode: str) -> Path:
+def export_target(folder: Path, mode: EncoderMode) -> Path:
     """The file an encoder loads for ``mode`` (an IR's .xml names its .bin beside it)."""
     return folder / f"{mode}.{'xml' if mode in IR_MODES else 'onnx'}"
 
@@ -190,7 +191,7 @@ def discard(target: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _build(source: ModelSource, mode: str, folder: Path) -> Path:
+def _build(source: ModelSource, mode: EncoderMode, folder: Path) -> Path:
     """Export (exact) or quantize (int8) unless fresh; the caller holds the folder lock."""
     target = export_target(folder, mode)
     manifest_path = folder / f"{mode}.manifest.json"
@@ -431,4 +432,4 @@ if __name__ == "__main__":  # the child of _build_in_child: MODEL MODE FOLDER
 
     from prodsearch.embedding.model import resolve_model
 
-    _build(resolve_model(sys.argv[1]), sys.argv[2], Path(sys.argv[3]))
+    _build(resolve_model(sys.argv[1]), encoder_mode(sys.argv[2]), Path(sys.argv[3]))

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from prodsearch.catalog.source import Source
+from prodsearch.config import EncoderMode
 from prodsearch.db import connect
 from prodsearch.db.retry import retry_db
 from prodsearch.embedding import store
@@ -42,7 +43,7 @@ class ChunkWriter:
     transaction). Used by the local pipeline's writer thread and by each Ray actor."""
 
     def __init__(
-        self, url: str, dim: int, source: Source, model: str, mode: str, retry_s: float
+        self, url: str, dim: int, source: Source, model: str, mode: EncoderMode, retry_s: float
     ) -> None:
         self.url, self.dim, self.source = url, dim, source
         self.model, self.mode, self.retry_s = model, mode, retry_s

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from prodsearch.catalog.text import content_hash, prepare_text
+from prodsearch.config import EncoderMode
 
 log = logging.getLogger("prodsearch.sync")
 
@@ -51,7 +52,7 @@ def plan_rows(
     text_columns: tuple[str, ...],
     max_chars: int,
     model: str,
-    mode: str,
+    mode: EncoderMode,
     full_refresh: bool = False,
     limit: int | None = None,
     max_tokens: int | None = None,

@@ -26,6 +26,7 @@ import psycopg
 from prodsearch.catalog import sql as catalog_sql
 from prodsearch.catalog.source import Source
 from prodsearch.catalog.text import clean_text
+from prodsearch.config import EncoderMode
 from prodsearch.embedding import querymap_sql
 from prodsearch.embedding.encoder import Encoder
 from prodsearch.jsonvalue import JsonObject
@@ -94,14 +95,14 @@ def fit(encoder: Encoder, pairs: list[tuple[str, str]], ridge: float = RIDGE) ->
     return qmap
 
 
-def save(conn: psycopg.Connection[Any], model: str, mode: str, qmap: QueryMap) -> None:
+def save(conn: psycopg.Connection[Any], model: str, mode: EncoderMode, qmap: QueryMap) -> None:
     blob = qmap.matrix.astype("<f4").tobytes()
     querymap_sql.save_query_map(
         conn, model, mode, qmap.matrix.shape[0], blob, qmap.pairs, qmap.details
     )
 
 
-def load(conn: psycopg.Connection[Any], model: str, mode: str) -> QueryMap | None:
+def load(conn: psycopg.Connection[Any], model: str, mode: EncoderMode) -> QueryMap | None:
     row = querymap_sql.load_query_map(conn, model, mode)
     if row is None:
         return None

@@ -13,6 +13,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
+from prodsearch.config import EncoderMode
 from prodsearch.db.names import QUERY_MAPS
 from prodsearch.jsonvalue import JsonObject
 
@@ -28,7 +29,7 @@ class StoredQueryMap:
 def save_query_map(
     conn: psycopg.Connection[Any],
     model: str,
-    mode: str,
+    mode: EncoderMode,
     dim: int,
     matrix: bytes,
     pairs: int,
@@ -46,7 +47,9 @@ def save_query_map(
     )
 
 
-def load_query_map(conn: psycopg.Connection[Any], model: str, mode: str) -> StoredQueryMap | None:
+def load_query_map(
+    conn: psycopg.Connection[Any], model: str, mode: EncoderMode
+) -> StoredQueryMap | None:
     """The map of ``model`` and ``mode``, or None when none is stored."""
     with conn.cursor(row_factory=class_row(StoredQueryMap)) as cur:
         cur.execute(

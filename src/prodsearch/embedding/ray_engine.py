@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from prodsearch.config import Settings
+from prodsearch.config import EncoderMode, Settings
 from prodsearch.db.retry import one_line
 from prodsearch.embedding.pipeline import ChunkWriter, PipelineCounts, Progress
 from prodsearch.embedding.plan import Work
@@ -69,7 +69,7 @@ class ChunkEmbedder:
     """A Ray actor: the encoder loaded once, and the local pipeline's ``ChunkWriter``
     (one connection, one committed upsert per chunk, a lost connection retried)."""
 
-    def __init__(self, settings: Settings, url: str, mode: str, batch_size: int) -> None:
+    def __init__(self, settings: Settings, url: str, mode: EncoderMode, batch_size: int) -> None:
         from prodsearch.catalog.source import load_source
         from prodsearch.db import connect
         from prodsearch.embedding.encoder import encoder_for
@@ -118,7 +118,7 @@ class RayPipeline:
         work: list[Work],
         settings: Settings,
         url: str,
-        mode: str,
+        mode: EncoderMode,
         chunk_size: int,
         batch_size: int,
         run_id: int | None,

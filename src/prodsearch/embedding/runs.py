@@ -5,17 +5,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from prodsearch.config import EncoderMode, Engine, ModeSetting
 from prodsearch.jsonvalue import JsonObject
 
 RunStage = Literal["plan", "delete", "embed", "index", "search support", "done"]
 RunStatus = Literal["running", "succeeded", "failed", "interrupted", "dry-run"]
 IndexAction = Literal["kept", "built", "rebuilt"]
-Engine = Literal["local", "ray"]
 
 
 @dataclass
 class SyncOptions:
-    mode: str = "auto"  # auto: the catalog's recorded mode (embedding/modes.py)
+    mode: ModeSetting = "auto"  # auto: the catalog's recorded mode (embedding/modes.py)
     batch_size: int | None = None
     limit: int | None = None
     full_refresh: bool = False
@@ -55,7 +55,7 @@ class RunTimings:
 class SyncResult:
     run_id: int | None = None
     status: RunStatus = "running"
-    mode: str = ""
+    mode: EncoderMode | None = None  # set once the run has settled its mode
     mode_reason: str = ""  # why this mode (embedding/modes.py)
     model: str = ""
     eligible: int = 0

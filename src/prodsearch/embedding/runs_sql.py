@@ -15,6 +15,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
+from prodsearch.config import EncoderMode
 from prodsearch.db.names import RUNS
 from prodsearch.jsonvalue import JsonObject
 
@@ -39,7 +40,9 @@ def wait_run_lock(conn: psycopg.Connection[Any], wait_s: float) -> None:
     conn.execute("RESET lock_timeout")
 
 
-def start_run(conn: psycopg.Connection[Any], mode: str, model: str, settings: JsonObject) -> int:
+def start_run(
+    conn: psycopg.Connection[Any], mode: EncoderMode, model: str, settings: JsonObject
+) -> int:
     """Mark runs left 'running' by a killed process as interrupted, then open a new one."""
     conn.execute(
         sql.SQL(
@@ -81,7 +84,7 @@ class RunRow:
     run_id: int
     status: str  # running, succeeded, failed or interrupted
     stage: str  # the step it reached (plan, embed, index, …)
-    mode: str
+    mode: str  # as recorded (an encoder mode)
     started_at: datetime
     finished_at: datetime | None
     embedded: int

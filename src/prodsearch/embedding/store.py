@@ -16,6 +16,7 @@ from pgvector.psycopg import register_vector
 from psycopg import sql
 
 from prodsearch.catalog.source import Source
+from prodsearch.config import EncoderMode
 from prodsearch.db import hnsw
 from prodsearch.db.names import EMBEDDINGS
 from prodsearch.embedding.lexical_sql import TSV_SQL, code_keys_sql, lexical_documents
@@ -49,7 +50,7 @@ def coverage_sql(source: Source) -> sql.Composed:
 
 
 def count_missing_and_stale(
-    conn: psycopg.Connection[Any], source: Source, signature: str, model: str, mode: str
+    conn: psycopg.Connection[Any], source: Source, signature: str, model: str, mode: EncoderMode
 ) -> tuple[int, int]:
     """Eligible rows without an embedding, and with a stale one (:func:`stale_sql`)."""
     query = sql.SQL(
@@ -62,7 +63,7 @@ def count_missing_and_stale(
     return int(row[0]), int(row[1])
 
 
-def count_other_model_or_mode(conn: psycopg.Connection[Any], model: str, mode: str) -> int:
+def count_other_model_or_mode(conn: psycopg.Connection[Any], model: str, mode: EncoderMode) -> int:
     """Embeddings written by another model or in another mode."""
     row = conn.execute(
         sql.SQL("SELECT count(*) FROM {} WHERE model_name <> %s OR mode <> %s").format(EMBEDDINGS),
@@ -147,7 +148,7 @@ def candidates(
     source: Source,
     signature: str,
     model: str,
-    mode: str,
+    mode: EncoderMode,
     full_refresh: bool,
     ids: Sequence[int] | None = None,
 ) -> Iterator[tuple[Any, ...]]:
@@ -229,7 +230,7 @@ def orphans_sql(source: Source) -> sql.Composed:
 
 
 def stale_ids(
-    conn: psycopg.Connection[Any], source: Source, signature: str, model: str, mode: str
+    conn: psycopg.Connection[Any], source: Source, signature: str, model: str, mode: EncoderMode
 ) -> list[int]:
     """Eligible products without an embedding, or with a stale one (:func:`stale_sql`)."""
     rows = conn.execute(
@@ -301,7 +302,7 @@ class Writer:
         content_hashes: Sequence[str],
         source_hashes: Sequence[str],
         model: str,
-        mode: str,
+        mode: EncoderMode,
     ) -> int:
         with self.conn.cursor() as cur:
             docs = lexical_documents(self.conn, self.source, ids)

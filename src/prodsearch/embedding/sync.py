@@ -30,7 +30,7 @@ import psycopg
 
 from prodsearch.catalog.lexical import ANALYZER_VERSION
 from prodsearch.catalog.source import Source, load_source
-from prodsearch.config import Settings
+from prodsearch.config import EncoderMode, Settings
 from prodsearch.db import connect, database_url, hnsw, introspect, migrate, text_indexes
 from prodsearch.db.names import INDEX_NAME
 from prodsearch.db.retry import one_line
@@ -168,7 +168,7 @@ def sync(
     handler = _attach_log_file(settings)
     url = database_url(settings)
     conn = connect(url)
-    result = SyncResult(mode=opts.mode, dry_run=opts.dry_run)
+    result = SyncResult(dry_run=opts.dry_run)
     try:
         if opts.engine == "ray":  # before any work: say how to install it when missing
             from prodsearch.embedding.ray_engine import require_ray
@@ -236,7 +236,7 @@ def _settle_mode(
     opts: SyncOptions,
     encoder: Encoder | None,
     result: SyncResult,
-) -> str:
+) -> EncoderMode:
     """The catalog's encoder mode for this run (:mod:`prodsearch.embedding.modes`): the
     recorded one, or a new one recorded — a first embed, or an explicit switch."""
     requested, model_name = modes.request_of(settings, encoder)
@@ -248,7 +248,9 @@ def _settle_mode(
     return choice.mode
 
 
-def _load_encoder(settings: Settings, mode: str, opts: SyncOptions, result: SyncResult) -> Encoder:
+def _load_encoder(
+    settings: Settings, mode: EncoderMode, opts: SyncOptions, result: SyncResult
+) -> Encoder:
     t0 = time.perf_counter()
     encoder = encoder_for(settings, mode, max_batch=opts.batch_size)
     result.timings.model_load_s = round(time.perf_counter() - t0, 3)

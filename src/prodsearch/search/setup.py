@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 
 from prodsearch.catalog.source import load_source
-from prodsearch.config import Settings
+from prodsearch.config import SearchMode, Settings
 from prodsearch.db import hnsw, migrate
 from prodsearch.embedding import modes, querymap
 from prodsearch.embedding.encoder import Encoder, encoder_for
@@ -51,7 +51,7 @@ def build_searcher(
 
 def search_once(
     settings: Settings,
-    mode: str,
+    mode: SearchMode,
     query: str,
     limit: int,
     filter_pairs: list[str],
