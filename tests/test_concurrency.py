@@ -1,5 +1,6 @@
 """A killed import converges to a clean one; two embeds at once equal one run;
-search keeps answering while the index is rebuilt."""
+search keeps answering while the index is rebuilt; the typo vocabulary's writers take
+turns."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from prodsearch.catalog import generate
 from prodsearch.config import Settings
 from prodsearch.db import hnsw
-from prodsearch.db.names import DEMO_CATALOG
-from prodsearch.embedding import runs_sql
+from prodsearch.db.names import DEMO_CATALOG, EMBEDDINGS_NAME, TERMS_NAME
+from prodsearch.embedding import lexical_sql, runs_sql
 from tests.conftest import TEMPLATE_DB, run_cli
 from tests.helpers import wait_for
 from tests.test_api import make_client
@@ -149,3 +150,73 @@ def test_search_answers_while_the_index_is_rebuilt(search_db: str, pg_root: Path
     assert len(statuses) >= 10 and set(statuses) == {200}, statuses
     with psycopg.connect(search_db) as c:
         assert hnsw.status(c).valid
+
+
+def _in_thread(work: Any) -> tuple[threading.Thread, list[BaseException]]:
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, errors
+
+
+def _terms(url: str) -> dict[str, int]:
+    with psycopg.connect(url) as conn:
+        return dict(conn.execute(f"SELECT term, ndoc FROM {TERMS_NAME}").fetchall())
+
+
+def test_two_vocabulary_rebuilds_at_once_take_turns(search_db: str) -> None:
+    """Two watch workers refreshing the search terms together (each on its own
+    connection, beside the batches): the second waits for the first, then replaces its
+    rows; neither fails."""
+    before = _terms(search_db)
+    with psycopg.connect(search_db) as first, psycopg.connect(search_db) as second:
+        lexical_sql.rebuild_terms(first)  # its transaction open: its new rows uncommitted
+
+        def rebuild_second() -> None:
+            lexical_sql.rebuild_terms(second)
+            second.commit()
+
+        thread, errors = _in_thread(rebuild_second)
+        thread.join(1.0)
+        assert thread.is_alive(), "the second rebuild did not wait for the first"
+        first.commit()
+        thread.join(60)
+    assert not errors, errors
+    assert _terms(search_db) == before
+
+
+def test_a_batch_adding_words_during_a_rebuild_fails_neither(search_db: str) -> None:
+    """A batch's new words (committed while a rebuild's swap waits for them) meet the
+    rebuild's upsert, not a duplicate key."""
+    before = _terms(search_db)
+    with psycopg.connect(search_db) as conn:
+        word, pid = conn.execute(
+            f"SELECT t.term, e.product_id FROM {TERMS_NAME} AS t JOIN"
+            f" {EMBEDDINGS_NAME} AS e"
+            " ON e.search_tsv @@ to_tsquery('simple', quote_literal(t.term))"
+            " WHERE t.ndoc = 1 ORDER BY t.term LIMIT 1"
+        ).fetchone() or (None, None)
+        assert word is not None
+        conn.execute(f"DELETE FROM {TERMS_NAME} WHERE term = %s", (word,))
+        conn.commit()
+    with psycopg.connect(search_db) as batch, psycopg.connect(search_db) as refresh:
+        assert lexical_sql.add_terms_of(batch, [pid]) >= 1  # uncommitted: holds the word
+
+        def rebuild() -> None:
+            lexical_sql.rebuild_terms(refresh)
+            refresh.commit()
+
+        thread, errors = _in_thread(rebuild)
+        thread.join(1.0)
+        assert thread.is_alive(), "the rebuild did not meet the batch's new word"
+        batch.commit()
+        thread.join(60)
+    assert not errors, errors
+    assert _terms(search_db) == before

@@ -136,14 +136,13 @@ def test_fusion_weighs_the_full_text_leg_by_what_it_kept() -> None:
     agreeing = [_row(i, i, i) for i in range(1, 11)]
     disagreeing = [_row(i, None, i) for i in range(1, 11)] + [_row(20 + i, i, None) for i in (1, 2)]
     assert agreement(agreeing) == 1.0 and agreement(disagreeing) == 0.0
-    _ranked, w_all = fuse(agreeing, weights, whole)
-    assert w_all == pytest.approx(2.0)
-    assert fuse(agreeing, weights, half)[1] == pytest.approx(1.0)  # a word dropped
-    assert fuse(agreeing, weights, common)[1] == pytest.approx(0.5)  # only a common word
+    assert fuse(agreeing, weights, whole).lexical_weight == pytest.approx(2.0)
+    assert fuse(agreeing, weights, half).lexical_weight == pytest.approx(1.0)  # a word dropped
+    # only a common word
+    assert fuse(agreeing, weights, common).lexical_weight == pytest.approx(0.5)
     loose = [replace(r, lexical_loose=True) for r in agreeing]
-    assert fuse(loose, weights, whole)[1] == pytest.approx(1.0)
-    _ranked, w_dis = fuse(disagreeing, weights, whole)
-    assert w_dis == pytest.approx(1.0)
+    assert fuse(loose, weights, whole).lexical_weight == pytest.approx(1.0)
+    assert fuse(disagreeing, weights, whole).lexical_weight == pytest.approx(1.0)
     # a corrected word counts half
     assert LexicalEvidence(words=2, dropped=0, corrected=1, best_idf=5).coverage == 0.75
 
@@ -157,7 +156,7 @@ def test_fusion_order_code_first_then_agreement() -> None:
         _row(3, None, None, code_match=True),
         _row(4, None, 2),
     ]
-    ranked, _w = fuse(rows, weights, evidence)
+    ranked = fuse(rows, weights, evidence).rows
     assert [r.product_id for r in ranked] == [3, 2, 4, 1]
     assert ranked[1].score == pytest.approx(1 / 62 + 2 / 61)
 

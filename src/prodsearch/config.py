@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     query_mode: EncoderMode = Field(
         default="int8",
         description="Encoder precision for search queries (documents use mode): int8 embeds a "
-        "query ~2 ms faster than exact at no measured relevance cost (docs/BENCHMARKS.md).",
+        "query faster than exact at no measured relevance cost (docs/BENCHMARKS.md).",
     )
     batch_size: int = Field(default=64, ge=1, le=4096, description="Texts per encoder batch.")
     hnsw_m: int = Field(
@@ -96,8 +96,8 @@ class Settings(BaseSettings):
         ge=0,
         le=1000,
         description="HNSW build candidate list; 0 = sized to the number of vectors at build "
-        "time: the cheapest measured to keep ε-recall@10 ≥ 0.99 (64 up to 25,000 vectors, "
-        "128 up to 50,000, 384 above; the original platform used 64; see BENCHMARKS.md).",
+        "time: the cheapest that keeps ε-recall@10 ≥ 0.99 (64 up to 25,000 vectors, "
+        "128 up to 50,000, 384 above; see BENCHMARKS.md).",
     )
     hnsw_insert_ef_construction: int = Field(
         default=128,
@@ -105,7 +105,7 @@ class Settings(BaseSettings):
         le=1000,
         description="HNSW candidate list of every write into a built index (the watch "
         "worker, small embeds) and of its graph repairs, when below the build's; 0 = the "
-        "build's. 128 costs a third of 384 per insert at the same recall (BENCHMARKS.md).",
+        "build's. A narrower list makes inserts cheaper at the same recall (BENCHMARKS.md).",
     )
     index_type: IndexType = Field(
         default="halfvec",
@@ -115,9 +115,8 @@ class Settings(BaseSettings):
         default=300,
         ge=1,
         le=1000,
-        description="hnsw.ef_search at query time (300 with m 16 / ef_construction 384: "
-        "ε-recall@10 ≥ 0.99 on every index build measured at 278k products, and the nDCG of "
-        "exact search; see BENCHMARKS.md).",
+        description="hnsw.ef_search at query time (the default keeps ε-recall@10 ≥ 0.99 and "
+        "the nDCG of exact search at the default build; see BENCHMARKS.md).",
     )
     exact_filter_rows: int = Field(
         default=20_000,

@@ -53,8 +53,8 @@ class Case:
     fold: int
 
     def score(self, weights: FusionWeights) -> float:
-        ranked, _w = fuse(self.rows, weights, self.evidence, self.vehicle_boost)
-        ids = [r.product_id for r in ranked[: rel.K]]
+        fused = fuse(self.rows, weights, self.evidence, self.vehicle_boost)
+        ids = [r.product_id for r in fused.rows[: rel.K]]
         return rel.score(self.query, "hybrid", ids, self.attrs, self.ideal).ndcg
 
     def lexical(self) -> rel.QueryScore:

@@ -44,6 +44,10 @@ class Stop(Protocol):
     def is_set(self) -> bool: ...
 
 
+# what a benchmark reads of each answer: the request, its HTTP status and body
+Answered = Callable[[Request, int, bytes], None]
+
+
 @dataclass
 class LoadResult:
     latencies_ms: list[float] = field(default_factory=list)  # every answered request
@@ -63,10 +67,12 @@ async def drive(
     clients: int,
     seconds: float | None = None,
     stop: Stop | None = None,
+    answered: Answered | None = None,
 ) -> LoadResult:
     """``clients`` clients, each on its own keep-alive connection, sending the next
     request as soon as their last one is answered. Request ``i`` is ``requests(i)``; the
-    load ends when it returns None, after ``seconds``, or once ``stop`` is set."""
+    load ends when it returns None, after ``seconds``, or once ``stop`` is set.
+    ``answered`` sees each request with its status and body (outside the timing)."""
     out = LoadResult()
     counter = iter(range(1 << 62))
     deadline = None if seconds is None else time.perf_counter() + seconds
@@ -83,8 +89,10 @@ async def drive(
                 if req is None:
                     return
                 t0 = time.perf_counter()
-                status, _ = await conn.request(req.method, req.path, req.body)
+                status, body = await conn.request(req.method, req.path, req.body)
                 ms = (time.perf_counter() - t0) * 1000
+                if answered is not None:
+                    answered(req, status, body)
                 out.latencies_ms.append(ms)
                 if status == 200:
                     out.ok_latencies_ms.append(ms)

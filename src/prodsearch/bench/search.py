@@ -25,7 +25,6 @@ import httpx
 import orjson
 from pgvector.psycopg import register_vector
 
-from prodsearch.bench import http
 from prodsearch.bench.against import against
 from prodsearch.bench.baseline import sentence_transformer
 from prodsearch.bench.load import Request, drive, from_list, percentile
@@ -161,28 +160,24 @@ async def _by_filter_set(
         cases = [(q, f) for q, k, f in against if k == kind]
         groups.append(({}, kind, cases[:: max(1, len(cases) // per_set)][:per_set]))
     out = []
-    async with http.Connection(url) as conn:
-        for filters, kind, cases in groups:
-            lat: list[float] = []
-            paths: Counter[str] = Counter()
-            for q, f in cases:
-                body = {"query": q, "limit": 10, "filters": f}
-                t0 = time.perf_counter()
-                _, data = await conn.request("POST", "/search/filtered", body)
-                lat.append((time.perf_counter() - t0) * 1000)
-                timings = orjson.loads(data)["timings"]
-                paths[timings["strategy"]] += 1
-                paths["widened"] += bool(timings.get("widened"))
-            out.append(
-                FilterSetLatency(
-                    filters,
-                    len(lat),
-                    percentile(lat, 50),
-                    percentile(lat, 95),
-                    _paths(paths),
-                    kind,
-                )
+    for filters, kind, cases in groups:
+        paths: Counter[str] = Counter()
+
+        def count(_req: Request, _status: int, data: bytes, paths: Counter[str] = paths) -> None:
+            timings = orjson.loads(data)["timings"]
+            paths[timings["strategy"]] += 1
+            paths["widened"] += bool(timings.get("widened"))
+
+        reqs = [
+            Request("POST", "/search/filtered", {"query": q, "limit": 10, "filters": f})
+            for q, f in cases
+        ]
+        lat = (await drive(url, from_list(reqs), 1, answered=count)).latencies_ms
+        out.append(
+            FilterSetLatency(
+                filters, len(lat), percentile(lat, 50), percentile(lat, 95), _paths(paths), kind
             )
+        )
     return out
 
 

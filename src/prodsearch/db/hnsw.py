@@ -150,9 +150,9 @@ def set_insert_ef_construction(
 ) -> None:
     """The candidate list later inserts (and VACUUM's repairs) search with: pgvector
     reads ``ef_construction`` from the index's options at each insert, so it can be
-    narrower than the one the graph was built with — measured at 278,697 products:
-    a third of the insert's cost at 128 against 384, with the same recall
-    (docs/BENCHMARKS.md, "Live inserts"). The caller commits."""
+    narrower than the one the graph was built with, which makes inserts cheaper at the
+    same recall (docs/BENCHMARKS.md, "Live inserts at a narrower candidate list").
+    The caller commits."""
     conn.execute(
         sql.SQL("ALTER INDEX {} SET (ef_construction = {})").format(
             sql.Identifier(SCHEMA, name), sql.Literal(ef_construction)

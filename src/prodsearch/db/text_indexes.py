@@ -3,7 +3,8 @@ codes (``code_keys``) — which a bulk load drops and builds once at the end.
 
 Kept live while rows stream in, every written row is a GIN insert made by the backend
 that receives it, on the same two cores as inference; one build over the finished table
-is cheaper (docs/BENCHMARKS.md, #23). Without them, full-text and code lookups still
+is cheaper (docs/BENCHMARKS.md, "Session 10: fewer name pairs, text indexes built after the
+load, a smaller small graph"). Without them, full-text and code lookups still
 answer (sequential scans, slower), as search does without the HNSW index.
 """
 

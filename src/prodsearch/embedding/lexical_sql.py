@@ -64,16 +64,31 @@ def code_keys_sql(source: Source) -> sql.Composable:
     return sql.SQL("array_remove(ARRAY[{}], NULL)").format(sql.SQL(", ").join(keys))
 
 
+# one rebuild of search_terms at a time per database (held to the end of its transaction)
+TERMS_LOCK_KEY = 0x7465726D  # 'term'
+
+
 def rebuild_terms(conn: psycopg.Connection[Any]) -> int:
     """Refill ``search_terms`` (every indexed lexeme, with its document count) from the
-    full-text column. Computed aside first, then swapped in one short transaction, so
-    queries reading the vocabulary never wait for the scan."""
+    full-text column, computed into a temporary table first so that readers of the
+    vocabulary never wait for the scan.
+
+    Safe beside other writers of the table: two rebuilds (two watch workers, a worker and
+    an embed) take turns on :data:`TERMS_LOCK_KEY`, so the second one's DELETE sees the
+    first one's rows; a batch adding its new words meanwhile (:func:`add_terms_of`) meets
+    an upsert, and both insert in term order, so neither waits on the other in a cycle."""
     lexemes = sql.SQL("SELECT search_tsv FROM {}").format(EMBEDDINGS).as_string(conn)
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS _terms (word text, ndoc integer)")
     conn.execute("TRUNCATE _terms")
     conn.execute("INSERT INTO _terms SELECT word, ndoc FROM ts_stat(%s)", (lexemes,))
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (TERMS_LOCK_KEY,))
     conn.execute(sql.SQL("DELETE FROM {}").format(TERMS))
-    count = conn.execute(sql.SQL("INSERT INTO {} SELECT word, ndoc FROM _terms").format(TERMS))
+    count = conn.execute(
+        sql.SQL(
+            "INSERT INTO {} (term, ndoc) SELECT word, ndoc FROM _terms ORDER BY word "
+            "ON CONFLICT (term) DO UPDATE SET ndoc = EXCLUDED.ndoc"
+        ).format(TERMS)
+    )
     return count.rowcount
 
 
@@ -83,8 +98,9 @@ def add_terms_of(conn: psycopg.Connection[Any], ids: Sequence[int]) -> int:
     into the catalog is known to query analysis at once."""
     return conn.execute(
         sql.SQL(
-            "INSERT INTO {terms} (term, ndoc) SELECT DISTINCT unnest(tsvector_to_array("
-            "search_tsv)), 1 FROM {emb} WHERE product_id = ANY(%s) ON CONFLICT DO NOTHING"
+            "INSERT INTO {terms} (term, ndoc) SELECT t, 1 FROM (SELECT DISTINCT"
+            " unnest(tsvector_to_array(search_tsv)) AS t FROM {emb} WHERE product_id = ANY(%s))"
+            " AS x ORDER BY t ON CONFLICT DO NOTHING"
         ).format(terms=TERMS, emb=EMBEDDINGS),
         (list(ids),),
     ).rowcount

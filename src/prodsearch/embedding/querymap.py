@@ -31,10 +31,9 @@ from prodsearch.embedding import querymap_sql
 from prodsearch.embedding.encoder import Encoder
 from prodsearch.jsonvalue import JsonObject
 
-# name pairs the map is fitted on. Measured (docs/BENCHMARKS.md, #23): 1,500 / 2,000 /
-# 3,000 / 6,000 pairs give the same nDCG@10 within 0.002 at 19,701 and at 274,507
-# products, while the fit (encoding both names of every pair) grows with the pairs:
-# 2,000 is a third of 6,000's seconds with a margin over the smallest measured.
+# name pairs the map is fitted on: more pairs cost fit time (both names of each pair are
+# encoded) without better relevance (docs/BENCHMARKS.md, "Session 10: fewer name pairs,
+# text indexes built after the load, a smaller small graph")
 DEFAULT_PAIRS = 2000
 RIDGE = 1.0  # pull towards the identity, relative to the mean squared norm per pair
 

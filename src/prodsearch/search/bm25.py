@@ -32,9 +32,9 @@ from prodsearch.search.synonyms import Phrase
 
 K1 = 1.2
 # Length normalisation, weaker than the textbook 0.75: a product without Polish texts has
-# half the lexemes of one with both languages, and at 0.75 it outranked them — for Polish
-# queries at 278k only 26 % of hybrid's top 10 had a Polish name (88 % of the catalog
-# has one); at 0.3, 89 %, with nDCG@10 equal or better (docs/BENCHMARKS.md, #22).
+# half the lexemes of one with both languages, and at 0.75 such products outranked the
+# bilingual ones for Polish queries (docs/BENCHMARKS.md, "What changed, in the order it
+# was measured").
 B = 0.3
 DESCRIPTION_TF = 0.4  # a description match counts this much of a name match
 HEAD_BOOST = 2.0  # the head noun's slot counts this much more (see head_slot)

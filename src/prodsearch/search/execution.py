@@ -25,7 +25,7 @@ from prodsearch.search.cache import LRUCache
 from prodsearch.search.queries import SqlParams
 from prodsearch.search.request import Request
 from prodsearch.search.results import MAX_EF, FacetCount, FacetScope
-from prodsearch.search.rows import Candidate, DisplayColumn
+from prodsearch.search.rows import Candidate, DisplayColumn, Found
 from prodsearch.search.understanding import QueryUnderstanding
 
 # a statement for a request: composed from it when its shape is first seen
@@ -108,7 +108,7 @@ class Executor:
         params: SqlParams,
         req: Request,
         ef: int | None = None,
-    ) -> tuple[list[Candidate], float]:
+    ) -> Found:
         """One round trip; a transaction with a local ``hnsw.ef_search`` only when the
         request asks for another one (or ``ef``), or a deep page needs more candidates than
         the default. Unfiltered queries are prepared (planned once per connection);
@@ -128,7 +128,7 @@ class Executor:
             rows = await cur.fetchall()
         elapsed = time.perf_counter() - started
         self.search_seconds += elapsed
-        return rows, elapsed
+        return Found(rows, elapsed)
 
     async def search(
         self,
@@ -140,27 +140,27 @@ class Executor:
         vector: Any,
         exact_distance: sql.Composable,
         exclude: int = -1,
-    ) -> tuple[list[Candidate], float]:
+    ) -> Found:
         """Run the ``kind`` statement ``build`` composes for ``req``; when the index
         provably missed (:meth:`missed`), again with the widest candidate list, and exactly
         should that miss too; exactly at once when a filtered walk stopped short
         (:meth:`stopped_short`). ``req`` records what ran. Rows and the SQL's seconds."""
         statement = self.statements.get(kind, req, lambda: build(req))
-        rows, search_s = await self.run(conn, statement, params, req)
-        if await self.stopped_short(conn, req, rows, _k(params), exclude):
+        found = await self.run(conn, statement, params, req)
+        if await self.stopped_short(conn, req, found.rows, _k(params), exclude):
             req.widened = True  # the walk hit its scan limit: score every match instead
-        elif not self.missed(req, rows, vector, exclude):
-            return rows, search_s
+        elif not self.missed(req, found.rows, vector, exclude):
+            return found
         else:
             req.widened = True
-            rows, more = await self.run(conn, statement, params, req, ef=MAX_EF)
-            search_s += more
-            if not self.missed(req, rows, vector, exclude):
-                return rows, search_s
+            wider = await self.run(conn, statement, params, req, ef=MAX_EF)
+            found = Found(wider.rows, found.seconds + wider.seconds)
+            if not self.missed(req, found.rows, vector, exclude):
+                return found
         req.go_exact(exact_distance)
         statement = self.statements.get(kind, req, lambda: build(req))
-        rows, more = await self.run(conn, statement, params, req)
-        return rows, search_s + more
+        exact = await self.run(conn, statement, params, req)
+        return Found(exact.rows, found.seconds + exact.seconds)
 
     def missed(self, req: Request, rows: list[Candidate], vector: Any, exclude: int = -1) -> bool:
         """Whether an unfiltered index search provably missed the nearest products: a probe

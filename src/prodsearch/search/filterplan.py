@@ -40,10 +40,10 @@ PlanStrategy = Literal["index", "exact", "pending"]
 NEIGHBOURHOOD = 64  # the probes nearest to the query whose passing predicts the walk
 # at most this many matching products: score them all, without asking the neighbourhood
 ALWAYS_EXACT_ROWS = 1000
-# one product visited by the iterative index walk costs this many matching products scored
-# by the exact plan: measured at 278,697 products (docs/BENCHMARKS.md, #22), a walk
-# costs ~12 µs per visited product (graph hops, random page reads, the join that filters)
-# and the exact plan ~3.3 µs per matching row found through a covering index
+# one product visited by the iterative index walk (graph hops, random page reads, the join
+# that filters) costs this many matching products scored by the exact plan through a
+# covering index (docs/BENCHMARKS.md, "A filter plan from selectivity and the query's
+# neighbourhood")
 INDEX_VISIT_COST = 3.5
 # an exact plan whose matches no index finds reads the whole catalog first: per product
 # read, this many matching rows' worth (out of stock, with no index on in_stock: ~100 ms

@@ -64,6 +64,15 @@ class FusionWeights:
         return asdict(self)
 
 
+@dataclass(frozen=True, slots=True)
+class Fused:
+    """Hybrid's candidates ranked, best first, each with its ``score``, and the full-text
+    leg's weight that ranked them."""
+
+    rows: list[Candidate]
+    lexical_weight: float
+
+
 @dataclass(frozen=True)
 class LexicalEvidence:
     """What the query's analysis says about its full-text form (before any SQL)."""
@@ -107,9 +116,9 @@ def fuse(
     weights: FusionWeights,
     evidence: LexicalEvidence,
     vehicle_boost: float = 0.0,
-) -> tuple[list[Candidate], float]:
+) -> Fused:
     """The legs' candidates (rows of :func:`prodsearch.search.queries.hybrid`) ranked: each
-    gains its ``score``; returns them best first and the full-text weight used."""
+    gains its ``score``."""
     loose = bool(rows and rows[0].lexical_loose)
     w_lex = lexical_weight(weights, evidence, loose, agreement(rows))
     k = weights.rrf_k
@@ -132,4 +141,4 @@ def fuse(
             r.product_id,
         )
     )
-    return out, w_lex
+    return Fused(out, w_lex)

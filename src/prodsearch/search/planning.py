@@ -106,9 +106,9 @@ class Planner:
             req.mask, req.mask_names, req.mask_params = extra.mask, extra.names, extra.params
         if text:
             req.language = self.language.guess(text)
-            req.lexical, req.vector, req.embed_s, req.cached = await self.understanding.understand(
-                conn, text, self.vectors
-            )
+            analysis = await self.understanding.understand(conn, text, self.vectors)
+            req.lexical, req.vector = analysis.lexical, analysis.embedded.vector
+            req.embed_s, req.cached = analysis.embedded.seconds, analysis.embedded.cached
             req.semantic_text = req.lexical.semantic_text(text)
         return req
 

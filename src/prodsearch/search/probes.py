@@ -3,9 +3,8 @@
 An HNSW search can end in the wrong region. The catalog holds clusters of hundreds of
 near-identical products ("Mobil Coolant G12 5L for <vehicle>"); a query near one of them
 ("coolant pump") can descend into it, fill its whole candidate list with it and stop there,
-at distance 0.64, while the water pumps it wants sit at 0.41 (measured at 278k products,
-ef_search 300; at ef_search 350 the search finds them). Such a miss is not a small recall
-loss: every result is wrong.
+while the water pumps it wants sit much nearer (docs/BENCHMARKS.md, "coolant pump"). Such
+a miss is not a small recall loss: every result is wrong.
 
 It can be detected cheaply. The searcher keeps a few thousand products' vectors in
 memory (an even sample of the catalog, reloaded with the vocabulary). Before the search,

@@ -23,6 +23,14 @@ def is_display(name: str) -> TypeGuard[DisplayColumn]:
 
 
 @dataclass(frozen=True, slots=True)
+class Found:
+    """What a search's SQL returned: its candidates and the seconds it took."""
+
+    rows: list[Candidate]
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """One product a search found: what shoppers see and what each leg said about it."""
 

@@ -40,7 +40,7 @@ from prodsearch.search.planning import Planner
 from prodsearch.search.queries import SqlParams
 from prodsearch.search.request import Request
 from prodsearch.search.results import SearchOptions, SearchResponse
-from prodsearch.search.rows import Candidate, DisplayColumn, is_display
+from prodsearch.search.rows import Candidate, DisplayColumn, Found, is_display
 from prodsearch.search.shaping import pool, respond
 from prodsearch.search.synonyms import Synonyms
 from prodsearch.search.synonyms import load as load_synonyms
@@ -148,7 +148,7 @@ class Searcher:
         build: Build,
         vector: Any,
         exclude: int = -1,
-    ) -> tuple[list[Candidate], float]:
+    ) -> Found:
         """A pending filter plan settled by the query's neighbourhood, then the ``kind``
         statement run and checked (:meth:`Executor.search`)."""
         if req.plan is not None and req.plan.strategy == "pending" and vector is not None:
@@ -197,7 +197,7 @@ class Searcher:
             **req.mask_params,
             **self._vehicle_params(req, vehicle_boost),
         }
-        rows, search_s = await self._search(
+        found = await self._search(
             conn,
             "nearest",
             req,
@@ -216,7 +216,7 @@ class Searcher:
         facets = None
         if req.opts.facets and req.fparams and req.strategy == "exact":
             facets = await self.executor.facets_of_matches(conn, req)
-        return respond(rows, req, search_s, self.facet_keys, facets=facets)
+        return respond(found.rows, req, found.seconds, self.facet_keys, facets=facets)
 
     def _meant(self, vector: Any) -> set[str]:
         """The product types a query vector is nearest to in meaning (the probes)."""
@@ -253,18 +253,21 @@ class Searcher:
     ) -> HybridLegs:
         """Hybrid search up to the fusion: every leg's candidates, unranked."""
         req = await self._prepare(conn, query, opts, extra)
-        rows, search_s, evidence = await self.hybrid_candidates(conn, req)
-        boost = self.settings.vehicle_boost_hybrid if req.vehicles else 0.0
-        return HybridLegs(req, rows, search_s, evidence, boost)
+        return await self.hybrid_candidates(conn, req)
 
     def rank_hybrid(self, legs: HybridLegs, weights: FusionWeights) -> SearchResponse:
         """The legs fused with ``weights`` (:func:`fuse`), as a response."""
-        ranked, w_lex = fuse(legs.rows, weights, legs.evidence, legs.vehicle_boost)
+        fused = fuse(legs.rows, weights, legs.evidence, legs.vehicle_boost)
         req = legs.req
         assert req.lexical is not None
         size = max(pool(req), self._hybrid_k(req))
         return respond(
-            ranked[:size], req, legs.search_s, self.facet_keys, req.lexical.strict, w_lex
+            fused.rows[:size],
+            req,
+            legs.search_s,
+            self.facet_keys,
+            req.lexical.strict,
+            fused.lexical_weight,
         )
 
     def _hybrid_k(self, req: Request) -> int:
@@ -272,7 +275,7 @@ class Searcher:
 
     async def hybrid_candidates(
         self, conn: psycopg.AsyncConnection[Any], req: Request
-    ) -> tuple[list[Candidate], float, LexicalEvidence]:
+    ) -> HybridLegs:
         """Every leg's candidates for a prepared request (unranked), the SQL's seconds, and
         what the analysis says about the full-text leg: what :func:`fuse` ranks."""
         lexq = req.lexical
@@ -300,7 +303,7 @@ class Searcher:
             **self._vehicle_params(req, self.settings.vehicle_boost_hybrid),
         }
         slots = len(lexq.slots)
-        rows, search_s = await self._search(
+        found = await self._search(
             conn,
             f"hybrid{slots}",
             req,
@@ -323,7 +326,8 @@ class Searcher:
             corrected=len(lexq.corrected),
             best_idf=max(idfs, default=0.0),
         )
-        return rows, search_s, evidence
+        boost = self.settings.vehicle_boost_hybrid if req.vehicles else 0.0
+        return HybridLegs(req, found.rows, found.seconds, evidence, boost)
 
     async def similar(
         self,

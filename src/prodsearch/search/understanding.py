@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -49,12 +49,12 @@ class QueryVectors:
         vec = self.encoder.encode([text])[0]
         return self.query_map.apply(vec) if self.query_map is not None else vec
 
-    async def embed(self, text: str) -> tuple[np.ndarray, float, bool]:
+    async def embed(self, text: str) -> QueryVector:
         """The vector, the seconds it took, and whether it came from the cache."""
         key = text.lower()
         vec = self.cache.get(key)
         if vec is not None:
-            return vec, 0.0, True
+            return QueryVector(vec, 0.0, True)
         started = time.perf_counter()
         if self.inline:
             vec = self.vector(text)
@@ -63,7 +63,25 @@ class QueryVectors:
         elapsed = time.perf_counter() - started
         self.cache.put(key, vec)
         self.seconds += elapsed
-        return vec, elapsed, False
+        return QueryVector(vec, elapsed, False)
+
+
+@dataclass(frozen=True, slots=True)
+class QueryVector:
+    """A query's vector, the seconds its encoding took (0 from the cache), and whether it
+    came from the cache."""
+
+    vector: np.ndarray
+    seconds: float
+    cached: bool
+
+
+@dataclass(frozen=True, slots=True)
+class QueryAnalysis:
+    """What a search knows of its query text: its lexical form and its vector."""
+
+    lexical: LexicalQuery
+    embedded: QueryVector
 
 
 @dataclass(frozen=True)
@@ -202,7 +220,7 @@ class QueryUnderstanding:
 
     async def understand(
         self, conn: psycopg.AsyncConnection[Any], text: str, vectors: QueryVectors
-    ) -> tuple[LexicalQuery, np.ndarray, float, bool]:
+    ) -> QueryAnalysis:
         """The query's analysis and its vector. Words the catalog never uses are looked up
         (trigram similarity, one SQL statement, cached) *while* the encoder embeds the text
         as if none of them were a typo; only when a correction turns up is the corrected
@@ -211,15 +229,14 @@ class QueryUnderstanding:
         missing = [w for w in unknown if self._correction(w) is None]
         guess = self.analyze(text, unknown)
         if not missing:
-            vec, embed_s, cached = await vectors.embed(guess.semantic_text(text))
-            return guess, vec, embed_s, cached
+            return QueryAnalysis(guess, await vectors.embed(guess.semantic_text(text)))
         # the lookup first: its statement is on its way before an inline encode holds the
         # event loop
-        _, (vec, embed_s, cached) = await asyncio.gather(
+        _, first = await asyncio.gather(
             self.look_up(conn, missing), vectors.embed(guess.semantic_text(text))
         )
         lexq = self.analyze(text, unknown)
-        if lexq.semantic_text(text) != guess.semantic_text(text):
-            vec, more_s, cached = await vectors.embed(lexq.semantic_text(text))
-            embed_s += more_s
-        return lexq, vec, embed_s, cached
+        if lexq.semantic_text(text) == guess.semantic_text(text):
+            return QueryAnalysis(lexq, first)
+        again = await vectors.embed(lexq.semantic_text(text))
+        return QueryAnalysis(lexq, replace(again, seconds=first.seconds + again.seconds))

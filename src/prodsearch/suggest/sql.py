@@ -130,7 +130,7 @@ def by_similarity() -> sql.Composed:
     ).format(t=SUGGESTIONS)
 
 
-# for the similarity lookup's transaction: the trigram index, not a scan computing the
-# similarity of every phrase (measured at 278k products' ~3,900 phrases: 2-5 ms against
-# 11-16 ms; docs/BENCHMARKS.md), which the planner prefers for so small a table
+# for the similarity lookup's transaction: the trigram index, not the scan computing the
+# similarity of every phrase that the planner prefers for so small a table, and which is
+# slower (docs/BENCHMARKS.md, "Constraints in the query, and search-as-you-type")
 LOCAL_INDEX_ONLY = "SELECT set_config('enable_seqscan', 'off', true)"

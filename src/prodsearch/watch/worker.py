@@ -286,7 +286,7 @@ class Worker:
             if self._periodic is not None:
                 self._periodic.join()
             if self._changed_since_support:
-                self._refresh_support()
+                self._guarded(self._refresh_support)()
             self.close()
         return self.totals
 
@@ -580,12 +580,17 @@ class Worker:
         self._changed_since_support = False
         self._last_support = time.monotonic()
         t0 = time.perf_counter()
-        with connect(self.url) as conn:
-            renice_backend(conn, self.opts.nice)
-            terms = lexical_sql.rebuild_terms(conn)
-            conn.commit()  # the swap is short: batches adding words wait for nothing else
-            with conn.transaction():
-                suggest_build.rebuild(conn, load_source(conn, self.settings), self._suggest_columns)
+        try:
+            with connect(self.url) as conn:
+                renice_backend(conn, self.opts.nice)
+                terms = lexical_sql.rebuild_terms(conn)
+                conn.commit()  # the swap is short: batches adding words wait for nothing else
+                with conn.transaction():
+                    source = load_source(conn, self.settings)
+                    suggest_build.rebuild(conn, source, self._suggest_columns)
+        except Exception:
+            self._changed_since_support = True  # not refreshed: the next interval tries again
+            raise
         log.info(
             "worker %s: %d search terms and the suggestions refreshed in %.2f s",
             self.name,
@@ -607,15 +612,22 @@ class Worker:
         if self._periodic is not None and self._periodic.is_alive():
             return
 
+        guarded = self._guarded(task)
+        self._periodic = threading.Thread(target=guarded, name=task.__name__, daemon=True)
+        self._periodic.start()
+
+    def _guarded(self, task: Callable[[], None]) -> Callable[[], None]:
+        """``task``, its failure logged and counted instead of raised: periodic work is
+        retried at its next interval, and never stops the worker."""
+
         def guarded() -> None:
             try:
                 task()
-            except Exception as exc:  # retried at the next interval
+            except Exception as exc:
                 self.totals.errors += 1
                 log.error("worker %s: %s failed: %s", self.name, task.__name__, one_line(exc))
 
-        self._periodic = threading.Thread(target=guarded, name=task.__name__, daemon=True)
-        self._periodic.start()
+        return guarded
 
     def reconcile(self) -> None:
         """The embed plan, for what capture missed: the ids of missing, stale and orphaned
