@@ -70,8 +70,19 @@ browser-deps:
 	  || { echo "could not install chromium + chromium-driver (Debian packages, needs root)"; exit 1; }; \
 	fi
 
-test: $(STAMP) browser-deps lint
-	$(BIN)/python -m pytest -q
+# The lint and the runtime-only install run beside the suite (the suite waits on its own
+# subprocesses, restarts and kills for much of its time); their output follows its own.
+# Every part must pass; the runtime check needs the model exports the suite made.
+test: $(STAMP) browser-deps
+	@mkdir -p .make; \
+	$(MAKE) --no-print-directory lint > .make/lint.log 2>&1 & lint=$$!; \
+	$(MAKE) --no-print-directory $(RT_VENV)/.installed > .make/runtime-install.log 2>&1 & rt=$$!; \
+	$(BIN)/python -m pytest -q; tests=$$?; \
+	wait $$lint; linted=$$?; cat .make/lint.log; \
+	wait $$rt; installed=$$?; [ $$installed -eq 0 ] || cat .make/runtime-install.log; \
+	[ $$linted -eq 0 ] || { echo "make test: the lint failed"; exit 1; }; \
+	[ $$installed -eq 0 ] || { echo "make test: the runtime-only install failed"; exit 1; }; \
+	[ $$tests -eq 0 ] || exit $$tests
 	$(MAKE) --no-print-directory runtime-check
 
 # 16 clients for 60 s of mixed search while catalog changes are embedded (docs/RELIABILITY.md)
@@ -85,4 +96,4 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) $(RT_VENV) .prodsearch .pytest_cache
+	rm -rf $(VENV) $(RT_VENV) .prodsearch .pytest_cache .make

@@ -49,11 +49,13 @@ class Settings(BaseSettings):
 
     home: Path = Field(
         default=Path(".prodsearch"),
-        description="Database files (pg/), model cache (models/) and logs (logs/).",
+        description="Database files (pg/) and logs (logs/).",
     )
     model_cache: Path | None = Field(
         default=None,
-        description="Where ONNX exports are cached (default: HOME/models); homes may share one.",
+        description="Where model exports are cached (default: the user's cache folder, "
+        "$XDG_CACHE_HOME/prodsearch/models or ~/.cache/prodsearch/models, shared by every "
+        "home: an export is made once per machine and checked against its manifest).",
     )
     database_url: SecretStr | None = Field(
         default=None,
@@ -97,7 +99,7 @@ class Settings(BaseSettings):
         le=1000,
         description="HNSW build candidate list; 0 = sized to the number of vectors at build "
         "time: the cheapest that keeps ε-recall@10 ≥ 0.99 (64 up to 25,000 vectors, "
-        "128 up to 50,000, 384 above; see BENCHMARKS.md).",
+        "128 up to 50,000, 320 above; see BENCHMARKS.md).",
     )
     hnsw_insert_ef_construction: int = Field(
         default=128,
@@ -385,7 +387,7 @@ class Settings(BaseSettings):
     def models_dir(self) -> Path:
         if self.model_cache is not None:
             return self.model_cache.expanduser().resolve()
-        return self.home_dir / "models"
+        return user_cache() / "models"
 
     @property
     def logs_dir(self) -> Path:
@@ -418,6 +420,12 @@ class Settings(BaseSettings):
             out[name] = str(value) if isinstance(value, Path) else value
         out["home (resolved)"] = str(self.home_dir)
         return out
+
+
+def user_cache() -> Path:
+    """This user's cache folder for prodsearch (the XDG base directory convention)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser().resolve() / "prodsearch"
 
 
 def mask_url(url: str) -> str:

@@ -29,7 +29,7 @@ IndexType = Literal["vector", "halfvec"]
 # docs/BENCHMARKS.md, "The index build sized to the catalog" and "The index build at
 # 278,697 products without AMX".
 AUTO_EF_CONSTRUCTION: tuple[tuple[int, int], ...] = ((25_000, 64), (50_000, 128))
-LARGE_EF_CONSTRUCTION = 384
+LARGE_EF_CONSTRUCTION = 320
 
 # The index's comment records the ef_construction the graph was built with whenever later
 # inserts search with another one (its options hold that one, as pgvector reads it there)

@@ -287,11 +287,13 @@ def probe_vectors(source: Source) -> sql.Composed:
 
 def corpus_size() -> sql.Composed:
     """Products with a full-text column, and the mean length of that column in lexemes
-    (over the first 20,000 rows: a mean, cheap to keep current)."""
+    over the 20,000 lowest product ids (cheap to keep current; the same rows in every
+    process: a sample in scan order moves with PostgreSQL's synchronized scans of a large
+    table, and BM25's length norm, and so near-ties, would move with it)."""
     return sql.SQL(
         "SELECT (SELECT count(*) FROM {emb} WHERE search_tsv IS NOT NULL),"
         " (SELECT avg(length(search_tsv)) FROM (SELECT search_tsv FROM {emb}"
-        "  WHERE search_tsv IS NOT NULL LIMIT 20000) AS x)"
+        "  WHERE search_tsv IS NOT NULL ORDER BY product_id LIMIT 20000) AS x)"
     ).format(emb=EMBEDDINGS)
 
 
@@ -376,10 +378,15 @@ def product_exists(source: Source) -> sql.Composed:
 # once per pooled connection: the default ef_search, iterative index scans (a filtered
 # query keeps scanning until it has k rows) and no parallel workers (on a few cores they
 # cost a query more than they save)
+# a search session's settings: its ef_search, iterative index scans, serial plans, and
+# sequential scans that start at the table's first page (a synchronized scan starts where
+# another one is, so a LIMIT without ORDER BY over a large table — the full-text leg's
+# capped hits — would take other rows from run to run, and results would move with it)
 SESSION_SETTINGS = (
     "SELECT set_config('hnsw.ef_search', %s, false), "
     "set_config('hnsw.iterative_scan', 'relaxed_order', false), "
-    "set_config('max_parallel_workers_per_gather', '0', false)"
+    "set_config('max_parallel_workers_per_gather', '0', false), "
+    "set_config('synchronize_seqscans', 'off', false)"
 )
 # another ef_search for one transaction
 LOCAL_EF_SEARCH = "SELECT set_config('hnsw.ef_search', %s, true)"
