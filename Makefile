@@ -11,8 +11,9 @@ export TRANSFORMERS_OFFLINE := 1
 LOCK         := requirements/dev.txt
 RUNTIME_LOCK := requirements/runtime.txt
 RT_VENV      ?= .venv-runtime
-# the model cache the tests (and the runtime check) share: exports are checked, not rebuilt
-MODEL_CACHE  ?= $(CURDIR)/.pytest_cache/prodsearch-models
+# the model cache the tests and the runtime check use: the product's default, the user's
+# cache (each export is checked against its manifest before a load, never blindly reused)
+MODEL_CACHE  ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/prodsearch/models
 
 $(STAMP): pyproject.toml $(LOCK)
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11"; exit 1; }

@@ -19,15 +19,15 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from prodsearch.config import Settings
+from prodsearch.config import Settings, user_cache
 from prodsearch.db import migrate, server
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-# ONNX exports are cached across test runs (each export is checked against its manifest:
-# model files and library versions), in .pytest_cache, which a clean checkout lacks
-MODEL_CACHE = Path(__file__).resolve().parent.parent / ".pytest_cache" / "prodsearch-models"
-os.environ.setdefault("PRODSEARCH_MODEL_CACHE", str(MODEL_CACHE))
+# Model exports: the product's default cache, the user's (one export per machine, checked
+# against its manifest before every load: model files, library versions and the code that
+# builds exports, so a change to that code rebuilds them); the export tests use their own
+os.environ.setdefault("PRODSEARCH_MODEL_CACHE", str(user_cache() / "models"))
 
 TEMPLATE_DB = "prodsearch_template"
 

@@ -210,7 +210,15 @@ def test_stale_manifest_rebuilds_and_concurrent_start_builds_once(tmp_path: Path
     stamp = (folder / "bf16.onnx").stat().st_mtime_ns
     load_encoder("bf16", models_dir=models)
     assert (folder / "bf16.onnx").stat().st_mtime_ns != stamp
-    assert json.loads(manifest_path.read_text())["versions"]["onnxruntime"] != "0.0.1"
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["versions"]["onnxruntime"] != "0.0.1"
+    # built by other export code (an older prodsearch): rebuilt too
+    manifest["recipe"] = "0" * 16
+    manifest_path.write_text(json.dumps(manifest))
+    stamp = (folder / "bf16.onnx").stat().st_mtime_ns
+    load_encoder("bf16", models_dir=models)
+    assert (folder / "bf16.onnx").stat().st_mtime_ns != stamp
+    assert json.loads(manifest_path.read_text())["recipe"] != "0" * 16
 
 
 def test_unknown_model_is_refused_without_a_download(tmp_path: Path) -> None:

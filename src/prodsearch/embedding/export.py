@@ -28,6 +28,7 @@ faithful mode (VNNI int8 kernels; docs/BENCHMARKS.md, "Encoders without AMX").
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -65,6 +66,22 @@ def _versions() -> dict[str, str]:
     return out
 
 
+# the code an export is built by: this module, and the catalog text generator and text
+# preparation int8-static is calibrated on (relative to the package)
+RECIPE_FILES = ("embedding/export.py", "catalog/generate.py", "catalog/vocab.py", "catalog/text.py")
+
+
+@functools.cache
+def recipe() -> str:
+    """A hash of the code that builds exports: an export made by other code (an older
+    prodsearch) is rebuilt where this install can build, as after a library upgrade."""
+    package = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for rel in RECIPE_FILES:
+        digest.update(rel.encode() + b"\0" + (package / rel).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[-80:]
 
@@ -89,6 +106,8 @@ def _fresh(manifest_path: Path, target: Path, source: ModelSource, mode: Encoder
         and manifest.get("sha256") == _sha256(target)  # damaged in place (~0.1 s a load)
         and _same_versions(manifest.get("versions") or {})
         and manifest.get("source") == source.fingerprint(manifest.get("source"))
+        # a runtime-only install cannot rebuild: it takes a cache prepared elsewhere
+        and (manifest.get("recipe") == recipe() or not can_build())
     )
 
 
@@ -221,6 +240,7 @@ def _build(source: ModelSource, mode: EncoderMode, folder: Path) -> Path:
         "size": _size(target),
         "sha256": _sha256(target),
         "versions": _versions(),
+        "recipe": recipe(),
         "build_seconds": round(time.perf_counter() - started, 2),
     }
     manifest_path.write_text(json.dumps(manifest, indent=2))
