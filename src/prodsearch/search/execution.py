@@ -86,7 +86,6 @@ class Executor:
         self.understanding = understanding
         self.statements = statements
         self.facet_keys = facet_keys
-        self.search_seconds = 0.0
         self._configured: weakref.WeakSet[psycopg.AsyncConnection[Any]] = weakref.WeakSet()
 
     async def configure(self, conn: psycopg.AsyncConnection[Any]) -> None:
@@ -126,9 +125,7 @@ class Executor:
                 await cur.execute(queries.LOCAL_EF_SEARCH, (str(ef),))
             await cur.execute(query, params, prepare=False if req.fparams else None)
             rows = await cur.fetchall()
-        elapsed = time.perf_counter() - started
-        self.search_seconds += elapsed
-        return Found(rows, elapsed)
+        return Found(rows, time.perf_counter() - started)
 
     async def search(
         self,
