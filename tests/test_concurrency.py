@@ -152,18 +152,26 @@ def test_search_answers_while_the_index_is_rebuilt(search_db: str, pg_root: Path
         assert hnsw.status(c).valid
 
 
-def _in_thread(work: Any) -> tuple[threading.Thread, list[BaseException]]:
+def _rebuild_waits_for(holder: psycopg.Connection[Any], url: str, what: str) -> None:
+    """A vocabulary rebuild on a connection of its own, in a thread: it must wait for
+    ``holder``'s open transaction, then finish without an error once that commits."""
     errors: list[BaseException] = []
 
-    def run() -> None:
+    def rebuild() -> None:
         try:
-            work()
+            with psycopg.connect(url) as conn:
+                lexical_sql.rebuild_terms(conn)
+                conn.commit()
         except BaseException as exc:
             errors.append(exc)
 
-    thread = threading.Thread(target=run)
+    thread = threading.Thread(target=rebuild)
     thread.start()
-    return thread, errors
+    thread.join(1.0)
+    assert thread.is_alive(), f"the rebuild did not wait for {what}"
+    holder.commit()
+    thread.join(60)
+    assert not errors, errors
 
 
 def _terms(url: str) -> dict[str, int]:
@@ -176,19 +184,9 @@ def test_two_vocabulary_rebuilds_at_once_take_turns(search_db: str) -> None:
     connection, beside the batches): the second waits for the first, then replaces its
     rows; neither fails."""
     before = _terms(search_db)
-    with psycopg.connect(search_db) as first, psycopg.connect(search_db) as second:
+    with psycopg.connect(search_db) as first:
         lexical_sql.rebuild_terms(first)  # its transaction open: its new rows uncommitted
-
-        def rebuild_second() -> None:
-            lexical_sql.rebuild_terms(second)
-            second.commit()
-
-        thread, errors = _in_thread(rebuild_second)
-        thread.join(1.0)
-        assert thread.is_alive(), "the second rebuild did not wait for the first"
-        first.commit()
-        thread.join(60)
-    assert not errors, errors
+        _rebuild_waits_for(first, search_db, "the first rebuild")
     assert _terms(search_db) == before
 
 
@@ -206,17 +204,7 @@ def test_a_batch_adding_words_during_a_rebuild_fails_neither(search_db: str) -> 
         assert word is not None
         conn.execute(f"DELETE FROM {TERMS_NAME} WHERE term = %s", (word,))
         conn.commit()
-    with psycopg.connect(search_db) as batch, psycopg.connect(search_db) as refresh:
+    with psycopg.connect(search_db) as batch:
         assert lexical_sql.add_terms_of(batch, [pid]) >= 1  # uncommitted: holds the word
-
-        def rebuild() -> None:
-            lexical_sql.rebuild_terms(refresh)
-            refresh.commit()
-
-        thread, errors = _in_thread(rebuild)
-        thread.join(1.0)
-        assert thread.is_alive(), "the rebuild did not meet the batch's new word"
-        batch.commit()
-        thread.join(60)
-    assert not errors, errors
+        _rebuild_waits_for(batch, search_db, "the batch's new word")
     assert _terms(search_db) == before

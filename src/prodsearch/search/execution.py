@@ -114,7 +114,7 @@ class Executor:
         filtered ones are planned for their values every time, since a filter's
         selectivity decides the plan."""
         ef = ef or req.opts.ef_search or self.default_ef
-        ef = min(max(ef, _k(params)), MAX_EF)
+        ef = min(max(ef, requested_k(params)), MAX_EF)
         local = ef != self.default_ef
         started = time.perf_counter()
         async with (
@@ -144,7 +144,7 @@ class Executor:
         (:meth:`stopped_short`). ``req`` records what ran. Rows and the SQL's seconds."""
         statement = self.statements.get(kind, req, lambda: build(req))
         found = await self.run(conn, statement, params, req)
-        if await self.stopped_short(conn, req, found.rows, _k(params), exclude):
+        if await self.stopped_short(conn, req, found.rows, requested_k(params), exclude):
             req.widened = True  # the walk hit its scan limit: score every match instead
         elif not self.missed(req, found.rows, vector, exclude):
             return found
@@ -210,7 +210,7 @@ class Executor:
         return counts, FacetScope("all_matches", total)
 
 
-def _k(params: SqlParams) -> int:
+def requested_k(params: SqlParams) -> int:
     """The candidates a statement asks for (its ``k`` parameter)."""
     k = params["k"]
     assert isinstance(k, int)

@@ -32,7 +32,7 @@ from prodsearch.search.constrained import (
     constrained,
     plan_constraints,
 )
-from prodsearch.search.execution import Build, Executor, Statements
+from prodsearch.search.execution import Build, Executor, Statements, requested_k
 from prodsearch.search.filters import allowed_keys
 from prodsearch.search.fusion import FusionWeights, LexicalEvidence, fuse
 from prodsearch.search.language import LanguageGuess
@@ -152,9 +152,7 @@ class Searcher:
         """A pending filter plan settled by the query's neighbourhood, then the ``kind``
         statement run and checked (:meth:`Executor.search`)."""
         if req.plan is not None and req.plan.strategy == "pending" and vector is not None:
-            k = params["k"]
-            assert isinstance(k, int)
-            await self.planner.settle(conn, req, vector, k, exclude)
+            await self.planner.settle(conn, req, vector, requested_k(params), exclude)
         return await self.executor.search(
             conn, kind, req, params, build, vector, self.planner.exact_distance, exclude
         )
