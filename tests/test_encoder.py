@@ -14,7 +14,7 @@ import pytest
 from prodsearch.bench.workload import CATALOG_QUERIES, wands_queries
 from prodsearch.catalog.generate import COLUMNS, rows
 from prodsearch.catalog.text import prepare_text
-from prodsearch.embedding import load_encoder
+from prodsearch.embedding import export, load_encoder
 from prodsearch.embedding.encoder import cpu_threads
 from prodsearch.embedding.export import onnx_model
 from prodsearch.embedding.model import resolve_model
@@ -212,13 +212,14 @@ def test_stale_manifest_rebuilds_and_concurrent_start_builds_once(tmp_path: Path
     assert (folder / "bf16.onnx").stat().st_mtime_ns != stamp
     manifest = json.loads(manifest_path.read_text())
     assert manifest["versions"]["onnxruntime"] != "0.0.1"
-    # built by other export code (an older prodsearch): rebuilt too
+    # built by other export code (an older prodsearch): stale too (the same rebuild as
+    # above follows from it)
+    source = resolve_model()
+    target = folder / "bf16.onnx"
+    assert export._fresh(manifest_path, target, source, "bf16")
     manifest["recipe"] = "0" * 16
     manifest_path.write_text(json.dumps(manifest))
-    stamp = (folder / "bf16.onnx").stat().st_mtime_ns
-    load_encoder("bf16", models_dir=models)
-    assert (folder / "bf16.onnx").stat().st_mtime_ns != stamp
-    assert json.loads(manifest_path.read_text())["recipe"] != "0" * 16
+    assert not export._fresh(manifest_path, target, source, "bf16")
 
 
 def test_unknown_model_is_refused_without_a_download(tmp_path: Path) -> None:

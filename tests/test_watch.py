@@ -439,3 +439,18 @@ def test_a_product_that_cannot_be_written_is_set_aside_and_the_queue_flows(
 
 def _env(db_url: str) -> dict[str, str]:
     return {"DATABASE_URL": db_url}
+
+
+def test_a_batch_encodes_in_large_steps_and_ends_in_small_ones() -> None:
+    """Every text of a batch is in exactly one step; steps stay within the large size, and
+    the last (whose write nothing overlaps) is small however large the batch."""
+    from prodsearch.watch.worker import ENCODE_CHUNK, LAST_CHUNK, chunk_sizes
+
+    assert chunk_sizes(0) == []
+    for n in range(1, 5000, 7):
+        sizes = chunk_sizes(n)
+        assert sum(sizes) == n and all(0 < s <= ENCODE_CHUNK for s in sizes)
+        assert sizes[-1] <= LAST_CHUNK
+        if n >= 4 * ENCODE_CHUNK:
+            assert sizes[0] == ENCODE_CHUNK
+    assert chunk_sizes(2048) == [512, 512, 512, 256, 128, 128]

@@ -257,7 +257,7 @@ class Settings(BaseSettings):
         "to finish before it gives up.",
     )
     watch_batch_rows: int = Field(
-        default=512,
+        default=2048,
         ge=1,
         le=100_000,
         description="watch: queued ids per batch (one transaction); a burst drains in "

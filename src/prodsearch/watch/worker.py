@@ -95,8 +95,10 @@ class BatchResult:
     without_text: int = 0  # rows with no text after preparation: not embedded (logged)
     lags: list[float] = field(default_factory=list)
     seconds: float = 0.0
-    encode_s: float = 0.0  # of which encoding
-    write_s: float = 0.0  # of which the upsert (HNSW inserts included)
+    plan_s: float = 0.0  # of which taking, removing the deleted and planning
+    encode_s: float = 0.0  # … encoding
+    write_s: float = 0.0  # … the upsert (HNSW inserts included; overlaps encoding)
+    terms_s: float = 0.0  # … the new words and unnamed values for search support
 
 
 @dataclass
@@ -117,7 +119,22 @@ def lag_histogram(lags: list[float]) -> list[int]:
     return [sum(lag <= bound for lag in lags) for bound in LAG_BUCKETS] + [len(lags)]
 
 
-WRITE_CHUNK = 128  # texts per encode → write step inside a batch
+# Texts per encode → write step inside a batch: large steps keep both inference streams
+# busy (a call of few texts leaves one idle at its end), the last steps small, because the
+# last one's write is not overlapped with encoding (docs/BENCHMARKS.md, "bench freshness").
+ENCODE_CHUNK = 512
+LAST_CHUNK = 128
+
+
+def chunk_sizes(n: int, big: int = ENCODE_CHUNK, last: int = LAST_CHUNK) -> list[int]:
+    """A batch of ``n`` texts as encode steps: ``big`` while more than twice that is left,
+    then halving down to ``last`` (2,048 → 512, 512, 512, 256, 128, 128)."""
+    sizes: list[int] = []
+    while n > 0:
+        size = min(big, max(last, n // 2), n)
+        sizes.append(size)
+        n -= size
+    return sizes
 
 
 class Worker:
@@ -378,12 +395,14 @@ class Worker:
         ids = [pid for pid, _at in taken]
         out.taken = len(ids)
         out.deleted = store.delete_orphans(conn, source, ids)
-        out.written, out.refreshed = self._write(conn, writer, source, ids, out)
+        out.written, out.refreshed = self._write(conn, writer, source, ids, out, started)
         watch_sql.clear_failures(conn, ids)  # written (or gone) at last
         if out.written or out.refreshed:  # new words are searchable at once
+            t0 = time.perf_counter()
             lexical_sql.add_terms_of(conn, ids)
             # and a new brand, product type or vehicle is suggested within seconds
             self._note_unnamed(conn, source, ids)
+            out.terms_s = time.perf_counter() - t0
         now = watch_sql.server_now(conn)
         out.lags = [_seconds(now, at) for _pid, at in taken]
         out.seconds = time.perf_counter() - started
@@ -451,6 +470,7 @@ class Worker:
         source: Source,
         ids: list[int],
         out: BatchResult,
+        started: float,
     ) -> tuple[int, int]:
         """Plan the taken ids as ``embed`` would, then encode and upsert; (rows written
         with a new vector, rows whose hashes were refreshed)."""
@@ -468,12 +488,13 @@ class Worker:
         )
         store.refresh_source_hashes(conn, source, plan.refresh_ids, plan.refresh_hashes)
         out.without_text = plan.failed
+        out.plan_s = time.perf_counter() - started
         return self._encode_and_write(plan.work, writer, out), len(plan.refresh_ids)
 
     def _encode_and_write(self, work: list[Work], writer: store.Writer, out: BatchResult) -> int:
-        """Encode the batch's texts in chunks, each written (on the batch's connection, in
-        its transaction) by a helper thread while the next chunk encodes: the HNSW inserts
-        of a large batch cost more than its encoding, and overlap with it. Rows written."""
+        """Encode the batch's texts in chunks (:func:`chunk_sizes`), each written (on the
+        batch's connection, in its transaction) by a helper thread while the next chunk
+        encodes: a large batch's HNSW inserts overlap its encoding. Rows written."""
         enc = self.encoder
         written = 0
 
@@ -485,8 +506,10 @@ class Worker:
 
         with ThreadPoolExecutor(1, thread_name_prefix="watch-write") as pool:
             pending: Future[int] | None = None
-            for start in range(0, len(work), WRITE_CHUNK):
-                chunk = work[start : start + WRITE_CHUNK]
+            start = 0
+            for size in chunk_sizes(len(work)):
+                chunk = work[start : start + size]
+                start += size
                 t0 = time.perf_counter()
                 vectors = np.asarray(enc.encode([w.text for w in chunk]))
                 out.encode_s += time.perf_counter() - t0
@@ -509,7 +532,7 @@ class Worker:
             self._changed_since_support = True
         log.info(
             "worker %s batch %d: %d ids, %d rows embedded, %d refreshed, %d embeddings removed, "
-            "%.2f s (encode %.2f, write %.2f), lag max %.2f s",
+            "%.2f s (plan %.2f, encode %.2f, write %.2f, terms %.2f), lag max %.2f s",
             self.name,
             t.batches,
             out.taken,
@@ -517,8 +540,10 @@ class Worker:
             out.refreshed,
             out.deleted,
             out.seconds,
+            out.plan_s,
             out.encode_s,
             out.write_s,
+            out.terms_s,
             max(out.lags, default=0.0),
         )
 
