@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 from psycopg import sql
 
 from prodsearch.catalog.source import Source
@@ -78,9 +79,11 @@ class ConstraintPlan:
 
 
 # one search of the plan: the response, and the query vector it searched with
-Run = Callable[[str, SearchOptions, ConstraintSQL], Awaitable[tuple[SearchResponse, Any]]]
+Run = Callable[
+    [str, SearchOptions, ConstraintSQL], Awaitable[tuple[SearchResponse, np.ndarray | None]]
+]
 # the product types a query vector asks for, by meaning (the searcher's probes)
-Lead = Callable[[Any], set[str]]
+Lead = Callable[[np.ndarray], set[str]]
 
 
 def plan_constraints(

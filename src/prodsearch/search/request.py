@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
+import numpy as np
 from psycopg import sql
 
 from prodsearch.search import queries
@@ -32,7 +32,7 @@ class Request:
     vehicles: list[str]
     embed_s: float = 0.0
     cached: bool | None = None
-    vector: Any = None  # the query's vector (numpy), None without a query text
+    vector: np.ndarray | None = None  # the query's vector, None without a query text
     lexical: LexicalQuery | None = None
     semantic_text: str = ""
     widened: bool = False  # the index missed (search.probes): searched again, wider

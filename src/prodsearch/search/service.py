@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import psycopg
 
 from prodsearch.catalog.source import Source
@@ -171,7 +172,9 @@ class Searcher:
             req = await self._prepare(conn, query, opts)
             return await self._nearest(conn, req, req.vector, -1, self.settings.vehicle_boost)
 
-        async def run(text: str, o: SearchOptions, extra: ConstraintSQL) -> tuple[Any, Any]:
+        async def run(
+            text: str, o: SearchOptions, extra: ConstraintSQL
+        ) -> tuple[SearchResponse, np.ndarray | None]:
             req = await self._prepare(conn, text, o, extra)
             resp = await self._nearest(conn, req, req.vector, -1, self.settings.vehicle_boost)
             return resp, req.vector
@@ -216,7 +219,7 @@ class Searcher:
             facets = await self.executor.facets_of_matches(conn, req)
         return respond(found.rows, req, found.seconds, self.facet_keys, facets=facets)
 
-    def _meant(self, vector: Any) -> set[str]:
+    def _meant(self, vector: np.ndarray) -> set[str]:
         """The product types a query vector is nearest to in meaning (the probes)."""
         return self.understanding.probes.lead_categories(vector, LEAD, LEAD_SHARE)
 
@@ -236,7 +239,9 @@ class Searcher:
             legs = await self.hybrid_legs(conn, query, opts)
             return self.rank_hybrid(legs, weights)
 
-        async def run(text: str, o: SearchOptions, extra: ConstraintSQL) -> tuple[Any, Any]:
+        async def run(
+            text: str, o: SearchOptions, extra: ConstraintSQL
+        ) -> tuple[SearchResponse, np.ndarray | None]:
             legs = await self.hybrid_legs(conn, text, o, extra)
             return self.rank_hybrid(legs, weights), legs.req.vector
 

@@ -41,7 +41,6 @@ class QueryVectors:
         # an int8 query embeds in 1-2 ms on one thread: cheaper on the event loop's own
         # thread than handed to a worker thread (which must be woken first)
         self.inline = encoder.mode == "int8"
-        self.seconds = 0.0
 
     def vector(self, text: str) -> np.ndarray:
         """The query vector of ``text`` as a search uses it (uncached): encoded, then
@@ -62,7 +61,6 @@ class QueryVectors:
             vec = await asyncio.to_thread(self.vector, text)
         elapsed = time.perf_counter() - started
         self.cache.put(key, vec)
-        self.seconds += elapsed
         return QueryVector(vec, elapsed, False)
 
 
