@@ -121,13 +121,14 @@ def lag_histogram(lags: list[float]) -> list[int]:
 
 # Texts per encode → write step inside a batch: large steps keep both inference streams
 # busy (a call of few texts leaves one idle at its end), the last steps small, because the
-# last one's write is not overlapped with encoding (docs/BENCHMARKS.md, "bench freshness").
+# last one's write is not overlapped with encoding (docs/BENCHMARKS.md, "The burst in
+# large encode steps").
 ENCODE_CHUNK = 512
 LAST_CHUNK = 128
 
 
 def chunk_sizes(n: int, big: int = ENCODE_CHUNK, last: int = LAST_CHUNK) -> list[int]:
-    """A batch of ``n`` texts as encode steps: ``big`` while more than twice that is left,
+    """A batch of ``n`` texts as encode steps: ``big`` while at least twice that is left,
     then halving down to ``last`` (2,048 → 512, 512, 512, 256, 128, 128)."""
     sizes: list[int] = []
     while n > 0:
