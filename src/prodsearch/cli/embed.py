@@ -173,14 +173,27 @@ def _print_result(result: SyncResult, settings: Settings) -> None:
 
 
 @index_app.command("build")
-def index_build() -> None:
+def index_build(
+    concurrently: Annotated[
+        bool,
+        typer.Option(
+            help="Build the new graph beside the index in place, which keeps serving searches "
+            "and taking writes until the new one replaces it (slower; twice the index's "
+            "space meanwhile). Without it, searches and writes wait for the build."
+        ),
+    ] = False,
+) -> None:
     """(Re)build the HNSW index (m, ef_construction and type from settings)."""
-    from prodsearch.db import hnsw
+    from prodsearch.db import connect, hnsw, start_database
     from prodsearch.embedding.sync import build_index
 
     settings = get_settings()
-    with open_db() as conn:
-        seconds = build_index(conn, settings)
+    with open_db() as conn:  # started, migrated
+        if not concurrently:
+            seconds = build_index(conn, settings)
+    with connect(start_database(settings), autocommit=True) as conn:
+        if concurrently:
+            seconds = build_index(conn, settings, concurrently=True)
         st = hnsw.status(conn)
     out.print(
         f"built {st.name} ({st.type}, m={st.m}, ef_construction={st.ef_construction}, "

@@ -22,6 +22,11 @@ from prodsearch.db.names import EMBEDDINGS, INDEX, INDEX_NAME, SCHEMA
 
 IndexType = Literal["vector", "halfvec"]
 
+# a rebuild beside the serving index (:func:`build_beside`): the new graph's name until it
+# is swapped in, and the replaced graph's until it is dropped
+REBUILD_NAME = INDEX_NAME + "_new"
+RETIRED_NAME = INDEX_NAME + "_old"
+
 # ef_construction sized to the table when the setting is 0 (the default): the cheapest
 # build measured to keep ε-recall@10 ≥ 0.99 at the default ef_search (300) on two builds,
 # per number of vectors — (at most this many vectors, ef_construction), then
@@ -204,6 +209,81 @@ def build(
     ``insert_ef_construction``: what later inserts search with (0: the build's).
     ``table`` and ``name``: another table of the same shape (benchmarks' scratch
     copies)."""
+    started = time.perf_counter()
+    conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(SCHEMA, name)))
+    _create(conn, index_type, m, ef_construction, workers, table, name, insert_ef_construction)
+    return time.perf_counter() - started
+
+
+def build_beside(
+    conn: psycopg.Connection[Any],
+    index_type: str = "halfvec",
+    m: int = 16,
+    ef_construction: int = 0,
+    workers: int = 2,
+    insert_ef_construction: int = 0,
+) -> float:
+    """The first step of a rebuild that blocks neither searches nor writes: a new graph
+    built ``CONCURRENTLY`` under :data:`REBUILD_NAME` beside the index that keeps serving
+    (twice the index's space meanwhile); what an interrupted rebuild left is dropped
+    first. Needs an autocommit connection (PostgreSQL runs these outside transactions).
+    Then :func:`swap_in` and :func:`drop_retired`. Seconds."""
+    started = time.perf_counter()
+    for leftover in (REBUILD_NAME, RETIRED_NAME):
+        _drop_concurrently(conn, leftover)
+    _create(
+        conn,
+        index_type,
+        m,
+        ef_construction,
+        workers,
+        EMBEDDINGS,
+        REBUILD_NAME,
+        insert_ef_construction,
+        concurrently=True,
+    )
+    return time.perf_counter() - started
+
+
+def swap_in(conn: psycopg.Connection[Any]) -> None:
+    """In the caller's transaction: the graph :func:`build_beside` built takes the index's
+    name, and the one it replaces :data:`RETIRED_NAME`. Renaming an index takes SHARE
+    UPDATE EXCLUSIVE, so searches and writes go on."""
+    conn.execute(
+        sql.SQL("ALTER INDEX IF EXISTS {} RENAME TO {}").format(INDEX, sql.Identifier(RETIRED_NAME))
+    )
+    conn.execute(
+        sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+            sql.Identifier(SCHEMA, REBUILD_NAME), sql.Identifier(INDEX_NAME)
+        )
+    )
+
+
+def drop_retired(conn: psycopg.Connection[Any]) -> None:
+    """After :func:`swap_in`: the replaced graph dropped without blocking anything (an
+    autocommit connection)."""
+    _drop_concurrently(conn, RETIRED_NAME)
+
+
+def _drop_concurrently(conn: psycopg.Connection[Any], name: str) -> None:
+    conn.execute(
+        sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(SCHEMA, name))
+    )
+
+
+def _create(
+    conn: psycopg.Connection[Any],
+    index_type: str,
+    m: int,
+    ef_construction: int,
+    workers: int,
+    table: sql.Composable,
+    name: str,
+    insert_ef_construction: int,
+    concurrently: bool = False,
+) -> None:
+    """CREATE INDEX (with generous maintenance memory and parallel workers), the inserts'
+    ef_construction settled, the table analysed."""
     dim = embedding_dim(conn)
     ef_construction = ef_construction_for(conn, ef_construction, table)
     column = (
@@ -211,15 +291,14 @@ def build(
         if index_type == "halfvec"
         else sql.SQL("embedding vector_cosine_ops")
     )
-    started = time.perf_counter()
     conn.execute("SET maintenance_work_mem = '1GB'")
     conn.execute(sql.SQL("SET max_parallel_maintenance_workers = {}").format(sql.Literal(workers)))
-    conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(SCHEMA, name)))
     conn.execute(
         sql.SQL(
-            "CREATE INDEX {name} ON {table} USING hnsw ({column}) "
+            "CREATE INDEX {concurrently} {name} ON {table} USING hnsw ({column}) "
             "WITH (m = {m}, ef_construction = {efc})"
         ).format(
+            concurrently=sql.SQL("CONCURRENTLY" if concurrently else ""),
             name=sql.Identifier(name),
             table=table,
             column=column,
@@ -233,4 +312,3 @@ def build(
     conn.execute(sql.SQL("ANALYZE {}").format(table))
     conn.execute("RESET maintenance_work_mem")
     conn.execute("RESET max_parallel_maintenance_workers")
-    return time.perf_counter() - started

@@ -398,9 +398,26 @@ def _embed_step(
         result.batch_sizes = sorted(counts.batch_sizes)
 
 
-def build_index(conn: psycopg.Connection[Any], settings: Settings) -> float:
+def build_index(
+    conn: psycopg.Connection[Any], settings: Settings, concurrently: bool = False
+) -> float:
     """(Re)build the HNSW index as the settings say (shape, m, the build's and the later
-    inserts' ef_construction), committed; seconds."""
+    inserts' ef_construction), committed; seconds. ``concurrently`` (an autocommit
+    connection): the index in place serves searches and takes writes until the new graph
+    replaces it; otherwise both wait for the build."""
+    if concurrently:
+        started = time.perf_counter()
+        hnsw.build_beside(
+            conn,
+            settings.index_type,
+            settings.hnsw_m,
+            settings.hnsw_ef_construction,
+            insert_ef_construction=settings.hnsw_insert_ef_construction,
+        )
+        with conn.transaction():
+            hnsw.swap_in(conn)
+        hnsw.drop_retired(conn)
+        return time.perf_counter() - started
     seconds = hnsw.build(
         conn,
         settings.index_type,
