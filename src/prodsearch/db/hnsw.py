@@ -222,13 +222,12 @@ def build_beside(
     ef_construction: int = 0,
     workers: int = 2,
     insert_ef_construction: int = 0,
-) -> float:
+) -> None:
     """The first step of a rebuild that blocks neither searches nor writes: a new graph
     built ``CONCURRENTLY`` under :data:`REBUILD_NAME` beside the index that keeps serving
     (twice the index's space meanwhile); what an interrupted rebuild left is dropped
     first. Needs an autocommit connection (PostgreSQL runs these outside transactions).
-    Then :func:`swap_in` and :func:`drop_retired`. Seconds."""
-    started = time.perf_counter()
+    Then :func:`swap_in` and :func:`drop_retired`; the caller times the three."""
     for leftover in (REBUILD_NAME, RETIRED_NAME):
         _drop_concurrently(conn, leftover)
     _create(
@@ -242,7 +241,6 @@ def build_beside(
         insert_ef_construction,
         concurrently=True,
     )
-    return time.perf_counter() - started
 
 
 def swap_in(conn: psycopg.Connection[Any]) -> None:
